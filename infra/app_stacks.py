@@ -1,0 +1,37 @@
+"""Builds every stack of the app from one ``Settings`` object and wires the validation gates."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from infra.settings import Settings
+from infra.stacks.storage_stack import StorageStack
+
+
+@dataclass
+class ProjectStacks:
+    storage: StorageStack
+
+    def all(self) -> list:
+        return [s for s in vars(self).values() if s is not None]
+
+
+def add_gates(app: cdk.App) -> None:
+    """cdk-nag AwsSolutions as a validation plugin: an unacknowledged finding fails synth.
+
+    CDK's own CloudFormation validation runs by default; ``@aws-cdk/core:validateAgainstDefaultRules`` in cdk.json
+    turns its warnings into errors."""
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+
+
+def build_stacks(app: cdk.App, settings: Settings) -> ProjectStacks:
+    env = cdk.Environment(account=settings.account, region=settings.region)
+    prefix = settings.project
+    storage = StorageStack(app, f"{prefix}-storage", settings=settings, env=env,
+                           description="Mask classifier: model and data buckets, Glue database, Athena workgroup")
+    stacks = ProjectStacks(storage=storage)
+    for stack in stacks.all():
+        cdk.Tags.of(stack).add("project", prefix)
+    return stacks

@@ -1,0 +1,134 @@
+"""Deployment settings, parsed once from CDK context into a typed, validated object.
+
+Defaults live in ``cdk.json`` (``context``); ``cdk synth -c key=value`` overrides them. Values given with ``-c``
+arrive as strings, values in ``cdk.json`` as JSON types; both are accepted. A bad value raises ``SettingsError``
+naming the key, the value and what is allowed, so synth stops before any stack is built.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Mapping, Optional
+
+# Lambda runtimes a stack can still create (platform-facts: python2.7/3.7 creation is blocked, 3.8/3.9 are
+# deprecated with creation blocked from 2027-02-01). DeepLens devices themselves run 3.7; see README.
+CREATABLE_PYTHON_RUNTIMES = ("python3.10", "python3.11", "python3.12", "python3.13", "python3.14")
+BLOCKED_PYTHON_RUNTIMES = {
+    "python2.7": "creation blocked since 2021-07-15",
+    "python3.6": "creation blocked since 2022",
+    "python3.7": "creation blocked since 2024-01-09",
+    "python3.8": "deprecated, creation blocked from 2027-02-01",
+    "python3.9": "deprecated 2025-12-15, creation blocked from 2027-02-01",
+}
+
+_PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$")
+_REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+_ACCOUNT_RE = re.compile(r"^\d{12}$")
+_GLUE_NAME_RE = re.compile(r"^[a-z0-9_]{1,255}$")
+_LAMBDA_NAME_RE = re.compile(r"^deeplens[A-Za-z0-9_-]{0,56}$")
+_THING_GROUP_RE = re.compile(r"^[A-Za-z0-9:_-]{1,128}$")
+_QS_PRINCIPAL_RE = re.compile(r"^arn:aws[a-z-]*:quicksight:[a-z0-9-]+:\d{12}:(user|group)/[^\s]+$")
+
+DEEPLENS_TOPIC = "$aws/things/+/infer"
+
+
+class SettingsError(ValueError):
+    """A context value that cannot be used; the message names the key and what is allowed."""
+
+    def __init__(self, key: str, value: Any, allowed: str) -> None:
+        super().__init__(f"Invalid setting '{key}' = {value!r}: {allowed}. "
+                         f"Set it in cdk.json 'context' or with `-c {key}=...`.")
+        self.key = key
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the stacks may vary on. Field names are the context keys."""
+
+    project: str = "maskcam"
+    account: Optional[str] = None
+    region: str = "us-east-1"
+    glue_database: str = "awskrug"
+    inference_topic: str = "maskcam/+/infer"
+    lambda_function_name: str = "deeplens-mask-classifier"
+    lambda_runtime: str = "python3.14"
+    greengrass_thing_group: Optional[str] = None
+    quicksight_principal_arn: Optional[str] = None
+    athena_bytes_scanned_cutoff_mb: int = 1024
+
+    @property
+    def inference_topics(self) -> tuple:
+        """Topic filters the IoT rules read: the DeepLens one and the one V2 devices and the cloud use."""
+        return (DEEPLENS_TOPIC, self.inference_topic)
+
+    @classmethod
+    def from_context(cls, get: Callable[[str], Any]) -> "Settings":
+        """Builds settings from a context lookup such as ``app.node.try_get_context``."""
+        values = {}
+        for f in fields(cls):
+            raw = get(f.name)
+            values[f.name] = f.default if _is_unset(raw) else _PARSERS[f.name](f.name, raw)
+        return cls(**values)
+
+    @classmethod
+    def from_mapping(cls, context: Mapping[str, Any]) -> "Settings":
+        return cls.from_context(context.get)
+
+
+def _is_unset(raw: Any) -> bool:
+    return raw is None or (isinstance(raw, str) and raw.strip() in ("", "null", "none"))
+
+
+def _matching(regex: re.Pattern, allowed: str) -> Callable[[str, Any], str]:
+    def parse(key: str, raw: Any) -> str:
+        value = str(raw).strip()
+        if not regex.match(value):
+            raise SettingsError(key, raw, allowed)
+        return value
+    return parse
+
+
+def _runtime(key: str, raw: Any) -> str:
+    value = str(raw).strip().lower()
+    if value in BLOCKED_PYTHON_RUNTIMES:
+        raise SettingsError(key, raw, f"{value} is {BLOCKED_PYTHON_RUNTIMES[value]}; "
+                                      f"allowed: {', '.join(CREATABLE_PYTHON_RUNTIMES)}")
+    if value not in CREATABLE_PYTHON_RUNTIMES:
+        raise SettingsError(key, raw, f"allowed: {', '.join(CREATABLE_PYTHON_RUNTIMES)}")
+    return value
+
+
+def _topic(key: str, raw: Any) -> str:
+    value = str(raw).strip()
+    if not value or value.startswith("$") or "#" in value \
+            or any(level != "+" and "+" in level for level in value.split("/")):
+        raise SettingsError(key, raw, "an MQTT topic filter not starting with '$', using '+' only as a whole "
+                                      "level and no '#' (e.g. maskcam/+/infer)")
+    return value
+
+
+def _positive_int(key: str, raw: Any) -> int:
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise SettingsError(key, raw, "a positive whole number") from None
+    if value < 10:
+        raise SettingsError(key, raw, "a whole number of megabytes, at least 10 (Athena's minimum cutoff)")
+    return value
+
+
+_PARSERS: dict = {
+    "project": _matching(_PROJECT_RE, "3-20 characters, lowercase letters, digits and '-', starting with a "
+                                      "letter (it prefixes stack and bucket names)"),
+    "account": _matching(_ACCOUNT_RE, "a 12-digit AWS account id, or unset for an account-agnostic synth"),
+    "region": _matching(_REGION_RE, "an AWS region code such as us-east-1"),
+    "glue_database": _matching(_GLUE_NAME_RE, "lowercase letters, digits and '_' (Athena database name)"),
+    "inference_topic": _topic,
+    "lambda_function_name": _matching(_LAMBDA_NAME_RE, "a Lambda name starting with 'deeplens' (DeepLens only "
+                                                       "lists inference functions with that prefix), max 64 chars"),
+    "lambda_runtime": _runtime,
+    "greengrass_thing_group": _matching(_THING_GROUP_RE, "an IoT thing group name ([A-Za-z0-9:_-], max 128)"),
+    "quicksight_principal_arn": _matching(_QS_PRINCIPAL_RE, "a QuickSight user or group ARN, e.g. "
+                                                            "arn:aws:quicksight:us-east-1:123456789012:user/default/ops"),
+    "athena_bytes_scanned_cutoff_mb": _positive_int,
+}

@@ -1,0 +1,57 @@
+"""Stateful resources every other stack builds on; retained on stack deletion."""
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Aws, Duration, Stack
+from aws_cdk import aws_glue as glue
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra.constructs.athena_workgroup import AthenaWorkGroup
+from infra.constructs.secure_bucket import AccessLogsBucket, SecureBucket
+from infra.settings import Settings
+
+ATHENA_RESULTS_PREFIX = "athena-results/"
+
+
+class StorageStack(Stack):
+    """Model bucket (``deeplens-`` prefix, as DeepLens requires), data bucket, Glue database, Athena workgroup.
+
+    Kept apart from the compute stacks so those can be destroyed and redeployed without touching data."""
+
+    def __init__(self, scope: Construct, id: str, *, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(scope, id, **kwargs)
+
+        self.access_logs = AccessLogsBucket(self, "AccessLogs")
+
+        self.model_bucket = SecureBucket(
+            self, "ModelBucket",
+            access_logs=self.access_logs,
+            bucket_name=f"deeplens-{settings.project}-models-{Aws.ACCOUNT_ID}-{Aws.REGION}",
+            lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=Duration.days(90))],
+        )
+
+        self.data_bucket = SecureBucket(
+            self, "DataBucket",
+            access_logs=self.access_logs,
+            lifecycle_rules=[
+                s3.LifecycleRule(id="athena-results", prefix=ATHENA_RESULTS_PREFIX,
+                                 expiration=Duration.days(30)),
+                s3.LifecycleRule(id="noncurrent", noncurrent_version_expiration=Duration.days(30)),
+            ],
+        )
+
+        self.database = glue.Database(
+            self, "Database",
+            database_name=settings.glue_database,
+            description="Mask-classifier inference results and Korean public Wi-Fi data (Athena).",
+        )
+
+        self.workgroup = AthenaWorkGroup(
+            self, "WorkGroup",
+            name=f"{settings.project}-analytics",
+            results_bucket=self.data_bucket,
+            results_prefix=ATHENA_RESULTS_PREFIX,
+            bytes_scanned_cutoff=settings.athena_bytes_scanned_cutoff_mb * 1024 * 1024,
+        )

@@ -1,0 +1,83 @@
+"""Offline review diff: synthesizes BASE (a git ref, via `git worktree`) and the working tree, then runs
+`cdk diff --template` per stack. No AWS credentials are needed.
+
+    python scripts/offline_diff.py --base HEAD~1 [--fail]
+
+With --fail the exit code is 1 when any stack differs (for PR checks).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from synth_summary import stack_templates  # noqa: E402
+
+CDK = ROOT / "node_modules" / ".bin" / "cdk"
+EMPTY_TEMPLATE = {"Resources": {}}
+
+
+def synth(source: Path, out: Path) -> None:
+    """Synthesizes the app in ``source`` (its own cdk.json context) with this checkout's Python and CDK CLI."""
+    cmd = [str(CDK), "synth", "--quiet", "--app", f"{sys.executable} app.py", "--output", str(out)]
+    result = subprocess.run(cmd, cwd=source, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"error: synth of {source} failed:\n{result.stdout}{result.stderr}")
+
+
+def diff_stack(head_out: Path, stack: str, base_template: Path, fail: bool) -> int:
+    cmd = [str(CDK), "diff", "--app", str(head_out), "--template", str(base_template), stack]
+    if fail:
+        cmd.append("--fail")
+    return subprocess.run(cmd, cwd=ROOT).returncode
+
+
+def main(argv: list | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", default="HEAD~1", help="git ref to compare against (default HEAD~1)")
+    parser.add_argument("--fail", action="store_true", help="exit 1 if any stack differs")
+    args = parser.parse_args(argv)
+
+    rev = subprocess.run(["git", "rev-parse", "--verify", f"{args.base}^{{commit}}"], cwd=ROOT,
+                         capture_output=True, text=True)
+    if rev.returncode != 0:
+        sys.exit(f"error: BASE={args.base!r} is not a commit in this repository")
+
+    work = Path(tempfile.mkdtemp(prefix="cdk-diff-"))
+    worktree = work / "base-src"
+    try:
+        subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(worktree), rev.stdout.strip()],
+                       cwd=ROOT, check=True)
+        print(f"diff: synthesizing base {args.base} ({rev.stdout.strip()[:10]}) and the working tree", flush=True)
+        synth(worktree, work / "base.out")
+        synth(ROOT, work / "head.out")
+        base = stack_templates(work / "base.out")
+        head = stack_templates(work / "head.out")
+
+        changed = 0
+        for stack in sorted(set(base) | set(head)):
+            print(f"\n=== {stack} ===", flush=True)
+            if stack not in head:
+                print(f"stack removed (was {len(base[stack].get('Resources', {}))} resources in {args.base})")
+                changed += 1
+                continue
+            base_template = work / f"{stack}.base.json"
+            base_template.write_text(json.dumps(base.get(stack, EMPTY_TEMPLATE)))
+            if stack not in base:
+                print(f"new stack (not in {args.base})")
+            changed += diff_stack(work / "head.out", stack, base_template, args.fail) != 0
+        print(f"\ndiff: {changed} stack(s) differ" if args.fail else "")
+        return 1 if args.fail and changed else 0
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT, capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
