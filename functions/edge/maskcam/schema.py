@@ -1,0 +1,176 @@
+"""Inference event schema, version 1: the single source of truth for the device payload, the Glue table columns,
+the Firehose Parquet conversion and the local lake.
+
+An event is one JSON object per message. ``event_type`` says which fields are meaningful:
+
+- ``inference``: one per processed frame: ``faces``, ``masked``, ``unmasked``, ``detections``, ``latency_ms``;
+- ``heartbeat``: periodic health: ``fps``, ``frames``, ``errors``, ``dropped``;
+- ``error``: a fault the loop survived (camera, model load, publish): ``message``.
+
+Every event carries ``schema_version``, ``event_type``, ``device_id``, ``ts`` (UTC epoch milliseconds),
+``model_name`` and ``model_version``. Fields that do not apply to an event type are null/absent.
+Keep this module Python 3.7 compatible and free of third-party imports.
+"""
+import json
+
+SCHEMA_VERSION = 1
+EVENT_TYPES = ("inference", "heartbeat", "error")
+LABELS = ("mask", "no_mask")
+MAX_PAYLOAD_BYTES = 128 * 1024          # AWS IoT Core message size limit
+MAX_DETECTIONS = 64                     # keeps a worst-case payload far below the limit (~6 KB)
+
+DETECTION_TYPE = "struct<label:string,probability:double,box:array<int>>"
+
+# (column name, Glue/Athena type, description) in table order.
+COLUMNS = (
+    ("schema_version", "int", "event schema version (this module's SCHEMA_VERSION)"),
+    ("event_type", "string", "inference | heartbeat | error"),
+    ("device_id", "string", "IoT thing name or camera id"),
+    ("ts", "bigint", "event time, UTC epoch milliseconds"),
+    ("model_name", "string", "classifier model name"),
+    ("model_version", "string", "classifier model version"),
+    ("faces", "int", "faces detected in the frame"),
+    ("masked", "int", "faces classified as mask"),
+    ("unmasked", "int", "faces classified as no_mask"),
+    ("detections", "array<" + DETECTION_TYPE + ">", "per face: label, probability, box [xmin,ymin,xmax,ymax]"),
+    ("latency_ms", "double", "frame latency: detection + classification, milliseconds"),
+    ("fps", "double", "heartbeat: frames per second since the previous heartbeat"),
+    ("frames", "bigint", "heartbeat: frames processed since start"),
+    ("errors", "bigint", "heartbeat: faults survived since start"),
+    ("dropped", "bigint", "heartbeat: events dropped because the spool was full"),
+    ("message", "string", "error: what went wrong"),
+)
+COLUMN_NAMES = tuple(name for name, _, _ in COLUMNS)
+REQUIRED = ("schema_version", "event_type", "device_id", "ts", "model_name", "model_version")
+REQUIRED_BY_TYPE = {
+    "inference": ("faces", "masked", "unmasked", "detections", "latency_ms"),
+    "heartbeat": ("fps", "frames", "errors", "dropped"),
+    "error": ("message",),
+}
+_INT_FIELDS = ("schema_version", "ts", "faces", "masked", "unmasked", "frames", "errors", "dropped")
+_FLOAT_FIELDS = ("latency_ms", "fps")
+_STR_FIELDS = ("event_type", "device_id", "model_name", "model_version", "message")
+
+
+class SchemaError(ValueError):
+    """An event that does not match schema v1; ``problems`` lists every violation found."""
+
+    def __init__(self, problems):
+        ValueError.__init__(self, "invalid inference event: " + "; ".join(problems))
+        self.problems = list(problems)
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return (isinstance(value, (int, float))) and not isinstance(value, bool)
+
+
+def problems(event):
+    """Returns the list of schema violations of ``event`` (empty when valid)."""
+    if not isinstance(event, dict):
+        return ["event is %s, not a JSON object" % type(event).__name__]
+    found = []
+    for name in REQUIRED:
+        if event.get(name) is None:
+            found.append("missing %s" % name)
+    unknown = sorted(set(event) - set(COLUMN_NAMES))
+    if unknown:
+        found.append("unknown field(s) %s" % ", ".join(unknown))
+    for name in _INT_FIELDS:
+        if event.get(name) is not None and not _is_int(event[name]):
+            found.append("%s must be an integer, got %r" % (name, event[name]))
+    for name in _FLOAT_FIELDS:
+        if event.get(name) is not None and not _is_number(event[name]):
+            found.append("%s must be a number, got %r" % (name, event[name]))
+    for name in _STR_FIELDS:
+        if event.get(name) is not None and not isinstance(event[name], str):
+            found.append("%s must be a string, got %r" % (name, event[name]))
+    if event.get("schema_version") not in (None, SCHEMA_VERSION):
+        found.append("schema_version %r is not %d" % (event.get("schema_version"), SCHEMA_VERSION))
+    event_type = event.get("event_type")
+    if event_type is not None and event_type not in EVENT_TYPES:
+        found.append("event_type %r is not one of %s" % (event_type, ", ".join(EVENT_TYPES)))
+    for name in REQUIRED_BY_TYPE.get(event_type, ()):
+        if event.get(name) is None:
+            found.append("%s event missing %s" % (event_type, name))
+    if _is_int(event.get("ts")) and not 946684800000 <= event["ts"] <= 4102444800000:
+        found.append("ts %r is not epoch milliseconds between 2000 and 2100" % event["ts"])
+    found.extend(_detection_problems(event))
+    return found
+
+
+def _detection_problems(event):
+    detections = event.get("detections")
+    if detections is None:
+        return []
+    if not isinstance(detections, list):
+        return ["detections must be a list"]
+    found = []
+    if len(detections) > MAX_DETECTIONS:
+        found.append("more than %d detections" % MAX_DETECTIONS)
+    for i, det in enumerate(detections):
+        if not isinstance(det, dict):
+            found.append("detections[%d] is not an object" % i)
+            continue
+        if det.get("label") not in LABELS:
+            found.append("detections[%d].label %r is not one of %s" % (i, det.get("label"), ", ".join(LABELS)))
+        prob = det.get("probability")
+        if not _is_number(prob) or not 0.0 <= prob <= 1.0:
+            found.append("detections[%d].probability %r is not in [0, 1]" % (i, prob))
+        box = det.get("box")
+        if not (isinstance(box, list) and len(box) == 4 and all(_is_int(v) for v in box)):
+            found.append("detections[%d].box %r is not [xmin, ymin, xmax, ymax] integers" % (i, box))
+    if event.get("event_type") == "inference" and not found:
+        masked = sum(1 for d in detections if d["label"] == "mask")
+        if (event.get("faces"), event.get("masked"), event.get("unmasked")) != \
+                (len(detections), masked, len(detections) - masked):
+            found.append("faces/masked/unmasked do not match detections")
+    return found
+
+
+def validate(event):
+    """Raises ``SchemaError`` naming every problem; returns the event when valid."""
+    found = problems(event)
+    if found:
+        raise SchemaError(found)
+    return event
+
+
+def _base(event_type, device_id, ts_ms, model_name, model_version):
+    return {"schema_version": SCHEMA_VERSION, "event_type": event_type, "device_id": device_id,
+            "ts": int(ts_ms), "model_name": model_name, "model_version": model_version}
+
+
+def inference_event(device_id, ts_ms, model_name, model_version, detections, latency_ms):
+    """Builds an inference event; ``detections`` are dicts with label, probability, box."""
+    detections = [{"label": d["label"], "probability": round(float(d["probability"]), 6),
+                   "box": [int(v) for v in d["box"]]} for d in detections[:MAX_DETECTIONS]]
+    masked = sum(1 for d in detections if d["label"] == "mask")
+    event = _base("inference", device_id, ts_ms, model_name, model_version)
+    event.update({"faces": len(detections), "masked": masked, "unmasked": len(detections) - masked,
+                  "detections": detections, "latency_ms": round(float(latency_ms), 3)})
+    return event
+
+
+def heartbeat_event(device_id, ts_ms, model_name, model_version, fps, frames, errors, dropped):
+    event = _base("heartbeat", device_id, ts_ms, model_name, model_version)
+    event.update({"fps": round(float(fps), 3), "frames": int(frames), "errors": int(errors),
+                  "dropped": int(dropped)})
+    return event
+
+
+def error_event(device_id, ts_ms, model_name, model_version, message):
+    event = _base("error", device_id, ts_ms, model_name, model_version)
+    event["message"] = str(message)[:1024]
+    return event
+
+
+def to_json(event):
+    """Serializes a valid event compactly; refuses one over the IoT message size limit."""
+    payload = json.dumps(validate(event), separators=(",", ":"), sort_keys=True)
+    if len(payload.encode("utf-8")) > MAX_PAYLOAD_BYTES:
+        raise SchemaError(["payload is %d bytes, over the %d-byte IoT limit" % (len(payload), MAX_PAYLOAD_BYTES)])
+    return payload
