@@ -3,7 +3,7 @@
 -- param: lookback_days=7
 SELECT device_id,
        from_unixtime(max(ts) / 1e3) AS last_heartbeat,
-       date_diff('minute', from_unixtime(max(ts) / 1e3), current_timestamp) AS minutes_silent
+       CAST(floor((to_unixtime(current_timestamp) * 1e3 - max(ts)) / 60e3) AS bigint) AS minutes_silent
 FROM ${database}.inference_results
 WHERE dt > date_format(current_date - INTERVAL '${lookback_days}' DAY, '%Y-%m-%d')
   AND event_type = 'heartbeat'
