@@ -31,9 +31,4 @@ def _convert(dtype: exp.DataType) -> pa.DataType:
     raise ValueError(f"no Arrow mapping for Glue type {dtype.sql('hive')}")
 
 
-def presto_type(glue_type: str) -> str:
-    """The Athena (Trino) spelling of a Glue/Hive type, e.g. ``array(row(label varchar, ...))``."""
-    return exp.DataType.build(glue_type, dialect="hive").sql("trino")
-
-
 EVENT_SCHEMA = pa.schema([pa.field(name, arrow_type(glue_type)) for name, glue_type, _ in layout.COLUMNS])

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
-from typing import Dict, Iterable, List, Mapping, Tuple
+from typing import Dict, Iterable, List, Mapping
 
 QUERIES_DIR = Path(__file__).resolve().parent / "queries"
 _PARAM_RE = re.compile(r"^--\s*param:\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\S+)\s*$")
@@ -111,6 +111,3 @@ def applicable(overrides: Mapping[str, str], query: NamedQuery) -> Dict[str, str
     """The subset of ``overrides`` this query declares (a CLI may pass one set of parameters to many queries)."""
     return {k: v for k, v in overrides.items() if k in query.params}
 
-
-def names(queries: Iterable[NamedQuery]) -> Tuple[str, ...]:
-    return tuple(q.name for q in queries)
