@@ -8,6 +8,7 @@ from aws_cdk import aws_glue as glue
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from functions.analytics.layout import ERRORS_PREFIX
 from infra.constructs.athena_workgroup import AthenaWorkGroup
 from infra.constructs.secure_bucket import AccessLogsBucket, SecureBucket
 from infra.settings import Settings
@@ -38,6 +39,7 @@ class StorageStack(Stack):
             lifecycle_rules=[
                 s3.LifecycleRule(id="athena-results", prefix=ATHENA_RESULTS_PREFIX,
                                  expiration=Duration.days(30)),
+                s3.LifecycleRule(id="rejected-events", prefix=ERRORS_PREFIX, expiration=Duration.days(90)),
                 s3.LifecycleRule(id="noncurrent", noncurrent_version_expiration=Duration.days(30)),
             ],
         )

@@ -1,0 +1,109 @@
+"""Post-deploy check: the Glue table, Athena workgroup, Firehose stream and IoT rules exist, are enabled and match
+the layout contract. ``python -m functions.analytics.check_deployment --project maskcam --stream <name>``;
+exits 1 listing every problem. ``--create-views`` then runs the view-creating named queries in the workgroup."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional, Sequence
+
+import boto3
+
+from functions.analytics import layout, queries
+
+DEEPLENS_TOPIC = "$aws/things/+/infer"
+
+
+def expected_rules(project: str) -> List[str]:
+    return [layout.rule_name(project, DEEPLENS_TOPIC), layout.rule_name(project, "devices/+/infer")]
+
+
+def check(session, *, project: str, database: str, stream: Optional[str]) -> List[str]:
+    """Every problem found (empty when the deployment looks right)."""
+    problems = []
+    glue, athena, iot = session.client("glue"), session.client("athena"), session.client("iot")
+    try:
+        table = glue.get_table(DatabaseName=database, Name=layout.TABLE)["Table"]
+        columns = [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]]
+        wanted = [(name, kind) for name, kind, _ in layout.COLUMNS]
+        if columns != wanted:
+            problems.append(f"table {database}.{layout.TABLE} columns differ from the layout: "
+                            f"missing {sorted(set(wanted) - set(columns))}, extra {sorted(set(columns) - set(wanted))}")
+        params = table.get("Parameters", {})
+        if params.get("projection.enabled") != "true":
+            problems.append(f"table {database}.{layout.TABLE} has no partition projection")
+        if [k["Name"] for k in table.get("PartitionKeys", [])] != [layout.PARTITION_KEY[0]]:
+            problems.append(f"table {database}.{layout.TABLE} is not partitioned by {layout.PARTITION_KEY[0]}")
+    except glue.exceptions.EntityNotFoundException:
+        problems.append(f"Glue table {database}.{layout.TABLE} does not exist")
+
+    workgroup = f"{project}-analytics"
+    try:
+        wg = athena.get_work_group(WorkGroup=workgroup).get("WorkGroup")  # moto answers {} instead of raising
+    except athena.exceptions.InvalidRequestException:
+        wg = None
+    if not wg:
+        problems.append(f"Athena workgroup {workgroup} does not exist")
+    else:
+        config = wg.get("Configuration", {})
+        if wg.get("State") != "ENABLED":
+            problems.append(f"workgroup {workgroup} is {wg.get('State')}")
+        if not config.get("EnforceWorkGroupConfiguration"):
+            problems.append(f"workgroup {workgroup} does not enforce its configuration")
+        if not config.get("BytesScannedCutoffPerQuery"):
+            problems.append(f"workgroup {workgroup} has no bytes-scanned cutoff")
+
+    for rule in expected_rules(project):
+        try:
+            if iot.get_topic_rule(ruleName=rule)["rule"].get("ruleDisabled"):
+                problems.append(f"IoT rule {rule} is disabled")
+        except (iot.exceptions.ResourceNotFoundException, iot.exceptions.UnauthorizedException):
+            problems.append(f"IoT rule {rule} does not exist")
+
+    if stream:
+        firehose = session.client("firehose")
+        try:
+            status = firehose.describe_delivery_stream(DeliveryStreamName=stream)["DeliveryStreamDescription"]
+            if status["DeliveryStreamStatus"] != "ACTIVE":
+                problems.append(f"delivery stream {stream} is {status['DeliveryStreamStatus']}")
+        except firehose.exceptions.ResourceNotFoundException:
+            problems.append(f"delivery stream {stream} does not exist")
+    return problems
+
+
+def create_views(session, *, project: str, database: str) -> List[str]:
+    """Starts every view-creating named query in the workgroup; returns the query execution ids."""
+    athena = session.client("athena")
+    ids = []
+    for query in queries.load():
+        if query.is_view:
+            ids.append(athena.start_query_execution(
+                QueryString=query.render(database), WorkGroup=f"{project}-analytics",
+                QueryExecutionContext={"Database": database})["QueryExecutionId"])
+    return ids
+
+
+def main(argv: Optional[Sequence[str]] = None, session=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m functions.analytics.check_deployment", description=__doc__)
+    parser.add_argument("--project", default="maskcam")
+    parser.add_argument("--database", default="awskrug")
+    parser.add_argument("--stream", help="delivery stream name (stack output DeliveryStreamName)")
+    parser.add_argument("--region", default=None)
+    parser.add_argument("--create-views", action="store_true")
+    args = parser.parse_args(argv)
+    session = session or boto3.Session(region_name=args.region)
+    problems = check(session, project=args.project, database=args.database, stream=args.stream)
+    for problem in problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"ok: {args.database}.{layout.TABLE}, workgroup {args.project}-analytics, rules "
+          f"{', '.join(expected_rules(args.project))}" + (f", stream {args.stream}" if args.stream else ""))
+    if args.create_views:
+        for execution in create_views(session, project=args.project, database=args.database):
+            print(f"started view DDL: {execution}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

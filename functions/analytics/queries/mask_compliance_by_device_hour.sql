@@ -1,0 +1,14 @@
+-- Mask compliance rate per device per hour (UTC): share of detected faces classified as masked, last ${days} day(s) incl. today
+-- param: days=1
+SELECT device_id,
+       date_trunc('hour', from_unixtime(ts / 1e3)) AS hour,
+       count(*) AS frames,
+       sum(faces) AS faces,
+       sum(masked) AS masked,
+       sum(unmasked) AS unmasked,
+       round(CAST(sum(masked) AS double) / nullif(sum(faces), 0), 4) AS compliance_rate
+FROM ${database}.inference_results
+WHERE dt > date_format(current_date - INTERVAL '${days}' DAY, '%Y-%m-%d')
+  AND event_type = 'inference'
+GROUP BY device_id, date_trunc('hour', from_unixtime(ts / 1e3))
+ORDER BY hour, device_id

@@ -1,0 +1,85 @@
+"""Runs the named Athena queries locally with DuckDB over the lake, translating Trino -> DuckDB with sqlglot.
+
+``as_of`` pins ``current_date``/``current_timestamp`` (replaced in the syntax tree) so results over a past or
+generated lake are reproducible; without it they mean "now", as in Athena.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import List, Mapping, Optional, Sequence
+
+import duckdb
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+
+from functions.analytics import layout
+from functions.analytics.arrow_schema import EVENT_SCHEMA
+from functions.analytics.queries import NamedQuery
+
+
+@dataclass
+class Result:
+    name: str
+    columns: List[str]
+    rows: List[tuple]
+
+
+def to_duckdb(athena_sql: str, as_of: Optional[datetime] = None) -> str:
+    """Translates one Athena (Trino) statement to DuckDB, pinning the current time to ``as_of`` (UTC) if given."""
+    tree = sqlglot.parse_one(athena_sql, read="trino")
+    if as_of is not None:
+        as_of = as_of.astimezone(timezone.utc)
+
+        def pin(node):
+            if isinstance(node, exp.CurrentDate):
+                return exp.cast(exp.Literal.string(as_of.date().isoformat()), "DATE")
+            if isinstance(node, (exp.CurrentTimestamp, exp.CurrentDatetime)):
+                return exp.cast(exp.Literal.string(as_of.strftime("%Y-%m-%d %H:%M:%S.%f+00")), "TIMESTAMPTZ")
+            return node
+
+        tree = tree.transform(pin)
+    return tree.sql(dialect="duckdb")
+
+
+def lake_files(lake: Path) -> List[Path]:
+    return sorted((Path(lake) / layout.DATA_PREFIX).glob(f"{layout.PARTITION_KEY[0]}=*/*.parquet"))
+
+
+def connect(lake: Path, database: str) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection where ``<database>.inference_results`` reads the lake (hive partition ``dt`` as text)."""
+    conn = duckdb.connect()
+    conn.execute("SET TimeZone = 'UTC'")
+    conn.execute(f'CREATE SCHEMA "{database}"')
+    files = lake_files(lake)
+    table = f'"{database}"."{layout.TABLE}"'
+    if files:
+        listing = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
+        conn.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{listing}], hive_partitioning = true, "
+                     f"hive_types = {{'{layout.PARTITION_KEY[0]}': 'VARCHAR'}})")
+    else:
+        empty = pa.Table.from_batches([], schema=EVENT_SCHEMA.append(pa.field(layout.PARTITION_KEY[0], pa.string())))
+        conn.register("_empty_lake", empty)
+        conn.execute(f"CREATE VIEW {table} AS SELECT * FROM _empty_lake")
+    return conn
+
+
+def run_queries(lake: Path, queries: Sequence[NamedQuery], *, database: str = "awskrug",
+                params: Optional[Mapping[str, str]] = None, as_of: Optional[datetime] = None,
+                conn: Optional[duckdb.DuckDBPyConnection] = None) -> List[Result]:
+    """Creates the views among ``queries`` first, then runs the others; returns one Result per non-view query."""
+    from functions.analytics.queries import applicable
+
+    conn = conn or connect(lake, database)
+    params = dict(params or {})
+    results = []
+    for query in sorted(queries, key=lambda q: not q.is_view):
+        sql = to_duckdb(query.render(database, **applicable(params, query)), as_of)
+        relation = conn.sql(sql)
+        if query.is_view:
+            continue
+        table = relation.to_arrow_table()
+        results.append(Result(query.name, table.column_names, [tuple(r.values()) for r in table.to_pylist()]))
+    return results

@@ -1,0 +1,59 @@
+"""Firehose delivery stream: JSON events -> Snappy Parquet (schema from the Glue table) under
+``inference/dt=<event day>/`` (dynamic partitioning on ``ts`` with jq), failures under ``errors/firehose/``."""
+from __future__ import annotations
+
+from aws_cdk import Duration, Size
+from aws_cdk import aws_kinesisfirehose as firehose
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from functions.analytics import layout
+from infra.acknowledge import acknowledge
+from infra.late_acknowledge import acknowledge_resource
+from infra.constructs.inference_table import InferenceTable
+
+# jq 1.6: epoch ms -> UTC day; an event without a numeric ts fails here and goes to the error prefix.
+# Parenthesized: the L2 wraps it as {"dt": <query>} and jq object values take no bare arithmetic.
+PARTITION_JQ = '(.ts / 1000 | floor | strftime("%s"))' % layout.PARTITION_STRFTIME
+BUFFER_SIZE_MIB = 128   # format conversion needs >= 64 MiB
+BUFFER_SECONDS = layout.FLUSH_SECONDS
+
+
+class InferenceDelivery(Construct):
+    """``.stream``: the DirectPut delivery stream the IoT rules write to."""
+
+    def __init__(self, scope: Construct, id: str, *, bucket: s3.IBucket, table: InferenceTable) -> None:
+        super().__init__(scope, id)
+        key = layout.PARTITION_KEY[0]
+        destination = firehose.S3Bucket(
+            bucket,
+            data_output_prefix=f"{layout.DATA_PREFIX}{key}=!{{partitionKeyFromQuery:{key}}}/",
+            error_output_prefix=f"{layout.FIREHOSE_ERRORS_PREFIX}!{{firehose:error-output-type}}/"
+                                "!{timestamp:yyyy-MM-dd}/",
+            buffering_interval=Duration.seconds(BUFFER_SECONDS),
+            buffering_size=Size.mebibytes(BUFFER_SIZE_MIB),
+            dynamic_partitioning=firehose.DynamicPartitioningProps(enabled=True),
+            processors=[firehose.MetadataExtractionProcessor.jq16({key: PARTITION_JQ})],
+            data_format_conversion=firehose.DataFormatConversionProps(
+                schema_configuration=firehose.SchemaConfiguration.from_cfn_table(table.cfn_table),
+                input_format=firehose.InputFormat.OPENX_JSON,
+                output_format=firehose.OutputFormat.PARQUET,
+            ),
+        )
+        self.stream = firehose.DeliveryStream(
+            self, "Stream",
+            destination=destination,
+            encryption=firehose.StreamEncryption.aws_owned_key(),
+        )
+        # The L2 S3 destination grants bucket.grantReadWrite (no narrower option) to its role.
+        role = self.stream.node.find_child("S3 Destination Role")
+        for action in ("s3:Abort*", "s3:DeleteObject*", "s3:GetBucket*", "s3:GetObject*", "s3:List*"):
+            acknowledge(role, f"AwsSolutions-IAM5[Action::{action}]",
+                        f"{action} comes from the Firehose L2 S3 destination's read/write grant, scoped to the data "
+                        "bucket only; Firehose needs it to write and clean up multipart Parquet uploads.")
+        acknowledge_resource(role, "AwsSolutions-IAM5", bucket.bucket_arn, "/*",
+                             "Firehose writes objects with generated names (partition + random suffix) anywhere "
+                             "under inference/ and errors/ of the data bucket; the grant covers this bucket only.")
+        acknowledge(role, "AwsSolutions-IAM5[Resource::*]",
+                    "glue:GetSchemaVersion is added by the Firehose L2 format-conversion binding; it is only used "
+                    "for Glue Schema Registry schemas, which this stream does not use (it reads a Glue table).")

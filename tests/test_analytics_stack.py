@@ -1,0 +1,128 @@
+"""CDK assertions for <project>-analytics: IoT rules, Firehose conversion/partitioning, Glue table, named queries."""
+import json
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from functions.analytics import layout, queries
+from functions.edge.maskcam import schema
+from infra.constructs.inference_delivery import PARTITION_JQ
+from infra.constructs.inference_rules import rule_sql
+
+STACK = "maskcam-analytics"
+
+
+@pytest.fixture(scope="module")
+def analytics(templates):
+    return templates[STACK]
+
+
+def resources(template, kind):
+    return {k: r for k, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def test_one_rule_per_inference_topic_with_device_id_from_the_topic_and_ingest_time(analytics):
+    rules = {r["Properties"]["RuleName"]: r["Properties"]["TopicRulePayload"]
+             for r in resources(analytics, "AWS::IoT::TopicRule").values()}
+    assert set(rules) == {"maskcam_inference_deeplens", "maskcam_inference_devices"}
+    deeplens, devices = rules["maskcam_inference_deeplens"], rules["maskcam_inference_devices"]
+    assert deeplens["Sql"].endswith("FROM '$aws/things/+/infer'")
+    assert devices["Sql"].endswith("FROM 'maskcam/+/infer'")
+    assert "THEN topic(3) ELSE device_id END AS device_id" in deeplens["Sql"]
+    assert "THEN topic(2) ELSE device_id END AS device_id" in devices["Sql"]
+    for payload in rules.values():
+        assert payload["AwsIotSqlVersion"] == "2016-03-23"
+        assert "timestamp() AS ingest_ts" in payload["Sql"] and "topic() AS source_topic" in payload["Sql"]
+        selected = payload["Sql"][len("SELECT "):payload["Sql"].index(" FROM ")]
+        for name in schema.COLUMN_NAMES:
+            assert name in selected
+        (action,) = payload["Actions"]
+        assert (action["Firehose"]["BatchMode"], action["Firehose"]["Separator"]) == (True, "\n")
+        assert payload["ErrorAction"]["S3"]["Key"].startswith(layout.IOT_ERRORS_PREFIX)
+
+
+def test_rule_sql_without_a_device_level_falls_back_to_the_client_id():
+    assert "THEN clientid() ELSE device_id END" in rule_sql("maskcam/infer")
+
+
+def test_firehose_converts_to_parquet_against_the_glue_table_and_partitions_by_event_day(analytics):
+    (stream,) = resources(analytics, "AWS::KinesisFirehose::DeliveryStream").values()
+    props = stream["Properties"]
+    assert props["DeliveryStreamEncryptionConfigurationInput"]["KeyType"] == "AWS_OWNED_CMK"
+    dest = props["ExtendedS3DestinationConfiguration"]
+    conversion = dest["DataFormatConversionConfiguration"]
+    assert conversion["Enabled"] is True
+    assert conversion["OutputFormatConfiguration"] == {"Serializer": {"ParquetSerDe": {}}}
+    assert "OpenXJsonSerDe" in conversion["InputFormatConfiguration"]["Deserializer"]
+    (table_id,) = resources(analytics, "AWS::Glue::Table")
+    assert conversion["SchemaConfiguration"]["TableName"] == {"Ref": table_id}
+    assert dest["BufferingHints"]["SizeInMBs"] >= 64
+    assert dest["Prefix"] == "inference/dt=!{partitionKeyFromQuery:dt}/"
+    assert dest["ErrorOutputPrefix"].startswith(layout.FIREHOSE_ERRORS_PREFIX + "!{firehose:error-output-type}/")
+    assert dest["DynamicPartitioningConfiguration"] == {"Enabled": True}
+    (processor,) = dest["ProcessingConfiguration"]["Processors"]
+    query = {p["ParameterName"]: p["ParameterValue"] for p in processor["Parameters"]}["MetadataExtractionQuery"]
+    assert query == '{"dt":%s}' % PARTITION_JQ
+
+
+def test_glue_table_columns_are_the_schema_plus_ingest_columns_with_partition_projection(analytics):
+    (table,) = resources(analytics, "AWS::Glue::Table").values()
+    table_input = table["Properties"]["TableInput"]
+    columns = [(c["Name"], c["Type"]) for c in table_input["StorageDescriptor"]["Columns"]]
+    assert columns == [(n, t) for n, t, _ in schema.COLUMNS] + [(n, t) for n, t, _ in layout.INGEST_COLUMNS]
+    assert [(k["Name"], k["Type"]) for k in table_input["PartitionKeys"]] == [("dt", "string")]
+    params = table_input["Parameters"]
+    assert params["projection.enabled"] == "true"
+    assert params["projection.dt.type"] == "date"
+    assert params["projection.dt.format"] == layout.PARTITION_FORMAT
+    assert params["projection.dt.range"] == ",".join(layout.PROJECTION_RANGE)
+    assert (params["projection.dt.interval"], params["projection.dt.interval.unit"]) == ("1", "DAYS")
+    template = json.dumps(params["storage.location.template"])
+    assert "/inference/dt=${dt}/" in template
+    assert table_input["TableType"] == "EXTERNAL_TABLE"
+    assert "ParquetHiveSerDe" in table_input["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"]
+
+
+def test_no_crawler_and_no_partition_resources(analytics):
+    assert not resources(analytics, "AWS::Glue::Crawler")
+    assert not resources(analytics, "AWS::Glue::Partition")
+
+
+def test_every_query_file_is_a_named_query_in_the_project_workgroup(analytics):
+    named = {r["Properties"]["Name"]: r["Properties"] for r in resources(analytics, "AWS::Athena::NamedQuery").values()}
+    files = {q.name: q for q in queries.load()}
+    assert set(named) == set(files) >= {"mask_compliance_by_device_hour", "unmasked_by_day", "busiest_hours",
+                                        "silent_devices"}
+    for name, props in named.items():
+        assert props["Database"] == "awskrug"
+        assert props["QueryString"] == files[name].render("awskrug")
+        assert "${" not in props["QueryString"]
+        assert "Fn::GetStackOutput" in props["WorkGroup"]  # the storage stack's workgroup (Ref = its name)
+
+
+def test_workgroup_enforces_encrypted_results_and_the_scan_cutoff(templates):
+    Template.from_json(templates["maskcam-storage"]).has_resource_properties("AWS::Athena::WorkGroup", {
+        "Name": "maskcam-analytics",
+        "WorkGroupConfiguration": Match.object_like({
+            "EnforceWorkGroupConfiguration": True,
+            "BytesScannedCutoffPerQuery": 1024 * 1024 * 1024,
+            "PublishCloudWatchMetricsEnabled": True,
+            "EngineVersion": {"SelectedEngineVersion": "Athena engine version 3"},
+            "ResultConfiguration": Match.object_like({"EncryptionConfiguration": {"EncryptionOption": "SSE_S3"}}),
+        }),
+    })
+
+
+def test_data_bucket_expires_rejected_events_and_query_results(templates):
+    buckets = resources(templates["maskcam-storage"], "AWS::S3::Bucket").values()
+    rules = [r for b in buckets for r in b["Properties"].get("LifecycleConfiguration", {}).get("Rules", [])]
+    by_prefix = {r.get("Prefix"): r for r in rules}
+    assert by_prefix[layout.ERRORS_PREFIX]["ExpirationInDays"] == 90
+    assert by_prefix["athena-results/"]["ExpirationInDays"] == 30
+
+
+def test_iam_policies_name_their_resources(analytics):
+    for policy in resources(analytics, "AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement["Resource"] == "*":
+                assert statement["Action"] == "glue:GetSchemaVersion"  # acknowledged: no resource-level scope
