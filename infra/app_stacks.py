@@ -2,17 +2,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from infra.settings import Settings
+from infra.stacks.device_stack import DeviceStack
 from infra.stacks.storage_stack import StorageStack
 
 
 @dataclass
 class ProjectStacks:
     storage: StorageStack
+    device: Optional[DeviceStack] = None
 
     def all(self) -> list:
         return [s for s in vars(self).values() if s is not None]
@@ -32,6 +35,9 @@ def build_stacks(app: cdk.App, settings: Settings) -> ProjectStacks:
     storage = StorageStack(app, f"{prefix}-storage", settings=settings, env=env,
                            description="Mask classifier: model and data buckets, Glue database, Athena workgroup")
     stacks = ProjectStacks(storage=storage)
+    stacks.device = DeviceStack(app, f"{prefix}-device", settings=settings, env=env,
+                                model_bucket=storage.model_bucket,
+                                description="Mask classifier on devices: DeepLens Lambda, Greengrass V2 component")
     for stack in stacks.all():
         cdk.Tags.of(stack).add("project", prefix)
     return stacks
