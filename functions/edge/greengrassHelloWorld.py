@@ -35,6 +35,9 @@ def start(environ=None):
 
 
 def function_handler(event, context):
+    if _state["runner"] is None and not autostart(os.environ):
+        return {"status": "idle", "reason": "not on a Greengrass core (AWS_IOT_THING_NAME unset); "
+                                            "the loop runs on DeepLens / Greengrass devices only"}
     runner = start()
     if runner is None:
         return {"status": "error", "error": _state["error"]}

@@ -135,12 +135,12 @@ class Dispatcher(object):
                 payload = self.queue.get(timeout=0.1)
             except queue.Empty:
                 payload = None
-            if payload is None and self._stop.is_set():
-                return
             spool_empty = len(self.spool) == 0
             if not spool_empty and self._retry_due():
                 spool_empty = self._replay()
             if payload is None:
+                if self._stop.is_set():
+                    return
                 continue
             if spool_empty and self._retry_due() and self._publish(payload):
                 self._count("published")
