@@ -155,10 +155,11 @@ class HaarFaceDetector(object):
 
 
 def load_detector(spec):
-    """``haar`` (default cascade), ``haar:<scale>``, ``deeplens`` / ``deeplens:<model.xml>`` (DeepLens SSD)."""
+    """``haar`` (default cascade), ``haar:<scale>[:<min face px>]``, ``deeplens`` / ``deeplens:<model.xml>``."""
     kind, _, arg = str(spec).partition(":")
     if kind == "haar":
-        return HaarFaceDetector(scale=float(arg) if arg else 1.0)
+        scale, _, min_size = arg.partition(":")
+        return HaarFaceDetector(scale=float(scale) if scale else 1.0, min_size=int(min_size) if min_size else 30)
     if kind in ("deeplens", "ssd"):
         return AwscamSsdDetector(arg or DEEPLENS_FACE_MODEL)
     raise ValueError("detector %r is not haar[:scale] or deeplens[:model.xml]" % spec)
