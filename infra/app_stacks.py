@@ -9,6 +9,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from infra.settings import Settings
 from infra.stacks.analytics_stack import AnalyticsStack
+from infra.stacks.device_stack import DeviceStack
 from infra.stacks.storage_stack import StorageStack
 
 
@@ -16,6 +17,7 @@ from infra.stacks.storage_stack import StorageStack
 class ProjectStacks:
     storage: StorageStack
     analytics: Optional[AnalyticsStack] = None
+    device: Optional[DeviceStack] = None
 
     def all(self) -> list:
         return [s for s in vars(self).values() if s is not None]
@@ -39,6 +41,9 @@ def build_stacks(app: cdk.App, settings: Settings) -> ProjectStacks:
         app, f"{prefix}-analytics", settings=settings, env=env,
         data_bucket=storage.data_bucket, database=storage.database, workgroup=storage.workgroup,
         description="Mask classifier: IoT rules -> Firehose -> Parquet in S3 -> Glue table, Athena named queries")
+    stacks.device = DeviceStack(app, f"{prefix}-device", settings=settings, env=env,
+                                model_bucket=storage.model_bucket,
+                                description="Mask classifier on devices: DeepLens Lambda, Greengrass V2 component")
     for stack in stacks.all():
         cdk.Tags.of(stack).add("project", prefix)
     return stacks

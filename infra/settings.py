@@ -27,6 +27,10 @@ _ACCOUNT_RE = re.compile(r"^\d{12}$")
 _GLUE_NAME_RE = re.compile(r"^[a-z0-9_]{1,255}$")
 _LAMBDA_NAME_RE = re.compile(r"^deeplens[A-Za-z0-9_-]{0,56}$")
 _THING_GROUP_RE = re.compile(r"^[A-Za-z0-9:_-]{1,128}$")
+_MODEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_MODEL_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+_COMPONENT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_SEMVER_RE = re.compile(r"^\d+\.\d+\.\d+$")
 _QS_PRINCIPAL_RE = re.compile(r"^arn:aws[a-z-]*:quicksight:[a-z0-9-]+:\d{12}:(user|group)/[^\s]+$")
 
 DEEPLENS_TOPIC = "$aws/things/+/infer"
@@ -55,6 +59,15 @@ class Settings:
     greengrass_thing_group: Optional[str] = None
     quicksight_principal_arn: Optional[str] = None
     athena_bytes_scanned_cutoff_mb: int = 1024
+    model_name: str = "mask-classifier"
+    model_version: str = "1"
+    greengrass_component_name: str = "com.maskcam.EdgeClassifier"
+    greengrass_component_version: str = "1.0.0"
+
+    @property
+    def model_prefix(self) -> str:
+        """Key prefix of the published model export in the model bucket (``models/<name>/<version>/``)."""
+        return f"models/{self.model_name}/{self.model_version}/"
 
     @property
     def inference_topics(self) -> tuple:
@@ -131,4 +144,10 @@ _PARSERS: dict = {
     "quicksight_principal_arn": _matching(_QS_PRINCIPAL_RE, "a QuickSight user or group ARN, e.g. "
                                                             "arn:aws:quicksight:us-east-1:123456789012:user/default/ops"),
     "athena_bytes_scanned_cutoff_mb": _positive_int,
+    "model_name": _matching(_MODEL_NAME_RE, "lowercase letters, digits, '-' and '_' (the export's file prefix)"),
+    "model_version": _matching(_MODEL_VERSION_RE, "letters, digits, '.', '-' and '_' (the export's version prefix)"),
+    "greengrass_component_name": _matching(_COMPONENT_NAME_RE, "a Greengrass V2 component name such as "
+                                                               "com.maskcam.EdgeClassifier"),
+    "greengrass_component_version": _matching(_SEMVER_RE, "a semantic version major.minor.patch such as 1.0.0 "
+                                                          "(bump it whenever code or model changes)"),
 }

@@ -16,6 +16,12 @@ from infra.settings import Settings
 ATHENA_RESULTS_PREFIX = "athena-results/"
 
 
+def model_bucket_name(project: str) -> str:
+    """The model bucket's name (``deeplens-`` prefix, as DeepLens requires). Other stacks build IAM ARNs from it so
+    their policies stay readable (and acknowledgeable) instead of embedding cross-stack references."""
+    return f"deeplens-{project}-models-{Aws.ACCOUNT_ID}-{Aws.REGION}"
+
+
 class StorageStack(Stack):
     """Model bucket (``deeplens-`` prefix, as DeepLens requires), data bucket, Glue database, Athena workgroup.
 
@@ -29,7 +35,7 @@ class StorageStack(Stack):
         self.model_bucket = SecureBucket(
             self, "ModelBucket",
             access_logs=self.access_logs,
-            bucket_name=f"deeplens-{settings.project}-models-{Aws.ACCOUNT_ID}-{Aws.REGION}",
+            bucket_name=model_bucket_name(settings.project),
             lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=Duration.days(90))],
         )
 

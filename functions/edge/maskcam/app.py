@@ -1,0 +1,96 @@
+"""Builds the runner from plain options (CLI flags or DeepLens environment variables): adapters chosen by name."""
+import os
+import socket
+
+from .manifest import load_manifest
+from .pipeline import FramePipeline
+from .runner import Backoff, Dispatcher, Runner
+from .spool import Spool
+
+DEFAULTS = {
+    "source": "0",
+    "model": None,              # export directory, or deeplens:<model name or .xml> for the awscam classifier
+    "backend": "auto",          # onnx | mxnet | auto (export directories)
+    "classes": "mask,no_mask",  # only for deeplens: models, which carry no manifest
+    "detector": "haar",
+    "publisher": "-",
+    "topic": None,
+    "display": "none",
+    "rate": None,
+    "spool": "maskcam-spool",
+    "spool_max": 10000,
+    "device_id": None,
+    "heartbeat": 60.0,
+    "max_frames": None,
+    "loop": False,
+    "margin": 0.1,
+    "backoff": 0.5,
+}
+
+
+class ConfigError(ValueError):
+    """Options that cannot work; the message says which and why."""
+
+
+def check(options):
+    """Fails fast on what retrying cannot fix (missing model export, missing file source)."""
+    model = options.get("model")
+    if not model:
+        raise ConfigError("--model is required: a model export directory or deeplens:<model>")
+    if not str(model).startswith("deeplens:"):
+        try:
+            load_manifest(model)
+        except ValueError as err:
+            raise ConfigError(str(err))
+    source = str(options["source"])
+    if source not in ("deeplens", "awscam") and not source.isdigit() and "://" not in source \
+            and not os.path.exists(source):
+        raise ConfigError("source %s does not exist (use a camera index, a URL, a video file, an image folder "
+                          "or deeplens)" % source)
+    if options.get("rate") is not None and float(options["rate"]) <= 0:
+        raise ConfigError("--rate must be a positive number of frames per second")
+
+
+def classifier_factory(options):
+    model = str(options["model"])
+    if model.startswith("deeplens:"):
+        from .adapters.models import AwscamClassifier
+        classes = [c.strip() for c in options["classes"].split(",") if c.strip()]
+        return lambda: AwscamClassifier(model[len("deeplens:"):], classes)
+    from .adapters.models import load_classifier
+    return lambda: load_classifier(model, options["backend"])
+
+
+def build_runner(options):
+    options = dict(DEFAULTS, **{k: v for k, v in options.items() if v is not None})
+    check(options)
+    from .adapters.display import make_display
+    from .adapters.frames import open_source
+    from .adapters.models import load_detector
+    from .adapters.publishers import make_publisher
+
+    load_classifier = classifier_factory(options)
+
+    def load_pipeline():
+        return FramePipeline(load_detector(options["detector"]), load_classifier(), margin=float(options["margin"]))
+
+    def open_frames():
+        return open_source(options["source"], loop=bool(options["loop"]))
+
+    spool = Spool(options["spool"], int(options["spool_max"]))
+    dispatcher = Dispatcher(make_publisher(options["publisher"], options["topic"]), spool,
+                            rejected_path=os.path.join(options["spool"], "rejected.jsonl"))
+    device_id = options["device_id"] or os.environ.get("AWS_IOT_THING_NAME") or socket.gethostname()
+    return Runner(open_frames, load_pipeline, dispatcher, device_id,
+                  display=make_display(options["display"]),
+                  rate=float(options["rate"]) if options["rate"] else None,
+                  heartbeat_s=float(options["heartbeat"]),
+                  backoff=Backoff(float(options["backoff"]), 2.0, 30.0),
+                  max_frames=int(options["max_frames"]) if options["max_frames"] else None)
+
+
+def summary(runner):
+    stats = runner.dispatcher.stats
+    return ("frames=%d errors=%d submitted=%d published=%d replayed=%d spooled=%d pending=%d dropped=%d rejected=%d"
+            % (runner.frames, runner.errors, stats["submitted"], stats["published"], stats["replayed"],
+               stats["spooled"], len(runner.dispatcher.spool), stats["dropped"], stats["rejected"]))

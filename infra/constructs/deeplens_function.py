@@ -1,0 +1,98 @@
+"""The DeepLens inference Lambda: role ``deeplens_lambda``, its log group, a published version and the ``live``
+alias a DeepLens project (or a Greengrass V1 group) points at."""
+from __future__ import annotations
+
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra.acknowledge import acknowledge
+from infra.constructs.edge_code import EDGE_DIR, EDGE_EXCLUDES
+from infra.settings import CREATABLE_PYTHON_RUNTIMES, Settings
+from infra.stacks.storage_stack import model_bucket_name
+
+HANDLER = "greengrassHelloWorld.function_handler"
+ROLE_NAME = "deeplens_lambda"
+ALIAS_NAME = "live"
+
+
+def model_objects_arn(settings: Settings) -> str:
+    """ARN of the published model export's objects, from the bucket's deterministic name (see storage_stack)."""
+    return f"arn:{Aws.PARTITION}:s3:::{model_bucket_name(settings.project)}/{settings.model_prefix}*"
+
+
+def topic_arns(stack: Stack, topic_filters) -> list:
+    """IoT topic ARNs for MQTT topic filters: a ``+`` level becomes ``*`` (policies match ARNs, not filters)."""
+    return [stack.format_arn(service="iot", resource="topic", resource_name=t.replace("+", "*"))
+            for t in topic_filters]
+
+
+def nag_arn(stack: Stack, value: str) -> str:
+    """A resource as cdk-nag renders it in a finding id: ``Fn::Join`` flattened, ``Ref``s as ``<AWS::AccountId>``."""
+    def text(part):
+        if isinstance(part, str):
+            return part
+        if isinstance(part, dict) and "Ref" in part:
+            return f"<{part['Ref']}>"
+        if isinstance(part, dict) and "Fn::Join" in part:
+            sep, items = part["Fn::Join"]
+            return sep.join(text(i) for i in items)
+        raise ValueError(f"cannot render {part!r} as cdk-nag does")
+    return text(stack.resolve(value))
+
+
+class DeepLensFunction(Construct):
+    """Exposes ``role``, ``function``, ``version`` and ``alias``."""
+
+    def __init__(self, scope: Construct, id: str, *, settings: Settings, model_bucket: s3.IBucket) -> None:
+        super().__init__(scope, id)
+        stack = Stack.of(self)
+        name = settings.lambda_function_name
+
+        self.log_group = logs.LogGroup(self, "Logs", log_group_name=f"/aws/lambda/{name}",
+                                       retention=logs.RetentionDays.ONE_MONTH,
+                                       removal_policy=RemovalPolicy.DESTROY)
+
+        self.role = iam.Role(
+            self, "Role", role_name=ROLE_NAME,
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Mask-classifier inference Lambda: read the model export, publish inference events, "
+                        "write its own logs (replaces the deprecated AWSLambdaFullAccess DeepLens role).")
+        self.role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[model_objects_arn(settings)]))
+        self.role.add_to_policy(iam.PolicyStatement(
+            actions=["s3:ListBucket"], resources=[model_bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{settings.model_prefix}*"]}}))
+        self.role.add_to_policy(iam.PolicyStatement(actions=["iot:Publish"],
+                                                    resources=topic_arns(stack, settings.inference_topics)))
+        self.log_group.grant_write(self.role)
+
+        self.function = lambda_.Function(
+            self, "Function",
+            function_name=name,
+            description="Face-mask classifier for DeepLens / Greengrass V1 (greengrassHelloWorld contract)",
+            runtime=lambda_.Runtime(settings.lambda_runtime, lambda_.RuntimeFamily.PYTHON),
+            handler=HANDLER,
+            code=lambda_.Code.from_asset(str(EDGE_DIR), exclude=EDGE_EXCLUDES),
+            role=self.role,
+            log_group=self.log_group,
+            timeout=Duration.seconds(30),
+            memory_size=512,
+        )
+        self.version = self.function.current_version
+        self.alias = lambda_.Alias(self, "Live", alias_name=ALIAS_NAME, version=self.version)
+
+        acknowledge(self.role, f"AwsSolutions-IAM5[Resource::{nag_arn(stack, model_objects_arn(settings))}]",
+                    f"Read access is limited to the objects of the published model export ({settings.model_prefix}); "
+                    "their file names are set by the export, so a key prefix is the tightest resource.")
+        for arn in topic_arns(stack, settings.inference_topics):
+            acknowledge(self.role, f"AwsSolutions-IAM5[Resource::{nag_arn(stack, arn)}]",
+                        "Inference topics carry the device's thing name as one level ($aws/things/<thing>/infer); "
+                        "the cloud-side function may publish for any device, but only to the inference topic.")
+        if settings.lambda_runtime != CREATABLE_PYTHON_RUNTIMES[-1]:
+            acknowledge(self.function, "AwsSolutions-L1",
+                        f"Runtime {settings.lambda_runtime} was chosen explicitly with the lambda_runtime setting "
+                        "(e.g. to match a device fleet); the default is the newest runtime.")
+

@@ -1,0 +1,128 @@
+"""CDK assertions on <project>-device: the deeplens_lambda role, the Lambda (handler, name, runtime, version, alias),
+the Greengrass V2 component recipe, device identity, and the deployment with and without a thing group."""
+import json
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from infra.settings import Settings, SettingsError
+from tests.cfn_lint import lint_errors
+from tests.conftest import synth_project
+
+
+@pytest.fixture(scope="module")
+def device(templates):
+    return templates["maskcam-device"]
+
+
+def resources(template, kind):
+    return [r for r in template["Resources"].values() if r["Type"] == kind]
+
+
+def flatten(value):
+    """An Fn::Join'ed string with its tokens shown as <token>."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        return "".join(flatten(v) for v in value["Fn::Join"][1])
+    if isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str):
+        return value["Fn::Sub"]
+    return "<token>"
+
+
+def recipe_of(template):
+    component, = resources(template, "AWS::GreengrassV2::ComponentVersion")
+    return json.loads(flatten(component["Properties"]["InlineRecipe"]))
+
+
+def test_role_is_deeplens_lambda_with_least_privilege(device):
+    t = Template.from_json(device)
+    t.has_resource_properties("AWS::IAM::Role", {
+        "RoleName": "deeplens_lambda",
+        "AssumeRolePolicyDocument": {"Statement": [Match.object_like(
+            {"Principal": {"Service": "lambda.amazonaws.com"}})]}})
+    role = next(r for r in resources(device, "AWS::IAM::Role") if r["Properties"].get("RoleName") == "deeplens_lambda")
+    assert "ManagedPolicyArns" not in role["Properties"]  # no AWSLambdaFullAccess or any managed policy
+    policy = next(p for p in resources(device, "AWS::IAM::Policy") if "DeepLens" in json.dumps(p["Properties"]["Roles"]))
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert actions == {"s3:GetObject", "s3:ListBucket", "iot:Publish", "logs:CreateLogStream", "logs:PutLogEvents"}
+    publish, = [s for s in statements if s["Action"] == "iot:Publish"]
+    topics = sorted(flatten(r) for r in publish["Resource"])
+    assert topics == ["arn:aws:iot:us-east-1:<token>:topic/$aws/things/*/infer",
+                      "arn:aws:iot:us-east-1:<token>:topic/maskcam/*/infer"]
+    get, = [s for s in statements if s["Action"] == "s3:GetObject"]
+    assert flatten(get["Resource"]).endswith(":s3:::deeplens-maskcam-models-<token>-<token>/models/mask-classifier/1/*")
+
+
+def test_lambda_handler_name_runtime_version_and_alias(device):
+    t = Template.from_json(device)
+    t.has_resource_properties("AWS::Lambda::Function", {
+        "Handler": "greengrassHelloWorld.function_handler",
+        "FunctionName": "deeplens-mask-classifier",
+        "Runtime": "python3.14"})
+    t.resource_count_is("AWS::Lambda::Version", 1)
+    t.has_resource_properties("AWS::Lambda::Alias", {"Name": "live"})
+    t.has_resource_properties("AWS::Logs::LogGroup", {"LogGroupName": "/aws/lambda/deeplens-mask-classifier"})
+
+
+def test_component_recipe_runs_the_same_application_with_code_and_model_artifacts(device):
+    recipe = recipe_of(device)
+    assert recipe["ComponentName"] == "com.maskcam.EdgeClassifier" and recipe["ComponentVersion"] == "1.0.0"
+    manifest, = recipe["Manifests"]
+    uris = [a["Uri"] for a in manifest["Artifacts"]]
+    assert uris[0].startswith("s3://cdk-hnb659fds-assets-${AWS::AccountId}-us-east-1/") and uris[0].endswith(".zip")
+    assert manifest["Artifacts"][0]["Unarchive"] == "ZIP"
+    assert uris[1:] == ["s3://<token>/models/mask-classifier/1/manifest.json",
+                        "s3://<token>/models/mask-classifier/1/mask-classifier.onnx"]
+    code_dir = uris[0].rsplit("/", 1)[1][:-len(".zip")]
+    run = manifest["Lifecycle"]["Run"]
+    assert run.startswith("cd {artifacts:decompressedPath}/%s && exec python3 -u -m maskcam " % code_dir)
+    for flag in ("--model {artifacts:path}", "--publisher ipc", "--topic 'maskcam/{iot:thingName}/infer'"):
+        assert flag in run
+    assert "requirements.txt" in manifest["Lifecycle"]["Install"]["Script"]
+    acl = recipe["ComponentConfiguration"]["DefaultConfiguration"]["accessControl"]["aws.greengrass.ipc.mqttproxy"]
+    policy, = acl.values()
+    assert policy["operations"] == ["aws.greengrass#PublishToIoTCore"] and policy["resources"] == ["maskcam/*/infer"]
+
+
+def test_device_identity_limits_each_thing_to_its_own_topics(device):
+    alias, = resources(device, "AWS::IoT::RoleAlias")
+    assert alias["Properties"]["RoleAlias"] == "maskcam-greengrass-tes"
+    tes = next(r for r in resources(device, "AWS::IAM::Role")
+               if "credentials.iot.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"]))
+    assert tes
+    policy, = resources(device, "AWS::IoT::Policy")
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    publish = next(s for s in statements if "iot:Publish" in s["Action"])
+    topics = [flatten(r) for r in publish["Resource"]]
+    assert all("${iot:Connection.Thing.ThingName}" in t for t in topics)
+    assert any(t.endswith(":topic/maskcam/${iot:Connection.Thing.ThingName}/infer") for t in topics)
+    connect = next(s for s in statements if s["Action"] == "iot:Connect")
+    assert flatten(connect["Resource"]).endswith(":client/${iot:Connection.Thing.ThingName}")
+
+
+def test_no_deployment_without_a_thing_group(device):
+    assert resources(device, "AWS::GreengrassV2::Deployment") == []
+
+
+def test_deployment_to_the_thing_group_when_set(tmp_path):
+    stacks, assembly = synth_project(tmp_path, greengrass_thing_group="lobby-cameras",
+                                     greengrass_component_version="1.2.3")  # gates on: nag-clean too
+    template = assembly.get_stack_by_name("maskcam-device").template
+    deployment, = resources(template, "AWS::GreengrassV2::Deployment")
+    props = deployment["Properties"]
+    assert flatten(props["TargetArn"]).endswith(":thinggroup/lobby-cameras")
+    assert list(props["Components"]) == ["com.maskcam.EdgeClassifier"]
+    assert recipe_of(template)["ComponentVersion"] == "1.2.3"
+    assert lint_errors(template) == []
+    assert stacks.device.component.deployment is not None
+
+
+def test_device_settings_are_validated():
+    settings = Settings.from_mapping({"model_name": "masks", "model_version": "2025-01"})
+    assert settings.model_prefix == "models/masks/2025-01/"
+    for key, value in (("greengrass_component_version", "1.0"), ("model_name", "Bad Name"),
+                       ("greengrass_component_name", "-x")):
+        with pytest.raises(SettingsError, match=key):
+            Settings.from_mapping({key: value})
