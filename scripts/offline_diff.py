@@ -32,7 +32,7 @@ def synth(source: Path, out: Path) -> None:
 
 
 def diff_stack(head_out: Path, stack: str, base_template: Path, fail: bool) -> int:
-    cmd = [str(CDK), "diff", "--app", str(head_out), "--template", str(base_template), stack]
+    cmd = [str(CDK), "diff", "--exclusively", "--app", str(head_out), "--template", str(base_template), stack]
     if fail:
         cmd.append("--fail")
     return subprocess.run(cmd, cwd=ROOT, stderr=subprocess.STDOUT).returncode
