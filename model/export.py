@@ -12,6 +12,7 @@ import platform
 import re
 import tempfile
 import time
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -126,10 +127,12 @@ def export(run_dir, out_dir, name="mask-classifier", version=None) -> dict:
                                    f"{np.abs(got - expected).max():.2e}")
 
     logging.getLogger().setLevel(logging.WARNING)
-    export_model(str(out_dir / files["symbol"]), str(out_dir / files["params"]),
-                 in_shapes=[(1, 3, contract.HEIGHT, contract.WIDTH)], in_types=[np.float32],
-                 onnx_file_path=str(out_dir / files["onnx"]), dynamic=True,
-                 dynamic_input_shapes=[(None, 3, contract.HEIGHT, contract.WIDTH)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # mxnet 1.9.1 uses onnx.mapping, deprecated in onnx 1.15
+        export_model(str(out_dir / files["symbol"]), str(out_dir / files["params"]),
+                     in_shapes=[(1, 3, contract.HEIGHT, contract.WIDTH)], in_types=[np.float32],
+                     onnx_file_path=str(out_dir / files["onnx"]), dynamic=True,
+                     dynamic_input_shapes=[(None, 3, contract.HEIGHT, contract.WIDTH)])
     _onnx_cleanup(out_dir / files["onnx"], classes)
 
     summary = {k: metrics[k] for k in ("best_epoch", "best_val_acc", "best_val_loss", "train_images", "val_images")
@@ -158,8 +161,6 @@ def export(run_dir, out_dir, name="mask-classifier", version=None) -> dict:
 
 def load_mxnet(symbol_path, params_path):
     """The exported graph as a Gluon SymbolBlock (input ``data``, output class probabilities)."""
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "Cannot decide type for data": it is float32
         return mx.gluon.SymbolBlock.imports(str(symbol_path), [contract.INPUT_NAME], str(params_path))
