@@ -26,10 +26,10 @@ def build(num_classes: int, pretrained: bool, weights_dir=None) -> gluon.HybridB
         except Exception as e:  # requests' ConnectionError, a truncated file, a sha1 mismatch, ...
             where = weights_dir or "~/.mxnet/models"
             raise PretrainedUnavailable(
-                f"could not load the ImageNet weights of SqueezeNet 1.1 ({type(e).__name__}: {e}). "
-                f"Gluon downloads them into {where}; without internet, copy squeezenet1.1-33ba0f93.params "
-                f"(from {WEIGHTS_URL_HINT}) there and pass --weights-dir, or train from scratch with "
-                f"--no-pretrained (far less accurate on small datasets)") from None
+                f"could not load the ImageNet weights of SqueezeNet 1.1 from {where} or the internet "
+                f"({type(e).__name__}: {e}). Without internet: unzip squeezenet1.1-33ba0f93.params from "
+                f"{WEIGHTS_URL_HINT} (on a machine that has internet) into a folder and pass --weights-dir FOLDER; "
+                f"or train from scratch with --no-pretrained (far less accurate on small datasets)") from None
         net.features = imagenet.features
     else:
         net.features.initialize(mx.init.MSRAPrelu())  # He init: the features are a plain ReLU stack
