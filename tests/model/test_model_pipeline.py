@@ -214,3 +214,31 @@ def test_training_learns_the_synthetic_task(tmp_path):
     assert metrics["history"][0]["train_loss"] > 0.65 and metrics["history"][-1]["train_loss"] < 0.5
     export.export(tmp_path / "run", tmp_path / "export", version="learned")
     assert evaluate(tmp_path / "export", unseen, tmp_path / "eval", progress=False)["accuracy"] >= 0.7
+
+
+def test_pretrained_features_are_loaded_and_recorded(synthetic_data, tmp_path, monkeypatch):
+    """The --pretrained path, offline: Gluon's weight lookup is pointed at a local ImageNet-shaped (1000-class)
+    SqueezeNet 1.1 file, as --weights-dir would find the real one. Its feature weights must be the ones training
+    starts from, the head must be new, and the export must say pretrained: true."""
+    from mxnet.gluon.model_zoo import model_store, vision
+
+    network.seed_everything(5)
+    imagenet_like = vision.squeezenet1_1(classes=1000)
+    imagenet_like.initialize(mx.init.Xavier())
+    imagenet_like(mx.nd.zeros((1, 3, 224, 224)))
+    weights = tmp_path / "squeezenet1.1-local.params"
+    imagenet_like.save_parameters(str(weights))
+    requested = []
+    monkeypatch.setattr(model_store, "get_model_file", lambda name, root=None: requested.append((name, root))
+                        or str(weights))
+
+    net = network.build(2, pretrained=True, weights_dir=tmp_path)
+    assert requested == [("squeezenet1.1", str(tmp_path))]
+    got, want = net.features[0].weight.data().asnumpy(), imagenet_like.features[0].weight.data().asnumpy()
+    np.testing.assert_array_equal(got, want)
+    assert net.output[0].weight.shape[0] == 2
+
+    train.train(synthetic_data, tmp_path / "run", ["mask", "no_mask"], epochs=1, batch_size=8, seed=0,
+                pretrained=True, weights_dir=tmp_path, progress=False)
+    manifest = export.export(tmp_path / "run", tmp_path / "export", version="pretrained")
+    assert manifest["pretrained"] is True and manifest["metrics"]["best_epoch"] == 1
