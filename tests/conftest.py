@@ -17,6 +17,7 @@ import aws_cdk as cdk  # noqa: E402
 
 from infra.app_stacks import add_gates, build_stacks  # noqa: E402
 from infra.settings import Settings  # noqa: E402
+from tests.model_export_fixture import model_export  # noqa: E402,F401  (fixture: a real tiny SqueezeNet export)
 
 
 def cdk_json_context() -> dict:

@@ -1,5 +1,5 @@
 """``python -m maskcam`` as a user runs it (subprocess from functions/edge) on an image folder and a video file,
-with the STAND-IN ONNX export (tests/edge_model_standin.py) in place of the real SqueezeNet export."""
+with a real SqueezeNet export from the model pipeline (tests/model_export_fixture.py)."""
 import json
 import subprocess
 import sys
@@ -8,7 +8,6 @@ import cv2
 import pytest
 
 from functions.edge.maskcam import schema
-from tests.edge_model_standin import write_standin_export
 from tests.edge_support import EDGE_DIR, stream_frame
 
 
@@ -18,8 +17,8 @@ def run_cli(*args):
 
 
 @pytest.fixture(scope="module")
-def export(tmp_path_factory):
-    return write_standin_export(tmp_path_factory.mktemp("standin"), arch="tiny")
+def export(model_export):
+    return str(model_export)
 
 
 def test_cli_on_an_image_folder_writes_valid_events_and_an_annotated_frame(tmp_path, export):

@@ -1,6 +1,6 @@
 """The pure core and the offline adapters on real images: skimage's bundled astronaut photo, OpenCV's bundled Haar
-cascade, and a STAND-IN ONNX export (tests/edge_model_standin.py: real graph, random weights) in place of the
-SqueezeNet export until the model pipeline (issue 4) lands."""
+cascade, and a real SqueezeNet 1.1 export made by the model pipeline (tests/model_export_fixture.py: trained one
+epoch on synthetic faces, so its probabilities mean nothing about masks; the tests check mechanics, not accuracy)."""
 import ast
 import json
 
@@ -13,15 +13,14 @@ from functions.edge.maskcam.adapters.models import HaarFaceDetector, OnnxClassif
 from functions.edge.maskcam.manifest import ManifestError, load_manifest
 from functions.edge.maskcam.pipeline import FramePipeline, check_classes
 from functions.edge.maskcam.preprocess import make_batch, resize_bilinear, to_tensor
-from tests.edge_model_standin import write_standin_export
 from tests.edge_support import EDGE_DIR, STREAM_FACES, astronaut_bgr, overlaps, stream_frame
 
 HEAVY = {"cv2", "awscam", "mo", "mxnet", "onnxruntime", "greengrasssdk", "awsiot"}
 
 
 @pytest.fixture(scope="module")
-def standin_export(tmp_path_factory):
-    return write_standin_export(tmp_path_factory.mktemp("standin-squeezenet"), arch="squeezenet1_1")
+def export(model_export):
+    return str(model_export)
 
 
 def edge_files():
@@ -109,10 +108,10 @@ def test_haar_detector_finds_both_faces_of_the_640x480_stream_frame():
             assert any(overlaps(b[:4], expected) for b in boxes), (scale, boxes)
 
 
-def test_standin_onnx_export_loads_through_its_manifest(standin_export):
-    clf = load_classifier(standin_export)
+def test_squeezenet_onnx_export_loads_through_its_manifest(export):
+    clf = load_classifier(export)
     assert isinstance(clf, OnnxClassifier)
-    assert clf.classes == ["mask", "no_mask"] and clf.version == "0-standin"
+    assert clf.classes == ["mask", "no_mask"] and clf.version == "test-seed0"
     crops = [astronaut_bgr()[66:161, 177:272], stream_frame()[186:281, 440:535]]
     probs = clf.classify(crops)
     assert probs.shape == (2, 2)
@@ -120,13 +119,13 @@ def test_standin_onnx_export_loads_through_its_manifest(standin_export):
     assert np.allclose(probs[1:], clf.classify(crops[1:]), atol=1e-5)  # batching does not change a face's result
 
 
-def test_pipeline_on_a_real_frame_gives_a_schema_valid_event(standin_export):
-    pipeline = FramePipeline(HaarFaceDetector(), load_classifier(standin_export), margin=0.1)
+def test_pipeline_on_a_real_frame_gives_a_schema_valid_event(export):
+    pipeline = FramePipeline(HaarFaceDetector(), load_classifier(export), margin=0.1)
     result = pipeline.process(stream_frame())
     event = pipeline.event("cam-1", result, 1767225600000)
     schema.validate(event)
     assert event["faces"] == 2 and event["masked"] + event["unmasked"] == 2
-    assert event["model_name"] == "standin-squeezenet1-1" and event["latency_ms"] > 0
+    assert event["model_name"] == "mask-classifier" and event["latency_ms"] > 0
     for det in event["detections"]:
         assert any(overlaps(det["box"], expected) for expected in STREAM_FACES)
         assert 0.5 <= det["probability"] <= 1.0
@@ -138,12 +137,12 @@ def test_pipeline_refuses_classes_the_event_schema_does_not_know():
         check_classes(["mask", "cat"])
 
 
-def test_broken_exports_are_refused_with_the_problem_named(tmp_path, standin_export):
+def test_broken_exports_are_refused_with_the_problem_named(tmp_path, export):
     with pytest.raises(ManifestError, match="no manifest.json"):
         load_manifest(str(tmp_path))
     bad = tmp_path / "bad"
     bad.mkdir()
-    manifest = json.loads(open(standin_export + "/manifest.json").read())
+    manifest = json.loads(open(export + "/manifest.json").read())
     (bad / "manifest.json").write_text(json.dumps(dict(manifest, output="logits")))
     with pytest.raises(ManifestError, match="softmax"):
         load_manifest(str(bad))
@@ -151,5 +150,6 @@ def test_broken_exports_are_refused_with_the_problem_named(tmp_path, standin_exp
     (bad / manifest["files"]["onnx"]).write_bytes(b"truncated")
     with pytest.raises(ManifestError, match="sha256"):
         load_manifest(str(bad)).path("onnx")
-    with pytest.raises(ManifestError, match="no symbol file"):
-        load_manifest(standin_export).path("symbol")  # the stand-in has no MXNet files
+    (bad / manifest["files"]["symbol"]).unlink(missing_ok=True)
+    with pytest.raises(ManifestError, match="symbol file .* is missing"):
+        load_manifest(str(bad)).path("symbol")

@@ -80,7 +80,7 @@ def main(argv=None):
         rows.append(("pipeline, detector %s (%d faces/frame)" % (spec, nfaces), "%.1f" % fps, fps * nfaces, None))
 
     print("model %s %s (%s), backend %s, CPU, %d s per row" % (classifier.name, classifier.version,
-          "stand-in" if classifier.manifest.data.get("standin") else "export", args.backend, args.seconds))
+          "ImageNet-pretrained" if classifier.manifest.pretrained else "trained from scratch", args.backend, args.seconds))
     print("%-48s %10s %10s %12s" % ("measure", "frames/s", "faces/s", "vs model"))
     for name, frames, faces_s, _ in rows:
         print("%-48s %10s %10.1f %11.0f%%" % (name, frames, faces_s, 100.0 * faces_s / model_fps))
