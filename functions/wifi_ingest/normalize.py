@@ -36,6 +36,7 @@ BLOCK_BYTES = 1 << 20           # CSV parse block (about 5k records)
 READ_AHEAD_BLOCKS = 3           # blocks the reader may fetch ahead of the parser
 ROW_GROUP_ROWS = 32_768         # records buffered per Parquet row group
 _DATE_CACHE_LIMIT = 100_000
+BAD_BYTES_TOLERATED = 0.01      # invalid sequences per non-ASCII byte still taken as the detected encoding
 
 ARROW_TYPES = {"string": pa.string(), "date": pa.date32(), "float": pa.float32()}
 SCHEMA = pa.schema([pa.field(c.name, ARROW_TYPES[c.glue_type]) for c in COLUMNS])
@@ -48,37 +49,6 @@ _NON_ASCII_SPACES = ("\u3000".encode(), "\u00a0".encode())  # ideographic and no
 
 class UnusableFile(ValueError):
     """The whole file cannot be ingested (empty, not text, not CSV, unknown column layout)."""
-
-
-def detect_encoding(head: bytes) -> str:
-    """``utf-8-sig``, ``utf-8`` or ``cp949`` from the first bytes of a file.
-
-    CP949 rather than EUC-KR: CP949 is its superset and decoding as ``euc-kr`` fails on Hangul such as '똠'."""
-    if not head:
-        raise UnusableFile("empty file (0 bytes)")
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in head:
-        raise UnusableFile("not a CSV text file: it contains NUL bytes (binary, or UTF-16/32 text); "
-                           "save it as CSV in UTF-8 or CP949/EUC-KR")
-    failure = None
-    for encoding in ("utf-8", "cp949"):
-        try:
-            codecs.getincrementaldecoder(encoding)().decode(head, final=False)
-            return encoding
-        except UnicodeDecodeError as err:
-            failure = err
-    raise UnusableFile(f"not a CSV text file: neither UTF-8 nor CP949/EUC-KR (undecodable byte "
-                       f"0x{head[failure.start]:02x} at offset {failure.start})")
-
-
-def detect_line_ending(head: bytes) -> str:
-    cr, lf = head.find(b"\r"), head.find(b"\n")
-    if cr < 0 and lf < 0:
-        return "none"
-    if cr >= 0 and (lf < 0 or cr < lf):
-        return "CRLF" if head[cr + 1:cr + 2] == b"\n" else "CR"
-    return "LF"
 
 
 class _Undecodable:
@@ -95,6 +65,43 @@ class _Undecodable:
 
 
 codecs.register_error(_Undecodable.name, _Undecodable.handle)
+
+
+def detect_encoding(head: bytes) -> str:
+    """``utf-8-sig``, ``utf-8`` or ``cp949`` from the first bytes of a file.
+
+    CP949 rather than EUC-KR: CP949 is its superset and decoding as ``euc-kr`` fails on Hangul such as '똠'."""
+    if not head:
+        raise UnusableFile("empty file (0 bytes)")
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in head:
+        raise UnusableFile("not a CSV text file: it contains NUL bytes (binary, or UTF-16/32 text); "
+                           "save it as CSV in UTF-8 or CP949/EUC-KR")
+    # The right codec decodes the sample with no (or next to no) invalid sequences; the wrong one fails on
+    # nearly every Hangul character. A few bad bytes in the right encoding only reject their records.
+    errors = {encoding: _count_undecodable(head, encoding) for encoding in ("utf-8", "cp949")}
+    encoding = min(errors, key=errors.get)
+    wide = sum(1 for b in head if b >= 0x80)
+    if errors[encoding] and errors[encoding] > wide * BAD_BYTES_TOLERATED:
+        raise UnusableFile(f"not a CSV text file: neither UTF-8 nor CP949/EUC-KR ({errors['utf-8']} invalid "
+                           f"UTF-8 and {errors['cp949']} invalid CP949 sequences in the first {len(head)} bytes)")
+    return encoding
+
+
+def _count_undecodable(data: bytes, encoding: str) -> int:
+    before = _Undecodable.count
+    codecs.getincrementaldecoder(encoding)(errors=_Undecodable.name).decode(data, final=False)
+    return _Undecodable.count - before
+
+
+def detect_line_ending(head: bytes) -> str:
+    cr, lf = head.find(b"\r"), head.find(b"\n")
+    if cr < 0 and lf < 0:
+        return "none"
+    if cr >= 0 and (lf < 0 or cr < lf):
+        return "CRLF" if head[cr + 1:cr + 2] == b"\n" else "CR"
+    return "LF"
 
 
 class _Transcoder(io.RawIOBase):
@@ -235,20 +242,26 @@ def normalize(stream: BinaryIO, data_path: str, rejects_path: str, *, source: st
     batcher = _Batcher(mapping, report, rejects)
     source_stream = _Transcoder(decoder, text[header_end:], stream, len(head), READ_AHEAD_BLOCKS)
     names = [f"f{i}" for i in range(mapping.width)]
-    reader = pacsv.open_csv(
-        source_stream,
-        # single-threaded: the invalid-row handler then knows row numbers (and the machine has few cores)
-        read_options=pacsv.ReadOptions(column_names=names, block_size=block_bytes, use_threads=False),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=batcher.invalid_row),
-        convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                             strings_can_be_null=False, quoted_strings_can_be_null=False),
-    )
+    try:
+        reader = pacsv.open_csv(
+            source_stream,
+            # single-threaded: the invalid-row handler then knows row numbers (and the machine has few cores)
+            read_options=pacsv.ReadOptions(column_names=names, block_size=block_bytes, use_threads=False),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=batcher.invalid_row),
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+    except pa.ArrowInvalid as err:
+        source_stream.finish()
+        if "Empty CSV file" not in str(err):
+            raise UnusableFile(f"CSV structure broken near row 2: {err}") from None
+        reader = iter(())  # header only
     writer = pq.ParquetWriter(data_path, SCHEMA, compression="snappy")
     pending: List[pa.Table] = []
     try:
         while True:
             try:
-                batch = reader.read_next_batch()
+                batch = next(reader)
             except StopIteration:
                 break
             except pa.ArrowInvalid as err:
