@@ -2,17 +2,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from infra.settings import Settings
 from infra.stacks.storage_stack import StorageStack
+from infra.stacks.wifi_stack import WifiStack
 
 
 @dataclass
 class ProjectStacks:
     storage: StorageStack
+    wifi: Optional[WifiStack] = None
 
     def all(self) -> list:
         return [s for s in vars(self).values() if s is not None]
@@ -32,6 +35,10 @@ def build_stacks(app: cdk.App, settings: Settings) -> ProjectStacks:
     storage = StorageStack(app, f"{prefix}-storage", settings=settings, env=env,
                            description="Mask classifier: model and data buckets, Glue database, Athena workgroup")
     stacks = ProjectStacks(storage=storage)
+    stacks.wifi = WifiStack(app, f"{prefix}-wifi", settings=settings, env=env,
+                            data_bucket=storage.data_bucket, database=storage.database,
+                            workgroup=storage.workgroup,
+                            description="Korean public Wi-Fi CSV ingest into Athena table free_wifi_standard_data")
     for stack in stacks.all():
         cdk.Tags.of(stack).add("project", prefix)
     return stacks
