@@ -46,7 +46,7 @@ class _LocalPipBundling:
         self._requirements = requirements
         self._version = version
 
-    def try_bundle(self, output_dir: str, **_options: Any) -> bool:
+    def try_bundle(self, output_dir: str, *_options: Any, **_kwoptions: Any) -> bool:
         out = Path(output_dir)
         if self._requirements is not None:
             subprocess.run(pip_install_command(self._requirements, str(out), self._version), check=True)
