@@ -1,8 +1,12 @@
 """One place to record why a validation finding (cdk-nag or CDK's CloudFormation rules) does not apply."""
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Validations
-from constructs import IConstruct
+import json
+from typing import Sequence
+
+import jsii
+from aws_cdk import Acknowledgment, Stack, Validations
+from constructs import IConstruct, IValidation
 
 _MIN_REASON = 40
 
@@ -15,3 +19,38 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
         raise ValueError(f"acknowledgment of {rule_id} at {scope.node.path} needs a specific reason "
                          f"(at least {_MIN_REASON} characters), got {reason!r}")
     Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+
+
+def acknowledge_resource_wildcards(scope: IConstruct, resources: Sequence[str], reason: str,
+                                   rule: str = "AwsSolutions-IAM5") -> None:
+    """Acknowledges ``rule`` for exactly these resource ARNs (e.g. ``f"{bucket.bucket_arn}/raw/*"``) on ``scope``.
+
+    cdk-nag names a wildcard finding after the resolved resource, e.g.
+    ``AwsSolutions-IAM5[Resource::{"Fn::GetStackOutput":{...}}/raw/*]``. A cross-stack reference only takes that form
+    once CDK has resolved references (after construction, before the validation plugins run), so a construct
+    validation computes the ids at that point and acknowledges exactly those, each with ``reason``."""
+    if len(reason.strip()) < _MIN_REASON:
+        raise ValueError(f"acknowledgment of {rule} at {scope.node.path} needs a specific reason "
+                         f"(at least {_MIN_REASON} characters), got {reason!r}")
+    scope.node.add_validation(_AcknowledgeResolved(scope, rule, resources, reason))
+
+
+def _flatten(value) -> str:
+    """The text cdk-nag shows for a resolved ARN: Fn::Join flattened, other intrinsics as compact JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and set(value) == {"Fn::Join"} and value["Fn::Join"][0] == "":
+        return "".join(_flatten(part) for part in value["Fn::Join"][1])
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+@jsii.implements(IValidation)
+class _AcknowledgeResolved:
+    def __init__(self, scope: IConstruct, rule: str, resources: Sequence[str], reason: str) -> None:
+        self._scope, self._rule, self._resources, self._reason = scope, rule, list(resources), reason
+
+    def validate(self) -> list:
+        stack = Stack.of(self._scope)
+        for resource in self._resources:
+            acknowledge(self._scope, f"{self._rule}[Resource::{_flatten(stack.resolve(resource))}]", self._reason)
+        return []

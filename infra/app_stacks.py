@@ -11,6 +11,7 @@ from infra.settings import Settings
 from infra.stacks.analytics_stack import AnalyticsStack
 from infra.stacks.device_stack import DeviceStack
 from infra.stacks.storage_stack import StorageStack
+from infra.stacks.wifi_stack import WifiStack
 
 
 @dataclass
@@ -18,6 +19,7 @@ class ProjectStacks:
     storage: StorageStack
     analytics: Optional[AnalyticsStack] = None
     device: Optional[DeviceStack] = None
+    wifi: Optional[WifiStack] = None
 
     def all(self) -> list:
         return [s for s in vars(self).values() if s is not None]
@@ -44,6 +46,10 @@ def build_stacks(app: cdk.App, settings: Settings) -> ProjectStacks:
     stacks.device = DeviceStack(app, f"{prefix}-device", settings=settings, env=env,
                                 model_bucket=storage.model_bucket,
                                 description="Mask classifier on devices: DeepLens Lambda, Greengrass V2 component")
+    stacks.wifi = WifiStack(app, f"{prefix}-wifi", settings=settings, env=env,
+                            data_bucket=storage.data_bucket, database=storage.database,
+                            workgroup=storage.workgroup,
+                            description="Korean public Wi-Fi CSV ingest into Athena table free_wifi_standard_data")
     for stack in stacks.all():
         cdk.Tags.of(stack).add("project", prefix)
     return stacks

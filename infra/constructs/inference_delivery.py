@@ -8,8 +8,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from functions.analytics import layout
-from infra.acknowledge import acknowledge
-from infra.late_acknowledge import acknowledge_resource
+from infra.acknowledge import acknowledge, acknowledge_resource_wildcards
 from infra.constructs.inference_table import InferenceTable
 
 # jq 1.6: epoch ms -> UTC day; an event without a numeric ts fails here and goes to the error prefix.
@@ -51,7 +50,7 @@ class InferenceDelivery(Construct):
             acknowledge(role, f"AwsSolutions-IAM5[Action::{action}]",
                         f"{action} comes from the Firehose L2 S3 destination's read/write grant, scoped to the data "
                         "bucket only; Firehose needs it to write and clean up multipart Parquet uploads.")
-        acknowledge_resource(role, "AwsSolutions-IAM5", bucket.bucket_arn, "/*",
+        acknowledge_resource_wildcards(role, [f"{bucket.bucket_arn}/*"],
                              "Firehose writes objects with generated names (partition + random suffix) anywhere "
                              "under inference/ and errors/ of the data bucket; the grant covers this bucket only.")
         acknowledge(role, "AwsSolutions-IAM5[Resource::*]",

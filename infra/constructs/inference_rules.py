@@ -12,8 +12,8 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from functions.analytics import layout
+from infra.acknowledge import acknowledge_resource_wildcards
 from functions.edge.maskcam import schema
-from infra.late_acknowledge import acknowledge_resource
 
 
 
@@ -56,7 +56,7 @@ class InferenceRules(Construct):
                     stream, batch_mode=True, record_separator=actions.FirehoseRecordSeparator.NEWLINE)],
                 error_action=actions.S3PutObjectAction(errors_bucket, key=error_key(name)),
             )
-            acknowledge_resource(
-                self.rules[topic_filter], "AwsSolutions-IAM5", errors_bucket.bucket_arn, "/*",
+            acknowledge_resource_wildcards(
+                self.rules[topic_filter], [f"{errors_bucket.bucket_arn}/*"],
                 "The IoT error action writes one object per failure with a generated key (timestamp + uuid); the "
                 "alpha action grants s3:PutObject on the data bucket's objects only, no other action or bucket.")

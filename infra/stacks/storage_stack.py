@@ -50,6 +50,13 @@ class StorageStack(Stack):
             ],
         )
 
+        # Object-created events go to EventBridge, where consumers in other stacks (the Wi-Fi ingest) subscribe.
+        # Set on the L1: the L2 flag would add a notifications custom resource, and an S3 notification to a function
+        # in another stack would make the two stacks depend on each other.
+        self.data_bucket.node.default_child.notification_configuration = \
+            s3.CfnBucket.NotificationConfigurationProperty(
+                event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(event_bridge_enabled=True))
+
         self.database = glue.Database(
             self, "Database",
             database_name=settings.glue_database,

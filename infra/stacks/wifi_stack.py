@@ -1,0 +1,150 @@
+"""Korean public Wi-Fi data: CSV uploads under ``raw/`` of the data bucket become the Athena table
+``free_wifi_standard_data`` (Parquet), with rejects and a report under ``quarantine/``."""
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Duration, RemovalPolicy, Size, Stack
+from aws_cdk import aws_athena as athena
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from functions.wifi_ingest import named_queries
+from functions.wifi_ingest.handler import QUARANTINE_PREFIX, RAW_PREFIX
+from functions.wifi_ingest.layout import COLUMNS, TABLE_NAME
+from infra.acknowledge import acknowledge, acknowledge_resource_wildcards
+from infra.constructs.athena_workgroup import AthenaWorkGroup
+from infra.constructs.python_function import PythonFunction
+from infra.settings import Settings
+
+TABLE_PREFIX = f"tables/{TABLE_NAME}/"
+GLUE_TYPES = {"string": glue.Schema.STRING, "date": glue.Schema.DATE, "float": glue.Schema.FLOAT}
+
+
+class WifiTable(Construct):
+    """The Glue table over the normalizer's Parquet files (columns and types of the seed DDL)."""
+
+    def __init__(self, scope: Construct, id: str, *, database: glue.IDatabase, bucket: s3.IBucket) -> None:
+        super().__init__(scope, id)
+        self.prefix = TABLE_PREFIX
+        self.table = glue.S3Table(
+            self, "Table",
+            table_name=TABLE_NAME,
+            database=database,
+            description="National free Wi-Fi standard data (data.go.kr 15013116), normalized from the portal CSV "
+                        "by the wifi ingest Lambda.",
+            columns=[glue.Column(name=c.name, type=GLUE_TYPES[c.glue_type], comment=c.comment) for c in COLUMNS],
+            data_format=glue.DataFormat.PARQUET,
+            storage=glue.S3TableStorage.from_bucket(bucket),
+            s3_prefix=TABLE_PREFIX,
+        )
+
+
+class WifiIngest(Construct):
+    """Lambda run for every object created under ``raw/``: reads it, writes the table prefix and ``quarantine/``.
+
+    The trigger is an EventBridge rule on the bucket's "Object Created" events: an S3 bucket notification would
+    live in the storage stack and point at this stack's function, a cross-stack cycle."""
+
+    def __init__(self, scope: Construct, id: str, *, bucket: s3.IBucket, table_prefix: str,
+                 runtime: lambda_.Runtime) -> None:
+        super().__init__(scope, id)
+        self.dead_letters = sqs.Queue(
+            self, "DeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(self.dead_letters, "AwsSolutions-SQS3",
+                    "This queue is itself the dead-letter queue of the ingest function and its EventBridge rule; "
+                    "events that land here are inspected by a person, not processed again automatically.")
+
+        log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.THREE_MONTHS,
+                                  removal_policy=RemovalPolicy.DESTROY)
+        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                        description="Wi-Fi ingest: read raw/, write the table prefix and quarantine/, log")
+        self.function = PythonFunction(
+            self, "Function",
+            package="functions/wifi_ingest",
+            handler="functions.wifi_ingest.handler.handler",
+            runtime=runtime,
+            role=role,
+            log_group=log_group,
+            description="Korean public Wi-Fi CSV (CP949/UTF-8) under raw/ -> Parquet table data + quarantine",
+            memory_size=1024,
+            timeout=Duration.minutes(10),
+            ephemeral_storage_size=Size.gibibytes(2),
+            reserved_concurrent_executions=5,
+            retry_attempts=2,
+            on_failure=destinations.SqsDestination(self.dead_letters),
+            environment={
+                "TABLE_PREFIX": table_prefix,
+                "POWERTOOLS_SERVICE_NAME": "wifi-ingest",
+                # pyarrow's allocator keeps freed memory by default (see functions/wifi_ingest/__main__.py)
+                "MIMALLOC_ARENA_EAGER_COMMIT": "0",
+                "MIMALLOC_PURGE_DELAY": "0",
+            },
+        )
+        log_group.grant_write(role)
+
+        # Least privilege on exact prefixes: GetObject(Version) on raw/, Put on the outputs, and HeadObject on
+        # quarantine/ (the idempotency check; ListBucket there makes a missing report a 404 instead of a 403).
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["s3:GetObject", "s3:GetObjectVersion"],
+            resources=[bucket.arn_for_objects(f"{RAW_PREFIX}*")]))
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["s3:GetObject"],
+            resources=[bucket.arn_for_objects(f"{QUARANTINE_PREFIX}*")]))
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+            resources=[bucket.arn_for_objects(f"{table_prefix}*"), bucket.arn_for_objects(f"{QUARANTINE_PREFIX}*")]))
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{QUARANTINE_PREFIX}*"]}}))
+        acknowledge_resource_wildcards(
+            role, [bucket.arn_for_objects(f"{prefix}*") for prefix in (RAW_PREFIX, QUARANTINE_PREFIX, table_prefix)],
+            "Object wildcards limited to one prefix of the data bucket (raw/ to read, quarantine/ and the table "
+            "prefix to write): uploaded file names are not known in advance.")
+
+        self.rule = events.Rule(
+            self, "RawUploads",
+            description="Objects created under raw/ of the data bucket -> Wi-Fi ingest",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={"bucket": {"name": [bucket.bucket_name]}, "object": {"key": [{"prefix": RAW_PREFIX}]}},
+            ),
+            targets=[targets.LambdaFunction(self.function, dead_letter_queue=self.dead_letters,
+                                            retry_attempts=8, max_event_age=Duration.hours(6))],
+        )
+
+
+class WifiStack(Stack):
+    """Ingest Lambda + trigger, the Glue table and one Athena named query per seed chart."""
+
+    def __init__(self, scope: Construct, id: str, *, settings: Settings, data_bucket: s3.IBucket,
+                 database: glue.IDatabase, workgroup: AthenaWorkGroup, **kwargs: Any) -> None:
+        super().__init__(scope, id, **kwargs)
+        self.table = WifiTable(self, "WifiTable", database=database, bucket=data_bucket)
+        self.ingest = WifiIngest(self, "Ingest", bucket=data_bucket, table_prefix=self.table.prefix,
+                                 runtime=lambda_.Runtime(settings.lambda_runtime, lambda_.RuntimeFamily.PYTHON))
+        self.named_queries = []
+        for query in named_queries.load():
+            named = athena.CfnNamedQuery(
+                self, f"Query-{query.name}",
+                name=query.name,
+                description=query.description[:1024],
+                database=settings.glue_database,
+                work_group=workgroup.name,
+                query_string=query.render(settings.glue_database),
+            )
+            named.node.add_dependency(self.table.table)
+            self.named_queries.append(named)
