@@ -90,7 +90,7 @@ def test_no_crawler_and_no_partition_resources(analytics):
 
 def test_every_query_file_is_a_named_query_in_the_project_workgroup(analytics):
     named = {r["Properties"]["Name"]: r["Properties"] for r in resources(analytics, "AWS::Athena::NamedQuery").values()}
-    files = {q.name: q for q in queries.load()}
+    files = {q.name: q for q in queries.load(queries.QUERIES_DIR)}
     assert set(named) == set(files) >= {"mask_compliance_by_device_hour", "unmasked_by_day", "busiest_hours",
                                         "silent_devices"}
     for name, props in named.items():

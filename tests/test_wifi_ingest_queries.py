@@ -1,21 +1,26 @@
-"""The two chart queries answer from normalized data: Athena SQL -> DuckDB (sqlglot) over the Parquet output."""
+"""The two chart queries answer from normalized data, through the project's one query loader and local runner
+(Athena SQL -> DuckDB by sqlglot) over a local lake laid out like the data bucket."""
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 
-import duckdb
 import sqlglot
 
-from functions.wifi_ingest import named_queries, sample
+from functions.analytics import queries, runner
+from functions.wifi_ingest import layout, sample
 from functions.wifi_ingest.__main__ import main
+
+CHARTS = {"wifi_count_by_city", "wifi_count_by_service_provider"}
 
 
 def test_query_files_follow_the_convention():
-    queries = {q.name: q for q in named_queries.load()}
-    assert set(queries) == {"wifi_count_by_city", "wifi_count_by_service_provider"}
-    for q in queries.values():
+    found = {q.name: q for q in queries.load(layout.QUERIES_DIR)}
+    assert set(found) == CHARTS
+    for q in found.values():
         assert q.description and "${database}.free_wifi_standard_data" in q.template
         sqlglot.parse_one(q.render("awskrug"), read="athena")  # valid Athena SQL
+    assert CHARTS <= {q.name for q in queries.load()}  # part of the project's named queries
 
 
 def test_chart_queries_over_normalized_parquet(tmp_path, capsys):
@@ -27,22 +32,22 @@ def test_chart_queries_over_normalized_parquet(tmp_path, capsys):
     capsys.readouterr()
     kept = recs[1:]
 
-    con = duckdb.connect()
-    con.execute("CREATE SCHEMA awskrug")
-    con.execute(f"CREATE VIEW awskrug.free_wifi_standard_data AS "
-                f"SELECT * FROM read_parquet('{tmp_path / 'out'}/*.parquet')")
-    queries = {q.name: q for q in named_queries.load()}
+    lake = tmp_path / "lake"
+    (lake / layout.TABLE_PREFIX).mkdir(parents=True)
+    for parquet in (tmp_path / "out").glob("*.parquet"):
+        shutil.copy(parquet, lake / layout.TABLE_PREFIX / parquet.name)
+    results = {r.name: r.rows for r in runner.run_queries(lake, queries.load(layout.QUERIES_DIR))}
 
-    def run(name):
-        sql = sqlglot.transpile(queries[name].render("awskrug"), read="athena", write="duckdb")[0]
-        return con.execute(sql).fetchall()
-
-    by_city = run("wifi_count_by_city")
     want_city = Counter(r["city"] for r in kept)
-    assert dict(by_city) == want_city
-    assert [n for _, n in by_city] == sorted(want_city.values(), reverse=True)
+    assert dict(results["wifi_count_by_city"]) == want_city
+    assert [n for _, n in results["wifi_count_by_city"]] == sorted(want_city.values(), reverse=True)
 
-    by_provider = run("wifi_count_by_service_provider")
+    by_provider = results["wifi_count_by_service_provider"]
     want = Counter((r["city"], r["service_provider"]) for r in kept)
     assert {(c, p): n for c, p, n in by_provider} == want
     assert sum(n for *_, n in by_provider) == len(kept)
+
+
+def test_an_empty_lake_answers_the_charts_with_no_rows(tmp_path):
+    results = runner.run_queries(tmp_path, queries.load(layout.QUERIES_DIR))
+    assert {r.name for r in results} == CHARTS and all(r.rows == [] for r in results)

@@ -5,7 +5,8 @@ import json
 
 from aws_cdk.assertions import Match, Template
 
-from functions.wifi_ingest import named_queries
+from functions.analytics import queries
+from functions.wifi_ingest.layout import QUERIES_DIR
 from infra.constructs.python_function import _LocalPipBundling, pip_install_command, python_version, ROOT
 from tests.conftest import make_app
 
@@ -88,15 +89,16 @@ def test_permissions_are_least_privilege(project):
 
 
 def test_one_named_query_per_chart_in_the_project_workgroup(project):
-    queries = wifi(project).find_resources("AWS::Athena::NamedQuery")
-    got = {q["Properties"]["Name"]: q["Properties"] for q in queries.values()}
-    assert set(got) == {q.name for q in named_queries.load()} == {"wifi_count_by_city",
+    named = wifi(project).find_resources("AWS::Athena::NamedQuery")
+    got = {q["Properties"]["Name"]: q["Properties"] for q in named.values()}
+    assert set(got) == {q.name for q in queries.load(QUERIES_DIR)} == {"wifi_count_by_city",
                                                                   "wifi_count_by_service_provider"}
-    for q in named_queries.load():
+    for q in queries.load(QUERIES_DIR):
         props = got[q.name]
         assert props["QueryString"] == q.render("awskrug")
         assert "awskrug.free_wifi_standard_data" in props["QueryString"]
-        assert (props["Database"], props["WorkGroup"]) == ("awskrug", "maskcam-analytics")
+        assert props["Database"] == "awskrug"
+        assert "Fn::GetStackOutput" in props["WorkGroup"]  # the storage stack's workgroup (Ref = its name)
 
 
 def test_runtime_follows_the_setting(tmp_path):

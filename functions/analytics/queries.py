@@ -18,6 +18,13 @@ from string import Template
 from typing import Dict, Iterable, List, Mapping
 
 QUERIES_DIR = Path(__file__).resolve().parent / "queries"
+
+
+def project_query_dirs() -> tuple:
+    """Every named-query directory of the project: inference analytics, then the Wi-Fi charts."""
+    from functions.wifi_ingest.layout import QUERIES_DIR as WIFI_QUERIES_DIR
+
+    return (QUERIES_DIR, WIFI_QUERIES_DIR)
 _PARAM_RE = re.compile(r"^--\s*param:\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\S+)\s*$")
 _SAFE_VALUE_RE = re.compile(r"^[A-Za-z0-9_.:+-]{1,64}$")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,127}$")
@@ -81,9 +88,9 @@ def parse(path: Path) -> NamedQuery:
 
 
 def load(*dirs: Path) -> List[NamedQuery]:
-    """Every ``*.sql`` file of ``dirs`` (default: this package's queries), sorted by name; names must be unique."""
+    """Every ``*.sql`` file of ``dirs`` (default: all of the project's), sorted by name; names must be unique."""
     found: Dict[str, NamedQuery] = {}
-    for directory in dirs or (QUERIES_DIR,):
+    for directory in dirs or project_query_dirs():
         directory = Path(directory)
         if not directory.is_dir():
             raise QueryFileError(f"query directory {directory} does not exist")

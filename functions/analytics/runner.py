@@ -48,8 +48,25 @@ def lake_files(lake: Path) -> List[Path]:
     return sorted((Path(lake) / layout.DATA_PREFIX).glob(f"{layout.PARTITION_KEY[0]}=*/*.parquet"))
 
 
+def _wifi_view(conn: duckdb.DuckDBPyConnection, lake: Path, database: str) -> None:
+    """``<database>.free_wifi_standard_data`` over the normalized Parquet under the lake's table prefix."""
+    from functions.wifi_ingest import layout as wifi
+
+    files = sorted((Path(lake) / wifi.TABLE_PREFIX).glob("*.parquet"))
+    table = f'"{database}"."{wifi.TABLE_NAME}"'
+    if files:
+        listing = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
+        conn.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{listing}])")
+    else:
+        columns = ", ".join(f'CAST(NULL AS {"REAL" if c.glue_type == "float" else c.glue_type.upper()}) AS "{c.name}"'
+                            for c in wifi.COLUMNS)
+        conn.execute(f"CREATE VIEW {table} AS SELECT {columns} WHERE false")
+
+
 def connect(lake: Path, database: str) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection where ``<database>.inference_results`` reads the lake (hive partition ``dt`` as text)."""
+    """A DuckDB connection over a local lake that mirrors the data bucket: ``<database>.inference_results`` reads
+    ``inference/dt=*/`` (hive partition ``dt`` as text), ``<database>.free_wifi_standard_data`` reads
+    ``tables/free_wifi_standard_data/``. Missing data gives empty tables, not errors."""
     conn = duckdb.connect()
     conn.execute("SET TimeZone = 'UTC'")
     conn.execute(f'CREATE SCHEMA "{database}"')
@@ -63,6 +80,7 @@ def connect(lake: Path, database: str) -> duckdb.DuckDBPyConnection:
         empty = pa.Table.from_batches([], schema=EVENT_SCHEMA.append(pa.field(layout.PARTITION_KEY[0], pa.string())))
         conn.register("_empty_lake", empty)
         conn.execute(f"CREATE VIEW {table} AS SELECT * FROM _empty_lake")
+    _wifi_view(conn, lake, database)
     return conn
 
 

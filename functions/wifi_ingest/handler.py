@@ -26,14 +26,11 @@ import boto3
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from functions.wifi_ingest.layout import TABLE_NAME
+from functions.wifi_ingest.layout import QUARANTINE_PREFIX, RAW_PREFIX, TABLE_PREFIX
 from functions.wifi_ingest.outputs import LocalOutputs, run
 
 logger = Logger(service="wifi-ingest")
 
-RAW_PREFIX = "raw/"
-QUARANTINE_PREFIX = "quarantine/"
-DEFAULT_TABLE_PREFIX = f"tables/{TABLE_NAME}/"
 
 
 @dataclass(frozen=True)
@@ -56,7 +53,7 @@ class OutputKeys:
     report: str
 
     @classmethod
-    def for_object(cls, obj: RawObject, *, table_prefix: str = DEFAULT_TABLE_PREFIX,
+    def for_object(cls, obj: RawObject, *, table_prefix: str = TABLE_PREFIX,
                    raw_prefix: str = RAW_PREFIX, quarantine_prefix: str = QUARANTINE_PREFIX) -> "OutputKeys":
         path = obj.key[len(raw_prefix):]
         # Athena skips files whose name starts with "_" or "."; the table location is read without subfolders
@@ -90,7 +87,7 @@ def _exists(s3, bucket: str, key: str) -> bool:
         raise
 
 
-def ingest(s3, obj: RawObject, *, table_prefix: str = DEFAULT_TABLE_PREFIX, work_dir: Optional[str] = None) -> dict:
+def ingest(s3, obj: RawObject, *, table_prefix: str = TABLE_PREFIX, work_dir: Optional[str] = None) -> dict:
     """Processes one raw object; returns a summary (status ok / failed / skipped)."""
     if not obj.key.startswith(RAW_PREFIX) or obj.key.endswith("/"):
         return {"key": obj.key, "status": "skipped", "why": f"not a file under {RAW_PREFIX}"}
@@ -123,7 +120,7 @@ def ingest(s3, obj: RawObject, *, table_prefix: str = DEFAULT_TABLE_PREFIX, work
 
 def _handle(objects: Iterable[RawObject]) -> List[dict]:
     s3 = boto3.client("s3")
-    table_prefix = os.environ.get("TABLE_PREFIX", DEFAULT_TABLE_PREFIX)
+    table_prefix = os.environ.get("TABLE_PREFIX", TABLE_PREFIX)
     return [ingest(s3, obj, table_prefix=table_prefix) for obj in objects]
 
 

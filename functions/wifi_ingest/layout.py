@@ -7,9 +7,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 TABLE_NAME = "free_wifi_standard_data"
+QUERIES_DIR = Path(__file__).resolve().parent / "queries"   # the seed's two chart queries (Athena SQL files)
+
+# Data bucket layout, shared by the Lambda, the stack and the local lake (which mirrors the bucket).
+RAW_PREFIX = "raw/"                          # portal CSV files as uploaded; never modified or deleted
+QUARANTINE_PREFIX = "quarantine/"            # rejects + report per raw object version
+TABLE_PREFIX = f"tables/{TABLE_NAME}/"       # Parquet read by the Glue table
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Size, Stack
-from aws_cdk import aws_athena as athena
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_glue as glue
@@ -17,15 +16,14 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from functions.wifi_ingest import named_queries
-from functions.wifi_ingest.handler import QUARANTINE_PREFIX, RAW_PREFIX
-from functions.wifi_ingest.layout import COLUMNS, TABLE_NAME
+from functions.analytics import queries as query_files
+from functions.wifi_ingest.layout import COLUMNS, QUARANTINE_PREFIX, QUERIES_DIR, RAW_PREFIX, TABLE_NAME, TABLE_PREFIX
 from infra.acknowledge import acknowledge, acknowledge_resource_wildcards
 from infra.constructs.athena_workgroup import AthenaWorkGroup
+from infra.constructs.named_queries import NamedQueries
 from infra.constructs.python_function import PythonFunction
 from infra.settings import Settings
 
-TABLE_PREFIX = f"tables/{TABLE_NAME}/"
 GLUE_TYPES = {"string": glue.Schema.STRING, "date": glue.Schema.DATE, "float": glue.Schema.FLOAT}
 
 
@@ -136,15 +134,10 @@ class WifiStack(Stack):
         self.table = WifiTable(self, "WifiTable", database=database, bucket=data_bucket)
         self.ingest = WifiIngest(self, "Ingest", bucket=data_bucket, table_prefix=self.table.prefix,
                                  runtime=lambda_.Runtime(settings.lambda_runtime, lambda_.RuntimeFamily.PYTHON))
-        self.named_queries = []
-        for query in named_queries.load():
-            named = athena.CfnNamedQuery(
-                self, f"Query-{query.name}",
-                name=query.name,
-                description=query.description[:1024],
-                database=settings.glue_database,
-                work_group=workgroup.name,
-                query_string=query.render(settings.glue_database),
-            )
-            named.node.add_dependency(self.table.table)
-            self.named_queries.append(named)
+        self.named_queries = NamedQueries(
+            self, "NamedQueries",
+            workgroup_name=workgroup.resource.ref,
+            database_name=settings.glue_database,
+            queries=query_files.load(QUERIES_DIR),
+        )
+        self.named_queries.node.add_dependency(self.table.table)
