@@ -153,3 +153,13 @@ def test_broken_exports_are_refused_with_the_problem_named(tmp_path, export):
     (bad / manifest["files"]["symbol"]).unlink(missing_ok=True)
     with pytest.raises(ManifestError, match="symbol file .* is missing"):
         load_manifest(str(bad)).path("symbol")
+
+
+def test_the_opencv_resize_adapters_use_gives_the_same_batch_as_the_numpy_core():
+    from functions.edge.maskcam.adapters.models import fastest_resize
+
+    crops = [astronaut_bgr()[66:161, 177:272], stream_frame()[186:281, 440:535]]
+    fast, reference = make_batch(crops, resize=fastest_resize()), make_batch(crops)
+    assert fastest_resize() is not resize_bilinear  # cv2 is installed here, so the fast path is the one tested
+    assert fast.shape == reference.shape == (2, 3, 224, 224)
+    assert np.abs(fast - reference).max() <= 1.0 / 255 / 0.224 + 1e-5  # at most one grey level apart

@@ -34,12 +34,15 @@ def resize_bilinear(image, width, height):
     return top * (1 - wy) + bottom * wy
 
 
-def to_tensor(crop_bgr, spec=None):
-    """One BGR uint8 crop -> CHW (or HWC) float32 normalized per ``spec`` (the manifest's ``input``)."""
+def to_tensor(crop_bgr, spec=None, resize=resize_bilinear):
+    """One BGR uint8 crop -> CHW (or HWC) float32 normalized per ``spec`` (the manifest's ``input``).
+
+    ``resize(image, width, height)`` must sample like ``resize_bilinear``; adapters pass OpenCV's where it exists
+    (about 20x faster than this numpy version)."""
     spec = spec or DEFAULT_INPUT
     if crop_bgr.ndim != 3 or crop_bgr.shape[2] != 3:
         raise ValueError("expected an HxWx3 BGR image, got shape %r" % (crop_bgr.shape,))
-    img = resize_bilinear(crop_bgr, int(spec["width"]), int(spec["height"]))
+    img = np.asarray(resize(crop_bgr, int(spec["width"]), int(spec["height"])), dtype=np.float32)
     if str(spec.get("color", "RGB")).upper() == "RGB":
         img = img[:, :, ::-1]
     img = img * float(spec.get("scale", 1.0))
@@ -51,6 +54,6 @@ def to_tensor(crop_bgr, spec=None):
     return np.ascontiguousarray(img, dtype=np.float32)
 
 
-def make_batch(crops_bgr, spec=None):
+def make_batch(crops_bgr, spec=None, resize=resize_bilinear):
     """Crops -> one N x C x H x W float32 batch."""
-    return np.stack([to_tensor(c, spec) for c in crops_bgr]).astype(np.float32)
+    return np.stack([to_tensor(c, spec, resize) for c in crops_bgr]).astype(np.float32)
