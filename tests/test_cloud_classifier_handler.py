@@ -183,3 +183,20 @@ def test_publish_failure_fails_the_invocation_after_the_batch_was_tried(cloud, m
 
 def test_not_a_frames_event_keeps_the_device_answer(cloud):
     assert cloud.handler({"message": "hello"}, context())["status"] == "idle"
+
+
+def test_pure_helpers_key_layout_topic_and_times():
+    from functions.edge.maskcam import cloud as c
+    assert c.device_id_of("frames/cam-1/2026/x.jpg") == "cam-1"
+    for bad in ("raw/cam-1/x.jpg", "frames/cam-1/", "frames/cam+1/x.jpg", "frames/x.jpg"):
+        with pytest.raises(c.FrameRejected):
+            c.device_id_of(bad)
+    assert c.topic_for("maskcam/+/infer", "cam-1") == "maskcam/cam-1/infer"
+    assert c.topic_for("cameras/all", "cam-1") == "cameras/all"
+    assert c._iso_ms("2026-11-27T10:00:00.250Z") == 1795773600250 and c._iso_ms("yesterday") is None
+    assert c.error_record_key("raw/x.jpg") == "errors/frames/_outside-frames-prefix/raw/x.jpg.json"
+    obj = c.FrameObject("b", "frames/cam-1/x.jpg", None, 1795773600000)
+    assert c.capture_ts(obj, {}, 1) == 1795773600000 and c.capture_ts(obj._replace(event_ms=None), {}, 7) == 7
+    with pytest.raises(c.FrameRejected, match="metadata ts='soon'"):
+        c.capture_ts(obj, {"ts": "soon"}, 1)
+    assert not c.is_frames_event({"Records": [{"eventSource": "aws:sqs"}]}) and not c.is_frames_event([])
