@@ -44,8 +44,9 @@ def build_stacks(app: cdk.App, settings: Settings) -> ProjectStacks:
         data_bucket=storage.data_bucket, database=storage.database, workgroup=storage.workgroup,
         description="Mask classifier: IoT rules -> Firehose -> Parquet in S3 -> Glue table, Athena named queries")
     stacks.device = DeviceStack(app, f"{prefix}-device", settings=settings, env=env,
-                                model_bucket=storage.model_bucket,
-                                description="Mask classifier on devices: DeepLens Lambda, Greengrass V2 component")
+                                model_bucket=storage.model_bucket, data_bucket=storage.data_bucket,
+                                description="Mask classifier on devices: DeepLens Lambda, Greengrass V2 component; "
+                                            "frames uploaded to S3 classified in the cloud")
     stacks.wifi = WifiStack(app, f"{prefix}-wifi", settings=settings, env=env,
                             data_bucket=storage.data_bucket, database=storage.database,
                             workgroup=storage.workgroup,

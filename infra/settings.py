@@ -63,6 +63,7 @@ class Settings:
     model_version: str = "1"
     greengrass_component_name: str = "com.maskcam.EdgeClassifier"
     greengrass_component_version: str = "1.0.0"
+    cloud_reserved_concurrency: int = 5
 
     @property
     def model_prefix(self) -> str:
@@ -130,6 +131,16 @@ def _positive_int(key: str, raw: Any) -> int:
     return value
 
 
+def _concurrency(key: str, raw: Any) -> int:
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise SettingsError(key, raw, "a whole number of concurrent executions, 1-1000") from None
+    if not 1 <= value <= 1000:
+        raise SettingsError(key, raw, "a whole number of concurrent executions, 1-1000 (0 would stop the function)")
+    return value
+
+
 _PARSERS: dict = {
     "project": _matching(_PROJECT_RE, "3-20 characters, lowercase letters, digits and '-', starting with a "
                                       "letter (it prefixes stack and bucket names)"),
@@ -150,4 +161,5 @@ _PARSERS: dict = {
                                                                "com.maskcam.EdgeClassifier"),
     "greengrass_component_version": _matching(_SEMVER_RE, "a semantic version major.minor.patch such as 1.0.0 "
                                                           "(bump it whenever code or model changes)"),
+    "cloud_reserved_concurrency": _concurrency,
 }

@@ -46,12 +46,15 @@ def test_role_is_deeplens_lambda_with_least_privilege(device):
     policy = next(p for p in resources(device, "AWS::IAM::Policy") if "DeepLens" in json.dumps(p["Properties"]["Roles"]))
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
-    assert actions == {"s3:GetObject", "s3:ListBucket", "iot:Publish", "logs:CreateLogStream", "logs:PutLogEvents"}
+    assert actions == {"s3:GetObject", "s3:ListBucket", "iot:Publish", "logs:CreateLogStream", "logs:PutLogEvents",
+                       # the cloud classifier (tests/test_cloud_classifier_stack.py): frames/, errors/frames/, DLQ
+                       "s3:GetObjectVersion", "s3:PutObject", "sqs:SendMessage", "sqs:GetQueueAttributes",
+                       "sqs:GetQueueUrl"}
     publish, = [s for s in statements if s["Action"] == "iot:Publish"]
     topics = sorted(flatten(r) for r in publish["Resource"])
     assert topics == ["arn:aws:iot:us-east-1:<token>:topic/$aws/things/*/infer",
                       "arn:aws:iot:us-east-1:<token>:topic/maskcam/*/infer"]
-    get, = [s for s in statements if s["Action"] == "s3:GetObject"]
+    get, = [s for s in statements if s["Action"] == "s3:GetObject" and "models" in json.dumps(s["Resource"])]
     assert flatten(get["Resource"]).endswith(":s3:::deeplens-maskcam-models-<token>-<token>/models/mask-classifier/1/*")
 
 

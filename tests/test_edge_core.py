@@ -15,7 +15,7 @@ from functions.edge.maskcam.pipeline import FramePipeline, check_classes
 from functions.edge.maskcam.preprocess import make_batch, resize_bilinear, to_tensor
 from tests.edge_support import EDGE_DIR, STREAM_FACES, astronaut_bgr, overlaps, stream_frame
 
-HEAVY = {"cv2", "awscam", "mo", "mxnet", "onnxruntime", "greengrasssdk", "awsiot"}
+HEAVY = {"cv2", "awscam", "mo", "mxnet", "onnxruntime", "greengrasssdk", "awsiot", "boto3", "botocore"}
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,15 @@
 
 As in the DeepLens samples, the long-lived inference loop starts when the pinned Lambda is loaded on the device;
 ``function_handler`` is only invoked for messages and reports the loop's state. In the cloud (no
-AWS_IOT_THING_NAME) nothing starts at import. Configuration: ``maskcam.deeplens.ENV``."""
+AWS_IOT_THING_NAME) nothing starts at import, and the handler classifies frames uploaded to S3 when invoked with an
+S3 notification or an EventBridge "Object Created" event (``maskcam.cloud``). Configuration: ``maskcam.deeplens.ENV``
+on a device, ``maskcam.cloud.ENV`` in the cloud."""
 import logging
 import os
 import threading
 
 from maskcam.app import build_runner, summary
+from maskcam.cloud import is_frames_event
 from maskcam.deeplens import autostart, options_from_env
 
 LOG = logging.getLogger("maskcam")
@@ -35,6 +38,9 @@ def start(environ=None):
 
 
 def function_handler(event, context):
+    if is_frames_event(event):
+        from maskcam.cloud import handler
+        return handler(event, context)
     if _state["runner"] is None and not autostart(os.environ):
         return {"status": "idle", "reason": "not on a Greengrass core (AWS_IOT_THING_NAME unset); "
                                             "the loop runs on DeepLens / Greengrass devices only"}

@@ -1,5 +1,7 @@
 """The DeepLens inference Lambda: role ``deeplens_lambda``, its log group, a published version and the ``live``
-alias a DeepLens project (or a Greengrass V1 group) points at."""
+alias a DeepLens project (or a Greengrass V1 group) points at. The same function classifies frames uploaded to S3
+in the cloud (``maskcam.cloud``; trigger, permissions and configuration in ``cloud_classifier.py``); its cloud
+dependencies (ONNX Runtime, OpenCV, numpy) come in a layer, which Greengrass V1 does not deploy to devices."""
 from __future__ import annotations
 
 from aws_cdk import Aws, Duration, RemovalPolicy, Stack
@@ -10,7 +12,8 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.acknowledge import acknowledge
-from infra.constructs.edge_code import EDGE_DIR, EDGE_EXCLUDES
+from infra.constructs.edge_code import CLOUD_PRUNE, CLOUD_REQUIREMENTS, EDGE_DIR, EDGE_EXCLUDES
+from infra.constructs.python_function import ROOT, PythonDependenciesLayer
 from infra.settings import CREATABLE_PYTHON_RUNTIMES, Settings
 from infra.stacks.storage_stack import model_bucket_name
 
@@ -69,17 +72,25 @@ class DeepLensFunction(Construct):
                                                     resources=topic_arns(stack, settings.inference_topics)))
         self.log_group.grant_write(self.role)
 
+        runtime = lambda_.Runtime(settings.lambda_runtime, lambda_.RuntimeFamily.PYTHON)
+        self.dependencies = PythonDependenciesLayer(
+            self, "CloudDependencies", runtime=runtime, prune=CLOUD_PRUNE,
+            requirements=CLOUD_REQUIREMENTS.relative_to(ROOT).as_posix(),
+            description="numpy, OpenCV (headless), ONNX Runtime for the cloud classifier (maskcam.cloud)")
         self.function = lambda_.Function(
             self, "Function",
             function_name=name,
-            description="Face-mask classifier for DeepLens / Greengrass V1 (greengrassHelloWorld contract)",
-            runtime=lambda_.Runtime(settings.lambda_runtime, lambda_.RuntimeFamily.PYTHON),
+            description="Face-mask classifier: the DeepLens / Greengrass V1 loop on devices, frames uploaded to "
+                        "S3 in the cloud (greengrassHelloWorld contract)",
+            runtime=runtime,
             handler=HANDLER,
             code=lambda_.Code.from_asset(str(EDGE_DIR), exclude=EDGE_EXCLUDES),
+            layers=[self.dependencies],
             role=self.role,
             log_group=self.log_group,
-            timeout=Duration.seconds(30),
-            memory_size=512,
+            timeout=Duration.seconds(60),   # a cold start downloads the model and loads OpenCV + ONNX Runtime
+            memory_size=1536,               # CPU share for the Haar detector and the classifier
+            reserved_concurrent_executions=settings.cloud_reserved_concurrency,
         )
         self.version = self.function.current_version
         self.alias = lambda_.Alias(self, "Live", alias_name=ALIAS_NAME, version=self.version)

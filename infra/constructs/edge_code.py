@@ -6,3 +6,16 @@ from pathlib import Path
 EDGE_DIR = Path(__file__).resolve().parents[2] / "functions" / "edge"
 EDGE_EXCLUDES = ["tests", "**/tests", "**/__pycache__", "*.pyc", "**/*.pyc", ".pytest_cache", "*.egg-info",
                  "maskcam-spool", "*.jsonl"]
+
+# The cloud Lambda's dependencies (maskcam.cloud; a layer) and the files of them it never loads, removed after pip
+# to stay under Lambda's 250 MB unzipped limit (everything installed is ~295 MB; see README "Cloud classifier").
+CLOUD_REQUIREMENTS = EDGE_DIR.parent / "cloud_classifier_layer" / "requirements.txt"
+CLOUD_PRUNE = (
+    "onnxruntime/capi/libonnxruntime.so.*",  # C API library for native programs; the Python binding is self-contained
+    "onnxruntime/transformers", "onnxruntime/quantization", "onnxruntime/tools",  # offline model tooling
+    "numpy/**/tests",
+    # OpenCV's other cascades (the detector uses haarcascade_frontalface_default.xml)
+    "cv2/data/haarcascade_frontalface_alt_tree.xml", "cv2/data/haarcascade_profileface.xml",
+    "cv2/data/haarcascade_*body.xml", "cv2/data/haarcascade_*eye*.xml", "cv2/data/haarcascade_*cat*.xml",
+    "cv2/data/haarcascade_*plate*.xml", "cv2/data/haarcascade_smile.xml",
+)

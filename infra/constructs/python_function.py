@@ -2,7 +2,9 @@
 
 ``cdk synth`` runs ``pip install --platform manylinux... --only-binary=:all: --python-version <runtime's> -t <asset>``
 on the machine itself (wheels for the Lambda's Linux/x86_64 and Python version, whatever the host runs) and copies
-the package source next to them, keeping its import path (``functions/<package>``). Where pip cannot run, CDK falls
+the package source next to them, keeping its import path (``functions/<package>``). ``PythonDependenciesLayer`` bundles
+only the dependencies, as a Lambda layer (``python/`` in the layer), with ``prune`` globs removing files the function
+never loads (to stay under Lambda's 250 MB unzipped limit). Where pip cannot run, CDK falls
 back to the same steps in the runtime's SAM build image (needs Docker). Tests skip bundling entirely
 (context ``aws:cdk:bundling-stacks: []``).
 """
@@ -12,7 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import jsii
 from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
@@ -37,6 +39,62 @@ def pip_install_command(requirements: Path, target: str, version: str) -> list:
     return [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
             "--only-binary=:all:", "--implementation", "cp", "--python-version", version, *platforms,
             "--target", target, "-r", str(requirements)]
+
+
+def prune_tree(root: Path, patterns: Sequence[str]) -> None:
+    """Removes what matches ``patterns`` (globs relative to ``root``). A pattern that matches nothing is an error, so
+    a dependency upgrade that moves files is noticed instead of silently growing the asset."""
+    for pattern in patterns:
+        matches = list(root.glob(pattern))
+        if not matches:
+            raise FileNotFoundError(f"prune pattern {pattern!r} matches nothing under {root}")
+        for path in matches:
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+
+
+def bundle_dependencies(requirements: Path, target: Path, version: str, prune: Sequence[str] = ()) -> None:
+    """pip-installs ``requirements`` for the Lambda platform into ``target``, then prunes."""
+    subprocess.run(pip_install_command(requirements, str(target), version), check=True)
+    prune_tree(target, prune)
+
+
+@jsii.implements(ILocalBundling)
+class _LocalLayerBundling:
+    def __init__(self, requirements: Path, version: str, prune: Sequence[str]) -> None:
+        self._requirements, self._version, self._prune = requirements, version, tuple(prune)
+
+    def try_bundle(self, output_dir: str, *_options: Any, **_kwoptions: Any) -> bool:
+        bundle_dependencies(self._requirements, Path(output_dir) / "python", self._version, self._prune)
+        return True
+
+
+class PythonDependenciesLayer(lambda_.LayerVersion):
+    """A layer holding pinned dependencies (``requirements``: a file in a directory of its own, whose contents make
+    the asset hash) for ``runtime`` on x86_64, bundled without Docker like ``PythonFunction``."""
+
+    def __init__(self, scope: Construct, id: str, *, requirements: str, runtime: lambda_.Runtime,
+                 prune: Sequence[str] = (), **kwargs: Any) -> None:
+        req = (ROOT / requirements).resolve()
+        if not req.is_file():
+            raise ValueError(f"{requirements}: no such requirements file")
+        version = python_version(runtime)
+        docker_steps = " && ".join(filter(None, [
+            f"pip install --quiet --no-compile -r {req.name} -t /asset-output/python",
+            f"(cd /asset-output/python && shopt -s globstar && rm -rf {' '.join(prune)})" if prune else "",
+        ]))
+        code = lambda_.Code.from_asset(
+            str(req.parent),
+            bundling=BundlingOptions(
+                image=runtime.bundling_image or DockerImage.from_registry(f"public.ecr.aws/sam/build-{runtime.name}"),
+                command=["bash", "-c", docker_steps],
+                local=_LocalLayerBundling(req, version, prune),
+            ),
+        )
+        super().__init__(scope, id, code=code, compatible_runtimes=[runtime],
+                         compatible_architectures=[lambda_.Architecture.X86_64], **kwargs)
 
 
 @jsii.implements(ILocalBundling)
