@@ -14,7 +14,8 @@ from constructs import Construct
 from infra.acknowledge import acknowledge
 from infra.constructs.edge_code import CLOUD_PRUNE, CLOUD_REQUIREMENTS, EDGE_DIR, EDGE_EXCLUDES
 from infra.constructs.python_function import ROOT, PythonDependenciesLayer
-from infra.settings import CREATABLE_PYTHON_RUNTIMES, Settings
+from infra.lambda_runtime import acknowledge_runtime_choice, project_runtime
+from infra.settings import Settings
 from infra.stacks.storage_stack import model_bucket_name
 
 HANDLER = "greengrassHelloWorld.function_handler"
@@ -72,7 +73,7 @@ class DeepLensFunction(Construct):
                                                     resources=topic_arns(stack, settings.inference_topics)))
         self.log_group.grant_write(self.role)
 
-        runtime = lambda_.Runtime(settings.lambda_runtime, lambda_.RuntimeFamily.PYTHON)
+        runtime = project_runtime(settings)
         self.dependencies = PythonDependenciesLayer(
             self, "CloudDependencies", runtime=runtime, prune=CLOUD_PRUNE,
             requirements=CLOUD_REQUIREMENTS.relative_to(ROOT).as_posix(),
@@ -102,8 +103,5 @@ class DeepLensFunction(Construct):
             acknowledge(self.role, f"AwsSolutions-IAM5[Resource::{nag_arn(stack, arn)}]",
                         "Inference topics carry the device's thing name as one level ($aws/things/<thing>/infer); "
                         "the cloud-side function may publish for any device, but only to the inference topic.")
-        if settings.lambda_runtime != CREATABLE_PYTHON_RUNTIMES[-1]:
-            acknowledge(self.function, "AwsSolutions-L1",
-                        f"Runtime {settings.lambda_runtime} was chosen explicitly with the lambda_runtime setting "
-                        "(e.g. to match a device fleet); the default is the newest runtime.")
+        acknowledge_runtime_choice(self.function, settings)
 

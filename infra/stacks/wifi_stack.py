@@ -22,6 +22,7 @@ from infra.acknowledge import acknowledge, acknowledge_resource_wildcards
 from infra.constructs.athena_workgroup import AthenaWorkGroup
 from infra.constructs.named_queries import NamedQueries
 from infra.constructs.python_function import PythonFunction
+from infra.lambda_runtime import acknowledge_runtime_choice, project_runtime
 from infra.settings import Settings
 
 GLUE_TYPES = {"string": glue.Schema.STRING, "date": glue.Schema.DATE, "float": glue.Schema.FLOAT}
@@ -133,7 +134,8 @@ class WifiStack(Stack):
         super().__init__(scope, id, **kwargs)
         self.table = WifiTable(self, "WifiTable", database=database, bucket=data_bucket)
         self.ingest = WifiIngest(self, "Ingest", bucket=data_bucket, table_prefix=self.table.prefix,
-                                 runtime=lambda_.Runtime(settings.lambda_runtime, lambda_.RuntimeFamily.PYTHON))
+                                 runtime=project_runtime(settings))
+        acknowledge_runtime_choice(self.ingest.function, settings)
         self.named_queries = NamedQueries(
             self, "NamedQueries",
             workgroup_name=workgroup.resource.ref,
