@@ -55,7 +55,8 @@ def hangul_font_path() -> Path:
                      f"(requirements-dev.txt; `make setup`)")
 
 
-def _style() -> dict:
+def chart_style() -> dict:
+    """matplotlib rc settings for the charts (Hangul font first); use with ``matplotlib.rc_context``."""
     from matplotlib import font_manager
 
     font_manager.fontManager.addfont(str(hangul_font_path()))
@@ -179,7 +180,7 @@ def render_charts(lake: Path, out_dir: Path, *, database: str = "awskrug", as_of
     views = [q for q in available.values() if q.is_view]
     results = {r.name: r for r in runner.run_queries(lake, views + chosen, database=database, params=params,
                                                       as_of=as_of)}
-    with matplotlib.rc_context(_style()):
+    with matplotlib.rc_context(chart_style()):
         return [
             draw_wifi_by_city(results["wifi_count_by_city"], out_dir / "wifi_count_by_city.png"),
             draw_wifi_by_provider(results["wifi_count_by_service_provider"],
