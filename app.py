@@ -6,6 +6,7 @@ import aws_cdk as cdk
 
 from infra.app_stacks import add_gates, build_stacks
 from infra.settings import Settings, SettingsError
+from infra.stacks.dashboard_stack import skip_message
 
 
 def main() -> None:
@@ -15,6 +16,8 @@ def main() -> None:
     except SettingsError as err:
         sys.exit(f"error: {err}")
     build_stacks(app, settings)
+    if skip_message(settings):
+        print(skip_message(settings), file=sys.stderr)
     add_gates(app)
     app.synth()
 

@@ -9,6 +9,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from infra.settings import Settings
 from infra.stacks.analytics_stack import AnalyticsStack
+from infra.stacks.dashboard_stack import DashboardStack
 from infra.stacks.device_stack import DeviceStack
 from infra.stacks.storage_stack import StorageStack
 from infra.stacks.wifi_stack import WifiStack
@@ -20,6 +21,7 @@ class ProjectStacks:
     analytics: Optional[AnalyticsStack] = None
     device: Optional[DeviceStack] = None
     wifi: Optional[WifiStack] = None
+    dashboard: Optional[DashboardStack] = None   # only with quicksight_principal_arn (see skip_message)
 
     def all(self) -> list:
         return [s for s in vars(self).values() if s is not None]
@@ -51,6 +53,12 @@ def build_stacks(app: cdk.App, settings: Settings) -> ProjectStacks:
                             data_bucket=storage.data_bucket, database=storage.database,
                             workgroup=storage.workgroup,
                             description="Korean public Wi-Fi CSV ingest into Athena table free_wifi_standard_data")
+    if settings.quicksight_principal_arn:
+        stacks.dashboard = DashboardStack(
+            app, f"{prefix}-dashboard", settings=settings, env=env,
+            data_bucket=storage.data_bucket, database=storage.database, workgroup=storage.workgroup,
+            inference_table=stacks.analytics.table.table, wifi_table=stacks.wifi.table.table,
+            description="Mask classifier: QuickSight Athena data source and datasets (compliance, free Wi-Fi)")
     for stack in stacks.all():
         cdk.Tags.of(stack).add("project", prefix)
     return stacks

@@ -31,6 +31,8 @@ _MODEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _MODEL_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 _COMPONENT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _SEMVER_RE = re.compile(r"^\d+\.\d+\.\d+$")
+_IAM_ROLE_NAME_RE = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")
+QUICKSIGHT_IMPORT_MODES = ("SPICE", "DIRECT_QUERY")
 _QS_PRINCIPAL_RE = re.compile(r"^arn:aws[a-z-]*:quicksight:[a-z0-9-]+:\d{12}:(user|group)/[^\s]+$")
 
 DEEPLENS_TOPIC = "$aws/things/+/infer"
@@ -64,6 +66,8 @@ class Settings:
     greengrass_component_name: str = "com.maskcam.EdgeClassifier"
     greengrass_component_version: str = "1.0.0"
     cloud_reserved_concurrency: int = 5
+    quicksight_import_mode: str = "SPICE"
+    quicksight_service_role: str = "aws-quicksight-service-role-v0"
 
     @property
     def model_prefix(self) -> str:
@@ -121,6 +125,14 @@ def _topic(key: str, raw: Any) -> str:
     return value
 
 
+def _import_mode(key: str, raw: Any) -> str:
+    value = str(raw).strip().upper()
+    if value not in QUICKSIGHT_IMPORT_MODES:
+        raise SettingsError(key, raw, f"one of {', '.join(QUICKSIGHT_IMPORT_MODES)} (SPICE copies the data into "
+                                      "QuickSight on each refresh, DIRECT_QUERY runs Athena on every visual)")
+    return value
+
+
 def _positive_int(key: str, raw: Any) -> int:
     try:
         value = int(str(raw).strip())
@@ -162,4 +174,8 @@ _PARSERS: dict = {
     "greengrass_component_version": _matching(_SEMVER_RE, "a semantic version major.minor.patch such as 1.0.0 "
                                                           "(bump it whenever code or model changes)"),
     "cloud_reserved_concurrency": _concurrency,
+    "quicksight_import_mode": _import_mode,
+    "quicksight_service_role": _matching(_IAM_ROLE_NAME_RE, "an IAM role name without path (the role QuickSight "
+                                                           "uses for AWS data sources; default "
+                                                           "aws-quicksight-service-role-v0)"),
 }

@@ -1,4 +1,4 @@
-"""``python -m functions.analytics generate|ingest|query`` - the embedded default on one machine."""
+"""``python -m functions.analytics generate|ingest|query|charts`` - the embedded default on one machine."""
 from __future__ import annotations
 
 import argparse
@@ -73,6 +73,21 @@ def _query(args) -> int:
     return 0
 
 
+def _charts(args) -> int:
+    from functions.analytics import charts, queries
+
+    try:
+        params = queries.parse_overrides(args.param)
+        paths = charts.render_charts(Path(args.lake), Path(args.out), database=args.database, as_of=args.as_of,
+                                     params=params, top_providers=args.top_providers)
+    except (charts.ChartError, queries.QueryFileError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for path in paths:
+        print(path)
+    return 0
+
+
 def _timestamp(text: str) -> datetime:
     value = datetime.fromisoformat(text)
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
@@ -108,6 +123,16 @@ def main(argv=None) -> int:
     qry.add_argument("--as-of", type=_timestamp, default=None,
                      help="pin current_date/current_timestamp (ISO time, UTC unless given)")
     qry.set_defaults(run=_query)
+
+    cht = sub.add_parser("charts", help="render the dashboard's charts to PNG from the local lake (no QuickSight)")
+    cht.add_argument("--lake", default="lake")
+    cht.add_argument("--out", default="charts")
+    cht.add_argument("--database", default="awskrug")
+    cht.add_argument("--param", action="append", default=[], help="name=value, e.g. days=3 (compliance window)")
+    cht.add_argument("--top-providers", type=int, default=6, help="providers shown by name; the rest are 'other'")
+    cht.add_argument("--as-of", type=_timestamp, default=None,
+                     help="pin current_date/current_timestamp (ISO time, UTC unless given)")
+    cht.set_defaults(run=_charts)
 
     args = parser.parse_args(argv)
     return args.run(args)

@@ -1,0 +1,125 @@
+"""The QuickSight datasets, described once for the CDK stack and the post-deploy check: id, name, where the rows come
+from (the project's Glue table, or a custom SQL taken from a named-query file) and the column types.
+
+Column types are derived, not typed in twice: the Wi-Fi table's from ``functions.wifi_ingest.layout.COLUMNS``; the
+compliance dataset's from the view's own SELECT (``queries/view_mask_compliance_hourly.sql``), whose output types
+sqlglot infers from the table columns in ``functions.analytics.layout.COLUMNS``. A column whose type cannot be
+inferred stops synth with its name, rather than defaulting to STRING.
+
+Why custom SQL and not the view itself for compliance: the views are created post-deploy (README "Inference
+analytics"), so a dataset over the view would fail to import until someone runs that step; the view's SELECT reads
+only the Glue table, which CloudFormation creates. It is the same text, so the two cannot drift apart.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from functions.analytics import layout, queries
+
+COMPLIANCE_VIEW_QUERY = "view_mask_compliance_hourly"
+
+# Glue/Athena type -> QuickSight input column type (DataSet InputColumn.Type).
+QUICKSIGHT_TYPES = {
+    "string": "STRING", "varchar": "STRING", "char": "STRING",
+    "tinyint": "INTEGER", "smallint": "INTEGER", "int": "INTEGER", "integer": "INTEGER", "bigint": "INTEGER",
+    "float": "DECIMAL", "real": "DECIMAL", "double": "DECIMAL", "decimal": "DECIMAL",
+    "boolean": "BOOLEAN",
+    "date": "DATETIME", "timestamp": "DATETIME",
+}
+
+
+class DatasetError(ValueError):
+    """A dataset whose columns cannot be typed; the message names the dataset and the column."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    key: str                               # stable suffix of the dataset id: "<project>-<key>"
+    name: str                              # shown in QuickSight
+    columns: Tuple[Tuple[str, str], ...]   # (name, QuickSight type)
+    table: Optional[str] = None            # Glue table in the project database, or
+    sql: Optional[str] = None              # a custom Athena SQL statement
+
+    def dataset_id(self, project: str) -> str:
+        return f"{project}-{self.key}"
+
+
+def quicksight_type(glue_type: str, *, where: str) -> str:
+    base = re.split(r"[(<]", glue_type.strip().lower(), maxsplit=1)[0]
+    try:
+        return QUICKSIGHT_TYPES[base]
+    except KeyError:
+        raise DatasetError(f"{where}: type {glue_type!r} has no QuickSight column type") from None
+
+
+_CREATE_VIEW_RE = re.compile(r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+(?:\S+\.)?(\S+)\s+AS\s+", re.IGNORECASE)
+
+
+def _view_body(query: queries.NamedQuery, database: str):
+    body = "\n".join(line for line in query.render(database).splitlines() if not line.lstrip().startswith("--"))
+    match = _CREATE_VIEW_RE.match(body)
+    if match is None:
+        raise DatasetError(f"query {query.name} is not a CREATE VIEW <name> AS SELECT statement")
+    return match.group(1), body[match.end():].strip()
+
+
+def view_name(query: queries.NamedQuery) -> str:
+    """The name of the view a ``CREATE VIEW`` query file creates (without the database)."""
+    return _view_body(query, "db")[0]
+
+
+def view_select(query: queries.NamedQuery, database: str) -> str:
+    """The SELECT of a ``CREATE [OR REPLACE] VIEW <name> AS <select>`` query file, rendered for ``database``, as
+    written in the file (comment lines dropped)."""
+    return _view_body(query, database)[1]
+
+
+def output_types(sql: str, database: str) -> Tuple[Tuple[str, str], ...]:
+    """(column, Athena type) of each output column of ``sql`` over ``<database>.inference_results``."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.optimizer.annotate_types import annotate_types
+    from sqlglot.optimizer.qualify import qualify
+
+    table = {name: kind for name, kind, _ in layout.COLUMNS if not kind.startswith(("array", "struct", "map"))}
+    table[layout.PARTITION_KEY[0]] = layout.PARTITION_KEY[1]
+    schema = {database: {layout.TABLE: table}}
+    tree = annotate_types(qualify(sqlglot.parse_one(sql, read="trino"), schema=schema, dialect="trino"),
+                          schema=schema, dialect="trino")
+    out = []
+    for column in tree.selects:
+        kind = column.type
+        inner = column.unalias()
+        # Trino's date_trunc returns its argument's type; sqlglot leaves TimestampTrunc untyped.
+        if kind.is_type(exp.DataType.Type.UNKNOWN) and isinstance(inner, (exp.TimestampTrunc, exp.DateTrunc)):
+            kind = inner.this.type
+        if kind is None or kind.is_type(exp.DataType.Type.UNKNOWN):
+            raise DatasetError(f"cannot infer the type of output column {column.alias_or_name!r} of:\n{sql}")
+        out.append((column.alias_or_name, kind.sql(dialect="trino").lower()))
+    return tuple(out)
+
+
+def compliance(database: str) -> Dataset:
+    """Mask compliance per device and UTC hour (faces, masked, unmasked, compliance_rate), partition ``dt`` kept so
+    QuickSight's date filters prune partitions in direct-query mode."""
+    view = next(q for q in queries.load(queries.QUERIES_DIR) if q.name == COMPLIANCE_VIEW_QUERY)
+    sql = view_select(view, database)
+    columns = tuple((name, quicksight_type(kind, where=f"compliance column {name}"))
+                    for name, kind in output_types(sql, database))
+    return Dataset(key="mask-compliance-hourly", name="Mask compliance per device and hour", columns=columns, sql=sql)
+
+
+def wifi() -> Dataset:
+    """The free Wi-Fi table as is: the seed's charts count rows by city and by service provider."""
+    from functions.wifi_ingest import layout as wifi_layout
+
+    columns = tuple((c.name, quicksight_type(c.glue_type, where=f"{wifi_layout.TABLE_NAME}.{c.name}"))
+                    for c in wifi_layout.COLUMNS)
+    return Dataset(key="free-wifi", name="Free public Wi-Fi (data.go.kr 15013116)", columns=columns,
+                   table=wifi_layout.TABLE_NAME)
+
+
+def all_datasets(database: str) -> Tuple[Dataset, ...]:
+    return (compliance(database), wifi())

@@ -1,0 +1,89 @@
+"""The QuickSight post-deploy check. Data sources run against moto; moto 5.2 has no DescribeDataSet (it answers
+"Not yet implemented"), so the dataset part runs against botocore's Stubber, which checks every request and
+response against the real QuickSight API model."""
+from __future__ import annotations
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from functions.analytics import check_dashboard, datasets
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"   # moto's default account
+PRINCIPAL = f"arn:aws:quicksight:{REGION}:{ACCOUNT}:user/default/ops"
+
+
+@pytest.fixture
+def session():
+    with mock_aws():
+        yield boto3.Session(region_name=REGION)
+
+
+def create_source(session, *, workgroup="maskcam-analytics", source_type="ATHENA"):
+    session.client("quicksight").create_data_source(
+        AwsAccountId=ACCOUNT, DataSourceId="maskcam-athena", Name="maskcam Athena", Type=source_type,
+        DataSourceParameters={"AthenaParameters": {"WorkGroup": workgroup}},
+        Permissions=[{"Principal": PRINCIPAL, "Actions": ["quicksight:DescribeDataSource"]}])
+
+
+def test_a_matching_data_source_passes(session):
+    create_source(session)
+    assert check_dashboard.check_data_source(session.client("quicksight"), ACCOUNT, project="maskcam") == []
+
+
+def test_missing_data_source_is_named_and_main_exits_1(session, capsys):
+    assert check_dashboard.main(["--project", "maskcam"], session=session) == 1
+    err = capsys.readouterr().err
+    assert "QuickSight data source maskcam-athena does not exist" in err
+
+
+def test_wrong_workgroup_is_a_problem(session):
+    create_source(session, workgroup="primary")
+    problems = check_dashboard.check_data_source(session.client("quicksight"), ACCOUNT, project="maskcam")
+    assert problems == ["data source maskcam-athena uses workgroup 'primary', not maskcam-analytics"]
+
+
+def described(spec, mode="SPICE", columns=None):
+    columns = [{"Name": n, "Type": t} for n, t in (columns if columns is not None else spec.columns)]
+    arn = f"arn:aws:quicksight:{REGION}:{ACCOUNT}:datasource/maskcam-athena"
+    if spec.sql:
+        physical = {"CustomSql": {"DataSourceArn": arn, "Name": spec.key, "SqlQuery": spec.sql, "Columns": columns}}
+    else:
+        physical = {"RelationalTable": {"DataSourceArn": arn, "Catalog": "AwsDataCatalog", "Schema": "awskrug",
+                                        "Name": spec.table, "InputColumns": columns}}
+    return {"DataSet": {"DataSetId": spec.dataset_id("maskcam"), "ImportMode": mode,
+                        "PhysicalTableMap": {spec.key: physical}}, "Status": 200}
+
+
+def stubbed():
+    client = boto3.client("quicksight", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    return client, Stubber(client)
+
+
+def test_datasets_as_deployed_pass():
+    client, stub = stubbed()
+    for spec in datasets.all_datasets("awskrug"):
+        stub.add_response("describe_data_set", described(spec),
+                          {"AwsAccountId": ACCOUNT, "DataSetId": spec.dataset_id("maskcam")})
+    with stub:
+        assert check_dashboard.check_data_sets(client, ACCOUNT, project="maskcam", database="awskrug",
+                                               import_mode="SPICE") == []
+    stub.assert_no_pending_responses()
+
+
+def test_missing_dataset_wrong_mode_and_wrong_columns_are_each_named():
+    compliance, wifi = datasets.all_datasets("awskrug")
+    client, stub = stubbed()
+    stub.add_client_error("describe_data_set", "ResourceNotFoundException", "not found", 404)
+    wrong = [c if c[0] != "latitude" else ("latitude", "STRING") for c in wifi.columns]
+    stub.add_response("describe_data_set", described(wifi, mode="DIRECT_QUERY", columns=wrong))
+    with stub:
+        problems = check_dashboard.check_data_sets(client, ACCOUNT, project="maskcam", database="awskrug",
+                                                   import_mode="SPICE")
+    assert problems == [
+        "QuickSight dataset maskcam-mask-compliance-hourly does not exist",
+        "dataset maskcam-free-wifi imports DIRECT_QUERY, expected SPICE",
+        "dataset maskcam-free-wifi columns differ: missing [('latitude', 'DECIMAL')], extra [('latitude', 'STRING')]",
+    ]

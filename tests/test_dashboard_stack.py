@@ -1,0 +1,181 @@
+"""The dashboard stack: built only with a QuickSight principal (nag- and cfn-lint-clean), skipped with a note
+otherwise; data source on the workgroup, datasets with derived column types, owner permissions, scoped IAM."""
+from __future__ import annotations
+
+import json
+import pytest
+from aws_cdk.assertions import Template
+
+from functions.analytics import datasets, layout
+from functions.wifi_ingest import layout as wifi_layout
+from infra.stacks import dashboard_stack
+from tests.cfn_lint import lint_errors
+from tests.conftest import ROOT, make_app, synth_project
+
+PRINCIPAL = "arn:aws:quicksight:us-east-1:123456789012:user/default/ops"
+
+
+@pytest.fixture(scope="module")
+def with_dashboard(tmp_path_factory):
+    """The whole app with a principal and direct-query mode, gates on (nag findings would raise here)."""
+    stacks, assembly = synth_project(tmp_path_factory.mktemp("qs"), quicksight_principal_arn=PRINCIPAL,
+                                     quicksight_import_mode="DIRECT_QUERY")
+    return stacks, assembly
+
+
+@pytest.fixture(scope="module")
+def template(with_dashboard) -> Template:
+    return Template.from_stack(with_dashboard[0].dashboard)
+
+
+def test_default_app_has_no_dashboard_stack(project, templates):
+    assert project.stacks.dashboard is None
+    assert not any(name.endswith("-dashboard") for name in templates)
+
+
+def test_with_a_principal_every_stack_passes_nag_and_cfn_lint(with_dashboard):
+    stacks, assembly = with_dashboard
+    names = {s.stack_name for s in assembly.stacks}
+    assert "maskcam-dashboard" in names
+    for stack in assembly.stacks:
+        assert lint_errors(stack.template) == [], stack.stack_name
+
+
+def test_app_says_on_stderr_why_the_dashboard_is_skipped(tmp_path, monkeypatch, capsys):
+    import app
+
+    # app.main() as the CLI runs it, with cdk.json's context (the jsii process never sees env changes made here)
+    real_app = make_app(tmp_path)
+    monkeypatch.setattr(app.cdk, "App", lambda: real_app)
+    app.main()
+    err = capsys.readouterr().err.strip().splitlines()
+    notes = [line for line in err if "dashboard" in line]
+    assert len(notes) == 1
+    assert "maskcam-dashboard skipped" in notes[0] and "subscription" in notes[0]
+    assert "-c quicksight_principal_arn=arn:aws:quicksight:<identity-region>:<account>:user/default/<name>" in notes[0]
+    assert (tmp_path / "maskcam-storage.template.json").exists()
+    assert not (tmp_path / "maskcam-dashboard.template.json").exists()
+
+
+def test_skip_message_is_none_with_a_principal():
+    from infra.settings import Settings
+
+    assert dashboard_stack.skip_message(Settings(quicksight_principal_arn=PRINCIPAL)) is None
+    assert "skipped" in dashboard_stack.skip_message(Settings())
+
+
+def test_data_source_is_athena_on_the_project_workgroup_with_owner_permissions(template):
+    template.resource_count_is("AWS::QuickSight::DataSource", 1)
+    template.has_resource_properties("AWS::QuickSight::DataSource", {
+        "Type": "ATHENA",
+        "DataSourceId": "maskcam-athena",
+        "AwsAccountId": {"Ref": "AWS::AccountId"},
+        "DataSourceParameters": {"AthenaParameters": {"WorkGroup": "maskcam-analytics"}},
+        "Permissions": [{"Principal": PRINCIPAL, "Actions": list(dashboard_stack.DATA_SOURCE_OWNER_ACTIONS)}],
+    })
+
+
+def data_sets(template):
+    return {r["Properties"]["DataSetId"]: r["Properties"]
+            for r in template.find_resources("AWS::QuickSight::DataSet").values()}
+
+
+def test_compliance_dataset_is_the_view_select_with_derived_types(template):
+    props = data_sets(template)["maskcam-mask-compliance-hourly"]
+    assert props["ImportMode"] == "DIRECT_QUERY"
+    custom = props["PhysicalTableMap"]["mask-compliance-hourly"]["CustomSql"]
+    # the CREATE VIEW file's SELECT, not a copy
+    view = (ROOT / "functions/analytics/queries/view_mask_compliance_hourly.sql").read_text()
+    body = custom["SqlQuery"]
+    assert body.startswith("SELECT dt,") and body.replace("awskrug", "${database}") in view
+    assert "CREATE" not in body and "--" not in body
+    assert [(c["Name"], c["Type"]) for c in custom["Columns"]] == [
+        ("dt", "STRING"), ("device_id", "STRING"), ("hour", "DATETIME"), ("frames", "INTEGER"),
+        ("faces", "INTEGER"), ("masked", "INTEGER"), ("unmasked", "INTEGER"), ("compliance_rate", "DECIMAL")]
+    assert custom["DataSourceArn"]["Fn::GetAtt"][1] == "Arn"
+    assert props["Permissions"][0]["Principal"] == PRINCIPAL
+    assert sorted(props["Permissions"][0]["Actions"]) == sorted(dashboard_stack.DATA_SET_OWNER_ACTIONS)
+
+
+def test_wifi_dataset_reads_the_table_with_types_from_the_layout(template):
+    props = data_sets(template)["maskcam-free-wifi"]
+    table = props["PhysicalTableMap"]["free-wifi"]["RelationalTable"]
+    assert (table["Catalog"], table["Schema"], table["Name"]) == ("AwsDataCatalog", "awskrug",
+                                                                  "free_wifi_standard_data")
+    want = {"string": "STRING", "date": "DATETIME", "float": "DECIMAL"}
+    assert [(c["Name"], c["Type"]) for c in table["InputColumns"]] == \
+        [(c.name, want[c.glue_type]) for c in wifi_layout.COLUMNS]
+    assert {"city", "service_provider"} <= {c["Name"] for c in table["InputColumns"]}
+
+
+def test_import_mode_defaults_to_spice():
+    from infra.settings import Settings, SettingsError
+
+    assert Settings().quicksight_import_mode == "SPICE"
+    assert Settings.from_mapping({"quicksight_import_mode": "direct_query"}).quicksight_import_mode == "DIRECT_QUERY"
+    with pytest.raises(SettingsError, match="quicksight_import_mode.*SPICE, DIRECT_QUERY"):
+        Settings.from_mapping({"quicksight_import_mode": "LIVE"})
+    with pytest.raises(SettingsError, match="quicksight_service_role"):
+        Settings.from_mapping({"quicksight_service_role": "service-role/aws-quicksight-service-role-v0"})
+    assert '"SPICE"' in (ROOT / "cdk.json").read_text()
+
+
+def statements(template):
+    policies = template.find_resources("AWS::IAM::ManagedPolicy")
+    assert len(policies) == 1
+    props = next(iter(policies.values()))["Properties"]
+    return props, {s["Sid"]: s for s in props["PolicyDocument"]["Statement"]}
+
+
+def test_service_role_policy_is_attached_by_name_and_scoped(template):
+    props, by_sid = statements(template)
+    assert props["Roles"] == ["aws-quicksight-service-role-v0"]
+    text = json.dumps(props["PolicyDocument"])
+    assert '"*"' not in text and "Resource\": \"*" not in text
+    for statement in by_sid.values():
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert all("*" not in a for a in actions)
+        assert not any(a.startswith(("s3:Delete", "glue:Create", "glue:Update", "glue:Delete")) for a in actions)
+
+    assert json.dumps(by_sid["AthenaWorkGroup"]["Resource"]).endswith(':workgroup/maskcam-analytics"]]}')
+    assert "athena:StartQueryExecution" in by_sid["AthenaWorkGroup"]["Action"]
+
+    glue_resources = [json.dumps(r) for r in by_sid["GlueTables"]["Resource"]]
+    tails = sorted(r.rsplit(":", 1)[1].rstrip('"]}') for r in glue_resources)
+    assert tails == sorted(["catalog", "database/awskrug", f"table/awskrug/{layout.TABLE}",
+                            f"table/awskrug/{wifi_layout.TABLE_NAME}", "table/awskrug/mask_compliance_hourly",
+                            "table/awskrug/device_last_heartbeat"])
+
+    read = sorted(json.dumps(r).rsplit('"/', 1)[1].rstrip('"]}') for r in by_sid["ReadTableData"]["Resource"])
+    assert read == sorted([f"{layout.DATA_PREFIX}*", f"{wifi_layout.TABLE_PREFIX}*"])
+    assert by_sid["ReadTableData"]["Action"] == "s3:GetObject"
+    assert json.dumps(by_sid["QueryResults"]["Resource"]).endswith('"/athena-results/*"]]}')
+    assert "s3:PutObject" in by_sid["QueryResults"]["Action"]
+    assert sorted(by_sid["BucketListing"]["Condition"]["StringLike"]["s3:prefix"]) == \
+        sorted([f"{layout.DATA_PREFIX}*", f"{wifi_layout.TABLE_PREFIX}*", "athena-results/*"])
+
+
+def test_service_role_name_is_a_setting(tmp_path):
+    from infra.settings import Settings
+    from infra.stacks.storage_stack import StorageStack
+
+    app = make_app(tmp_path)
+    settings = Settings(quicksight_principal_arn=PRINCIPAL, quicksight_service_role="qs-custom")
+    storage = StorageStack(app, "s", settings=settings)
+    from aws_cdk import aws_glue as glue
+
+    stack = dashboard_stack.DashboardStack(
+        app, "d", settings=settings, data_bucket=storage.data_bucket, database=storage.database,
+        workgroup=storage.workgroup,
+        inference_table=glue.S3Table.from_table_arn(storage, "t1", "arn:aws:glue:us-east-1:1:table/a/b"),
+        wifi_table=glue.S3Table.from_table_arn(storage, "t2", "arn:aws:glue:us-east-1:1:table/a/c"))
+    props, _ = statements(Template.from_stack(stack))
+    assert props["Roles"] == ["qs-custom"]
+    Template.from_stack(stack).has_resource_properties("AWS::QuickSight::DataSet", {"ImportMode": "SPICE"})
+
+
+def test_dataset_definitions_name_unknown_types():
+    with pytest.raises(datasets.DatasetError, match="has no QuickSight column type"):
+        datasets.quicksight_type("array<string>", where="x.y")
+    with pytest.raises(datasets.DatasetError, match="cannot infer the type of output column 'z'"):
+        datasets.output_types("SELECT nosuchfunction(ts) AS z FROM awskrug.inference_results", "awskrug")
