@@ -13,10 +13,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from string import Template
 from typing import List, Optional
 
 from tabulate import tabulate
 
+from functions.analytics import queries
 from functions.demo import samples, steps
 
 TABLE_ROWS = 12  # rows printed per result table (the full results are in the output folder)
@@ -98,7 +100,7 @@ def run(opts: Options, echo=print) -> Demo:
 
     if opts.synth:
         t = progress.start(f"synth: every stack into {opts.cdk_out}/ with the gates on (cdk-nag AwsSolutions, CDK "
-                           "validation); the first run bundles the Lambda dependencies with pip")
+                           "validation); the first run also bundles the Lambda dependencies with pip")
         demo.synth_summary = steps.synthesize(opts.cdk_out)
         stacks = sum(1 for line in demo.synth_summary.splitlines() if not line.startswith(" "))
         echo(_indent(demo.synth_summary))
@@ -161,8 +163,9 @@ def run(opts: Options, echo=print) -> Demo:
     t = progress.start(f"queries: every named Athena query on the local lake (DuckDB via sqlglot), as of "
                        f"{demo.as_of:%Y-%m-%d %H:%M:%S} UTC")
     demo.results = steps.run_queries(lake, demo.as_of)
+    descriptions = {q.name: Template(q.description).safe_substitute(q.params) for q in queries.load()}
     for result in demo.results:
-        echo(f"\n  == {result.name} ({len(result.rows)} rows)")
+        echo(f"\n  == {result.name} ({len(result.rows)} rows): {descriptions[result.name]}")
         echo(_indent(_table(result.rows, result.columns)))
     progress.done(t, f"queries: {len(demo.results)} queries answered "
                      f"(device events are {steps.DEVICE_ID}, the rest is generated history)")
