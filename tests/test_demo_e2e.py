@@ -47,8 +47,12 @@ def demo(tmp_path_factory, model_export):
 
 
 def _history_rows(demo) -> list:
+    """The generator's days up to the run; the last camera stops QUIET_MINUTES before it (the demo's rule)."""
     cfg = steps.history_config(HISTORY_DAYS, HISTORY_DEVICES, demo.as_of.date())
-    return [row for day in range(cfg.days) for row in generator.generate_day(cfg, day).to_pylist()]
+    as_of_ms = demo.as_of.timestamp() * 1000
+    quiet_from = as_of_ms - steps.QUIET_MINUTES * 60_000
+    return [row for day in range(cfg.days) for row in generator.generate_day(cfg, day).to_pylist()
+            if row["ts"] <= as_of_ms and not (row["device_id"] == cfg.device_ids[-1] and row["ts"] > quiet_from)]
 
 
 def _all_events(demo) -> list:
@@ -126,21 +130,21 @@ def test_every_named_query_answers(demo):
 def test_inference_queries_match_the_events(demo):
     rows, as_of = _all_events(demo), demo.as_of
 
-    # today's compliance per device and hour: only the device's own events (history ends at midnight)
+    # today's compliance per device and hour: the generated cameras and the device
     hourly = defaultdict(Counter)
     for r in _within(rows, as_of, 1, "inference"):
         hour = datetime.fromtimestamp(r["ts"] // 3_600_000 * 3600, tz=timezone.utc)
         hourly[(r["device_id"], hour)].update(frames=1, faces=r["faces"], masked=r["masked"], unmasked=r["unmasked"])
     got = _records(_result(demo, "mask_compliance_by_device_hour"))
     assert {(g["device_id"], g["hour"]) for g in got} == set(hourly)
-    assert {g["device_id"] for g in got} == {steps.DEVICE_ID}
+    assert {g["device_id"] for g in got} == {steps.DEVICE_ID, *demo.lake.history_devices}
     for g in got:
         want = hourly[(g["device_id"], g["hour"])]
         assert [int(g[k]) for k in ("frames", "faces", "masked", "unmasked")] == \
                [want[k] for k in ("frames", "faces", "masked", "unmasked")]
         rate = round(want["masked"] / want["faces"], 4) if want["faces"] else None
         assert g["compliance_rate"] == pytest.approx(rate) if rate is not None else g["compliance_rate"] is None
-    assert sum(int(g["frames"]) for g in got) == FRAMES
+    assert sum(int(g["frames"]) for g in got if g["device_id"] == steps.DEVICE_ID) == FRAMES
 
     daily = defaultdict(lambda: [0, 0, set()])
     for r in _within(rows, as_of, 30, "inference"):
@@ -150,7 +154,7 @@ def test_inference_queries_match_the_events(demo):
     got = _records(_result(demo, "unmasked_by_day"))
     assert [(g["day"], int(g["unmasked"]), int(g["faces"]), g["devices"]) for g in got] == \
            [(day, u, f, len(d)) for day, (u, f, d) in sorted(daily.items())]
-    assert len(got) == HISTORY_DAYS + 1  # history days + today (the device)
+    assert len(got) == HISTORY_DAYS + 1  # full history days + today (history so far and the device)
 
     hours = defaultdict(Counter)
     for r in _within(rows, as_of, 30, "inference"):
@@ -166,7 +170,7 @@ def test_inference_queries_match_the_events(demo):
     cutoff_ms = (as_of - timedelta(minutes=30)).timestamp() * 1000
     got = _records(_result(demo, "silent_devices"))
     assert sorted(g["device_id"] for g in got) == sorted(d for d, ts in last.items() if ts < cutoff_ms)
-    assert steps.DEVICE_ID not in {g["device_id"] for g in got}   # it has just sent its heartbeats
+    assert [g["device_id"] for g in got] == [demo.lake.quiet_device] == [f"cam-{HISTORY_DEVICES - 1:03d}"]
 
 
 def test_wifi_csv_to_chart_queries(demo):

@@ -68,8 +68,12 @@ class Progress:
 
 
 def _table(rows, headers, limit: int = TABLE_ROWS) -> str:
-    shown = tabulate(rows[:limit], headers=headers, floatfmt=".4g")
-    return shown + (f"\n... {len(rows) - limit} more rows" if len(rows) > limit else "")
+    """The first and the last rows of a long table (the last hold the latest hours), all of a short one."""
+    if len(rows) <= limit:
+        return tabulate(rows, headers=headers, floatfmt=".4g")
+    head, tail = limit - limit // 3, limit // 3
+    lines = tabulate(rows[:head] + rows[-tail:], headers=headers, floatfmt=".4g").splitlines()
+    return "\n".join(lines[:2 + head] + [f"... {len(rows) - limit} more rows"] + lines[2 + head:])
 
 
 def _indent(text: str, prefix: str = "    ") -> str:
@@ -145,9 +149,10 @@ def run(opts: Options, echo=print) -> Demo:
     demo.as_of = steps.now_utc()
     t = progress.start(f"lake: generated history + the device's events into {lake}/ (Firehose layout, Parquet)")
     demo.lake = li = steps.ingest_events(lake, edge.events_file, history_days=opts.history_days,
-                                         history_devices=opts.history_devices, today=demo.as_of.date())
+                                         history_devices=opts.history_devices, as_of=demo.as_of)
     echo(f"    history (generated, functions.analytics.generator): {li.history_rows:,} events from "
-         f"{', '.join(li.history_devices)}, {li.history_days[0]} .. {li.history_days[1]} (UTC)")
+         f"{', '.join(li.history_devices)}, {li.history_start} 00:00 .. {demo.as_of:%Y-%m-%d %H:%M} UTC" +
+         (f"; {li.quiet_device} went quiet {steps.QUIET_MINUTES} minutes ago" if li.quiet_device else ""))
     echo(f"    device {steps.DEVICE_ID}: read {li.read} = accepted {li.accepted} + rejected {li.rejected}" +
          (f" (kept in {li.rejected_file})" if li.rejected_file else ""))
     progress.done(t, f"lake: {li.history_rows + li.accepted:,} events in {li.parquet_files} Parquet files")

@@ -140,11 +140,15 @@ def classify(source: str, export_dir: Path, work: Path, *, max_frames: Optional[
 
 
 # -- 4. events -> lake --------------------------------------------------------------------------------------------
+QUIET_MINUTES = 90   # the last generated camera stops this long before the run, so ``silent_devices`` finds it
+
+
 @dataclass
 class EventsIngest:
     history_rows: int           # generated history rows written
     history_devices: List[str]
-    history_days: List[str]     # first and last day (UTC)
+    history_start: str          # first day (UTC); the history runs until the time of the run
+    quiet_device: Optional[str]  # stops QUIET_MINUTES before the run
     read: int                   # device event lines read
     accepted: int
     rejected: int
@@ -153,30 +157,44 @@ class EventsIngest:
 
 
 def history_config(days: int, devices: int, today: date):
-    """Generated history: ``devices`` cameras over the ``days`` full UTC days before ``today`` (ends at midnight)."""
+    """Generated history: ``devices`` cameras over the ``days`` full UTC days before ``today`` and today."""
     from functions.analytics.generator import GeneratorConfig
 
-    return GeneratorConfig(devices=devices, days=days, start=today - timedelta(days=days), interval_s=30)
+    return GeneratorConfig(devices=devices, days=days + 1, start=today - timedelta(days=days), interval_s=30)
+
+
+def history_until(table, as_of: datetime, quiet_device: Optional[str]):
+    """The rows of a generated day that happened by ``as_of``; ``quiet_device`` stops QUIET_MINUTES earlier."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    as_of_ms = int(as_of.timestamp() * 1000)
+    keep = pc.less_equal(table.column("ts"), pa.scalar(as_of_ms, pa.int64()))
+    if quiet_device:
+        quiet = pc.and_(pc.equal(table.column("device_id"), quiet_device),
+                        pc.greater(table.column("ts"), pa.scalar(as_of_ms - QUIET_MINUTES * 60_000, pa.int64())))
+        keep = pc.and_(keep, pc.invert(quiet))
+    return table.filter(keep)
 
 
 def ingest_events(lake: Path, events_file: Path, *, history_days: int, history_devices: int,
-                  today: date) -> EventsIngest:
-    """A fresh lake: the generated history through ``writer.write_table``, then the device's JSON lines through
-    ``writer.ingest_lines`` (every line validated; rejected lines kept with their reasons)."""
+                  as_of: datetime) -> EventsIngest:
+    """A fresh lake: the generated history up to ``as_of`` through ``writer.write_table``, then the device's JSON
+    lines through ``writer.ingest_lines`` (every line validated; rejected lines kept with their reasons)."""
     from functions.analytics import generator, writer
 
     shutil.rmtree(lake / "inference", ignore_errors=True)
     shutil.rmtree(lake / "errors", ignore_errors=True)
-    cfg = history_config(history_days, history_devices, today)
+    cfg = history_config(history_days, history_devices, as_of.date())
+    quiet = cfg.device_ids[-1] if cfg.devices > 1 else None
     rows, files = 0, 0
     for day in range(cfg.days):
-        table = generator.generate_day(cfg, day)
+        table = history_until(generator.generate_day(cfg, day), as_of, quiet)
         rows += table.num_rows
         files += len(writer.write_table(table, lake))
     report = writer.ingest_lines(writer.read_json_lines([events_file]), lake)
-    return EventsIngest(history_rows=rows, history_devices=cfg.device_ids,
-                        history_days=[cfg.start.isoformat(), (today - timedelta(days=1)).isoformat()],
-                        read=report.read, accepted=report.accepted, rejected=report.rejected,
+    return EventsIngest(history_rows=rows, history_devices=cfg.device_ids, history_start=cfg.start.isoformat(),
+                        quiet_device=quiet, read=report.read, accepted=report.accepted, rejected=report.rejected,
                         rejected_file=report.errors_file, parquet_files=files + len(report.files))
 
 
@@ -228,7 +246,10 @@ def render_charts(lake: Path, out_dir: Path, *, database: str = "awskrug",
         if err.name != CHARTS_MODULE:
             raise
         return None
-    return list(charts.render_charts(lake, out_dir, database=database, as_of=as_of))
+    try:
+        return list(charts.render_charts(lake, out_dir, database=database, as_of=as_of))
+    except getattr(charts, "ChartError", ()) as err:   # e.g. the Hangul font package is missing
+        raise DemoError(f"charts: {err}") from None
 
 
 def now_utc() -> datetime:
