@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -24,9 +25,14 @@ EMPTY_TEMPLATE = {"Resources": {}}
 
 
 def synth(source: Path, out: Path) -> None:
-    """Synthesizes the app in ``source`` (its own cdk.json context) with this checkout's Python and CDK CLI."""
-    cmd = [str(CDK), "synth", "--quiet", "--app", f"{sys.executable} app.py", "--output", str(out)]
-    result = subprocess.run(cmd, cwd=source, capture_output=True, text=True)
+    """Synthesizes the app in ``source`` with its own cdk.json context, like `cdk synth` but without bundling Lambda
+    dependencies: asset hashes then come from the source folders, which is what a review diff needs (and it needs
+    no package registry)."""
+    context = json.loads((source / "cdk.json").read_text())["context"]
+    context["aws:cdk:bundling-stacks"] = []
+    env = {**os.environ, "CDK_OUTDIR": str(out), "CDK_CONTEXT_JSON": json.dumps(context)}
+    env.pop("CDK_DEFAULT_ACCOUNT", None)
+    result = subprocess.run([sys.executable, "app.py"], cwd=source, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"error: synth of {source} failed:\n{result.stdout}{result.stderr}")
 
