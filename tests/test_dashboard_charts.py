@@ -96,3 +96,14 @@ def test_missing_font_package_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(charts, "FONT_PACKAGE", "no_such_font_package")
     with pytest.raises(charts.ChartError, match="koreanize-matplotlib"):
         charts.hangul_font_path()
+
+
+def test_a_single_hour_of_compliance_gets_a_two_hour_axis_not_years():
+    from datetime import datetime, timedelta, timezone
+
+    from functions.analytics.charts import hour_limits
+
+    hour = datetime(2026, 11, 27, 20, tzinfo=timezone.utc)
+    assert hour_limits([hour, hour]) == (hour - timedelta(hours=1), hour + timedelta(hours=1))
+    assert hour_limits([hour, hour + timedelta(hours=1)]) is None  # matplotlib's own limits are right then
+    assert hour_limits([]) is None

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections import OrderedDict
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional
 
@@ -134,6 +134,15 @@ def draw_wifi_by_provider(result: runner.Result, path: Path, *, top: int = 6) ->
     return path
 
 
+def hour_limits(hours: list) -> Optional[tuple]:
+    """x-axis limits for a single hour of data (matplotlib would otherwise span years around one point)."""
+    distinct = set(hours)
+    if len(distinct) != 1:
+        return None
+    (hour,) = distinct
+    return hour - timedelta(hours=1), hour + timedelta(hours=1)
+
+
 def draw_compliance(result: runner.Result, path: Path) -> Path:
     rows = _rows(result)
     fig = _figure(11, 6)
@@ -146,6 +155,9 @@ def draw_compliance(result: runner.Result, path: Path) -> Path:
         for (device, points), color in zip(by_device.items(), _colors(len(by_device))):
             ax.plot([h for h, _ in points], [v for _, v in points], marker="o", markersize=3, label=device,
                     color=color)
+        limits = hour_limits([h for points in by_device.values() for h, _ in points])
+        if limits:
+            ax.set_xlim(*limits)
         ax.set_ylim(0, 100)
         ax.set_ylabel("faces with a mask (%)")
         ax.set_xlabel("hour (UTC)")
