@@ -3,7 +3,6 @@ numbers computed directly in Python from the generated events; plus the query-fi
 import json
 from collections import defaultdict
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -26,7 +25,7 @@ def events():
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory):
     path = tmp_path_factory.mktemp("lake")
-    lines = ((f"gen.jsonl", n, text) for n, text in enumerate(json_lines(CFG), start=1))
+    lines = (("gen.jsonl", n, text) for n, text in enumerate(json_lines(CFG), start=1))
     return path, ingest_lines(lines, path, now_ms=CFG.end_ms)
 
 

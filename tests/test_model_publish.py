@@ -14,7 +14,6 @@ from moto import mock_aws
 from model import contract
 from model.__main__ import main as cli
 from model.publish import PublishError, publish
-from tests.model_export_fixture import model_export  # noqa: F401  (fixture)
 
 BUCKET = "deeplens-maskcam-models-123456789012-us-east-1"
 PREFIX = "models/mask-classifier/test-seed0/"

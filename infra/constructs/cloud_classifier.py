@@ -7,17 +7,13 @@ a cross-stack cycle. Failed invocations (after Lambda's retries) and events Even
 encrypted, TLS-only dead-letter queue."""
 from __future__ import annotations
 
-from aws_cdk import Duration
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.acknowledge import acknowledge, acknowledge_resource_wildcards
+from infra.acknowledge import acknowledge_resource_wildcards
+from infra.constructs.object_created_trigger import ObjectCreatedTrigger
 from infra.settings import Settings
 from infra.stacks.storage_stack import model_bucket_name
 
@@ -33,16 +29,6 @@ class CloudClassifierTrigger(Construct):
     def __init__(self, scope: Construct, id: str, *, settings: Settings, function: lambda_.Function,
                  role: iam.IRole, bucket: s3.IBucket) -> None:
         super().__init__(scope, id)
-        self.dead_letters = sqs.Queue(
-            self, "DeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(self.dead_letters, "AwsSolutions-SQS3",
-                    "This queue is itself the dead-letter queue of the cloud classifier (Lambda on-failure "
-                    "destination and EventBridge target DLQ); a person inspects what lands here.")
-
         for key, value in {
             "MASKCAM_CLOUD_MODEL_BUCKET": model_bucket_name(settings.project),
             "MASKCAM_CLOUD_MODEL_PREFIX": settings.model_prefix,
@@ -51,8 +37,6 @@ class CloudClassifierTrigger(Construct):
             "MASKCAM_CLOUD_ERRORS_PREFIX": ERRORS_PREFIX,
         }.items():
             function.add_environment(key, value)
-        function.configure_async_invoke(retry_attempts=2, max_event_age=Duration.hours(6),
-                                        on_failure=destinations.SqsDestination(self.dead_letters))
 
         role.add_to_principal_policy(iam.PolicyStatement(
             actions=["s3:GetObject", "s3:GetObjectVersion"], resources=[bucket.arn_for_objects(f"{FRAMES_PREFIX}*")]))
@@ -68,14 +52,7 @@ class CloudClassifierTrigger(Construct):
             "Object wildcards limited to one prefix of the data bucket each (frames/ to read uploaded frames, "
             "errors/frames/ to keep records of rejected ones): frame names are chosen by the cameras.")
 
-        self.rule = events.Rule(
-            self, "FrameUploads",
-            description="Objects created under frames/ of the data bucket -> cloud mask classifier",
-            event_pattern=events.EventPattern(
-                source=["aws.s3"],
-                detail_type=["Object Created"],
-                detail={"bucket": {"name": [bucket.bucket_name]}, "object": {"key": [{"prefix": FRAMES_PREFIX}]}},
-            ),
-            targets=[targets.LambdaFunction(function, dead_letter_queue=self.dead_letters,
-                                            retry_attempts=8, max_event_age=Duration.hours(6))],
-        )
+        trigger = ObjectCreatedTrigger(
+            self, "FrameUploads", bucket=bucket, prefix=FRAMES_PREFIX, function=function,
+            description="Objects created under frames/ of the data bucket -> cloud mask classifier")
+        self.rule, self.dead_letters = trigger.rule, trigger.dead_letters

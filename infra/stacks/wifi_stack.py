@@ -5,22 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Size, Stack
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from functions.analytics import queries as query_files
 from functions.wifi_ingest.layout import COLUMNS, QUARANTINE_PREFIX, QUERIES_DIR, RAW_PREFIX, TABLE_NAME, TABLE_PREFIX
-from infra.acknowledge import acknowledge, acknowledge_resource_wildcards
+from infra.acknowledge import acknowledge_resource_wildcards
 from infra.constructs.athena_workgroup import AthenaWorkGroup
 from infra.constructs.named_queries import NamedQueries
+from infra.constructs.object_created_trigger import ObjectCreatedTrigger
 from infra.constructs.python_function import PythonFunction
 from infra.lambda_runtime import acknowledge_runtime_choice, project_runtime
 from infra.settings import Settings
@@ -56,16 +53,6 @@ class WifiIngest(Construct):
     def __init__(self, scope: Construct, id: str, *, bucket: s3.IBucket, table_prefix: str,
                  runtime: lambda_.Runtime) -> None:
         super().__init__(scope, id)
-        self.dead_letters = sqs.Queue(
-            self, "DeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(self.dead_letters, "AwsSolutions-SQS3",
-                    "This queue is itself the dead-letter queue of the ingest function and its EventBridge rule; "
-                    "events that land here are inspected by a person, not processed again automatically.")
-
         log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.THREE_MONTHS,
                                   removal_policy=RemovalPolicy.DESTROY)
         role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
@@ -82,8 +69,6 @@ class WifiIngest(Construct):
             timeout=Duration.minutes(10),
             ephemeral_storage_size=Size.gibibytes(2),
             reserved_concurrent_executions=5,
-            retry_attempts=2,
-            on_failure=destinations.SqsDestination(self.dead_letters),
             environment={
                 "TABLE_PREFIX": table_prefix,
                 "POWERTOOLS_SERVICE_NAME": "wifi-ingest",
@@ -113,17 +98,10 @@ class WifiIngest(Construct):
             "Object wildcards limited to one prefix of the data bucket (raw/ to read, quarantine/ and the table "
             "prefix to write): uploaded file names are not known in advance.")
 
-        self.rule = events.Rule(
-            self, "RawUploads",
-            description="Objects created under raw/ of the data bucket -> Wi-Fi ingest",
-            event_pattern=events.EventPattern(
-                source=["aws.s3"],
-                detail_type=["Object Created"],
-                detail={"bucket": {"name": [bucket.bucket_name]}, "object": {"key": [{"prefix": RAW_PREFIX}]}},
-            ),
-            targets=[targets.LambdaFunction(self.function, dead_letter_queue=self.dead_letters,
-                                            retry_attempts=8, max_event_age=Duration.hours(6))],
-        )
+        trigger = ObjectCreatedTrigger(
+            self, "RawUploads", bucket=bucket, prefix=RAW_PREFIX, function=self.function,
+            description="Objects created under raw/ of the data bucket -> Wi-Fi ingest")
+        self.rule, self.dead_letters = trigger.rule, trigger.dead_letters
 
 
 class WifiStack(Stack):
