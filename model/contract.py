@@ -14,30 +14,22 @@ softmax named ``probabilities``: they return class probabilities in the order of
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
 
-MANIFEST = "manifest.json"
+from functions.edge.maskcam.manifest import DEFAULT_INPUT, MANIFEST_FILE, sha256_file  # noqa: F401 (re-exported)
+
+MANIFEST = MANIFEST_FILE
 INPUT_NAME = "data"
 OUTPUT_NAME = "probabilities"
-WIDTH = HEIGHT = 224
-SCALE = 1.0 / 255.0
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
+WIDTH, HEIGHT = DEFAULT_INPUT["width"], DEFAULT_INPUT["height"]
+SCALE = DEFAULT_INPUT["scale"]
+MEAN = tuple(DEFAULT_INPUT["mean"])
+STD = tuple(DEFAULT_INPUT["std"])
 DEFAULT_CLASSES = ("mask", "no_mask")
 
-INPUT_SPEC = {
-    "name": INPUT_NAME,
-    "width": WIDTH,
-    "height": HEIGHT,
-    "layout": "NCHW",
-    "color": "RGB",
-    "scale": SCALE,
-    "mean": list(MEAN),
-    "std": list(STD),
-}
+INPUT_SPEC = dict(DEFAULT_INPUT, name=INPUT_NAME)
 
 # Names the DeepLens model optimizer accepts: a layer name, optionally followed by one parameter suffix. Gluon's
 # export adds `<prefix>..._fwd` style names, which the optimizer rejects; `export` renames every node to this form.
@@ -52,14 +44,6 @@ class ExportError(Exception):
 
 def file_names(name: str) -> dict:
     return {"symbol": f"{name}-symbol.json", "params": f"{name}-0000.params", "onnx": f"{name}.onnx"}
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def optimizer_problems(symbol: dict) -> list:

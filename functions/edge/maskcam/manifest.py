@@ -1,5 +1,8 @@
 """The model export contract (written by ``python -m model export``): a directory holding ``manifest.json`` plus
-``<name>-symbol.json``, ``<name>-0000.params`` and ``<name>.onnx``. Pure stdlib so it loads anywhere."""
+``<name>-symbol.json``, ``<name>-0000.params`` and ``<name>.onnx``. Pure stdlib so it loads anywhere.
+
+The device side reads exports with this module; the model tooling (``model.contract``) writes and fully checks them
+and takes the input spec, file name and checksum from here, so both sides cannot drift apart."""
 import hashlib
 import json
 import os
@@ -7,6 +10,15 @@ import os
 MANIFEST_FILE = "manifest.json"
 DEFAULT_INPUT = {"width": 224, "height": 224, "layout": "NCHW", "color": "RGB", "scale": 1.0 / 255,
                  "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+
+
+def sha256_file(path):
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class ManifestError(ValueError):
@@ -45,11 +57,7 @@ class ModelManifest(object):
         expected = (sums.get(name) or sums.get(kind)) if isinstance(sums, dict) else None
         if not expected:
             return
-        digest = hashlib.sha256()
-        with open(full, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != expected:
+        if sha256_file(full) != expected:
             raise ManifestError("%s: %s does not match its sha256 in the manifest (corrupt or partial download)"
                                 % (self.directory, name))
 
