@@ -11,13 +11,17 @@ from constructs import IConstruct, IValidation
 _MIN_REASON = 40
 
 
+def _check_reason(scope: IConstruct, rule_id: str, reason: str) -> None:
+    if len(reason.strip()) < _MIN_REASON:
+        raise ValueError(f"acknowledgment of {rule_id} at {scope.node.path} needs a specific reason "
+                         f"(at least {_MIN_REASON} characters), got {reason!r}")
+
+
 def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
     """Acknowledges ``rule_id`` (e.g. ``AwsSolutions-IAM5[Resource::*]``) on ``scope`` and its children.
 
     The reason must say why this resource is fine, not just that it is; short boilerplate is refused."""
-    if len(reason.strip()) < _MIN_REASON:
-        raise ValueError(f"acknowledgment of {rule_id} at {scope.node.path} needs a specific reason "
-                         f"(at least {_MIN_REASON} characters), got {reason!r}")
+    _check_reason(scope, rule_id, reason)
     Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
 
 
@@ -29,9 +33,7 @@ def acknowledge_resource_wildcards(scope: IConstruct, resources: Sequence[str], 
     ``AwsSolutions-IAM5[Resource::{"Fn::GetStackOutput":{...}}/raw/*]``. A cross-stack reference only takes that form
     once CDK has resolved references (after construction, before the validation plugins run), so a construct
     validation computes the ids at that point and acknowledges exactly those, each with ``reason``."""
-    if len(reason.strip()) < _MIN_REASON:
-        raise ValueError(f"acknowledgment of {rule} at {scope.node.path} needs a specific reason "
-                         f"(at least {_MIN_REASON} characters), got {reason!r}")
+    _check_reason(scope, rule, reason)
     scope.node.add_validation(_AcknowledgeResolved(scope, rule, resources, reason))
 
 

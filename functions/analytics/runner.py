@@ -48,6 +48,11 @@ def lake_files(lake: Path) -> List[Path]:
     return sorted((Path(lake) / layout.DATA_PREFIX).glob(f"{layout.PARTITION_KEY[0]}=*/*.parquet"))
 
 
+def _sql_list(paths) -> str:
+    """File paths as a SQL list of quoted string literals."""
+    return ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+
+
 def _wifi_view(conn: duckdb.DuckDBPyConnection, lake: Path, database: str) -> None:
     """``<database>.free_wifi_standard_data`` over the normalized Parquet under the lake's table prefix."""
     from functions.wifi_ingest import layout as wifi
@@ -55,8 +60,7 @@ def _wifi_view(conn: duckdb.DuckDBPyConnection, lake: Path, database: str) -> No
     files = sorted((Path(lake) / wifi.TABLE_PREFIX).glob("*.parquet"))
     table = f'"{database}"."{wifi.TABLE_NAME}"'
     if files:
-        listing = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
-        conn.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{listing}])")
+        conn.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{_sql_list(files)}])")
     else:
         columns = ", ".join(f'CAST(NULL AS {"REAL" if c.glue_type == "float" else c.glue_type.upper()}) AS "{c.name}"'
                             for c in wifi.COLUMNS)
@@ -73,8 +77,7 @@ def connect(lake: Path, database: str) -> duckdb.DuckDBPyConnection:
     files = lake_files(lake)
     table = f'"{database}"."{layout.TABLE}"'
     if files:
-        listing = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
-        conn.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{listing}], hive_partitioning = true, "
+        conn.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{_sql_list(files)}], hive_partitioning = true, "
                      f"hive_types = {{'{layout.PARTITION_KEY[0]}': 'VARCHAR'}})")
     else:
         empty = pa.Table.from_batches([], schema=EVENT_SCHEMA.append(pa.field(layout.PARTITION_KEY[0], pa.string())))

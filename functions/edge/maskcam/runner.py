@@ -257,23 +257,22 @@ class Runner(object):
         self._hb_time, self._hb_frames = now, self.frames
 
     # -- loop ---------------------------------------------------------------------------------------------------
-    def _ensure_pipeline(self, attempt):
+    def _attempt(self, factory, what, attempt):
+        """``factory()``, or None after an error event and a backoff pause when it raises."""
         try:
-            self.pipeline = self.load_pipeline()
-            return True
+            return factory()
         except Exception as err:
-            self.error("model load failed (attempt %d): %s: %s" % (attempt, type(err).__name__, err))
+            self.error("%s (attempt %d): %s: %s" % (what, attempt, type(err).__name__, err))
             self.sleep(self.backoff.delay(attempt))
-            return False
+            return None
+
+    def _ensure_pipeline(self, attempt):
+        self.pipeline = self._attempt(self.load_pipeline, "model load failed", attempt)
+        return self.pipeline is not None
 
     def _ensure_source(self, attempt):
-        try:
-            self.source = self.open_source()
-            return True
-        except Exception as err:
-            self.error("frame source failed to open (attempt %d): %s: %s" % (attempt, type(err).__name__, err))
-            self.sleep(self.backoff.delay(attempt))
-            return False
+        self.source = self._attempt(self.open_source, "frame source failed to open", attempt)
+        return self.source is not None
 
     def _close_source(self):
         if self.source is not None:
