@@ -11,7 +11,21 @@ import pytest
 from functions.wifi_ingest import sample
 from functions.wifi_ingest.__main__ import main
 from functions.wifi_ingest.layout import COLUMN_NAMES, OLD_LAYOUT_HEADER
+from functions.wifi_ingest import normalize as normalize_module
 from functions.wifi_ingest.normalize import detect_encoding, normalize
+from functions.wifi_ingest.transcode import open_transcoder
+
+_USED = {}
+
+
+@pytest.fixture(autouse=True, params=["iconv", "python-codecs"])
+def transcoder(request, monkeypatch):
+    """Every test runs with both transcoders: glibc's iconv (the fast path) and Python's codecs (the fallback)."""
+    prefer_iconv = request.param == "iconv"
+    monkeypatch.setattr(normalize_module, "open_transcoder",
+                        lambda encoding: open_transcoder(encoding, prefer_iconv=prefer_iconv))
+    _USED["transcoder"] = request.param
+    return request.param
 
 
 def cli(tmp_path, data: bytes, capsys, name: str = "wifi"):
@@ -26,6 +40,8 @@ def cli(tmp_path, data: bytes, capsys, name: str = "wifi"):
     report = json.loads(lines[0])
     assert json.loads((out / f"{name}.report.json").read_text(encoding="utf-8")) == report
     assert report["rows_in"] == report["rows_ok"] + report["rows_rejected"]
+    if report["status"] == "ok":
+        assert report["transcoder"] == _USED["transcoder"]
     rows = pq.read_table(out / f"{name}.parquet").to_pylist() if report["status"] == "ok" else None
     rejects_path = out / f"{name}.rejects.csv"
     rejects = list(csv.reader(rejects_path.open(encoding="utf-8-sig", newline=""))) \

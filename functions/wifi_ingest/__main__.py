@@ -7,14 +7,32 @@ rejected records), 2 with a message on stderr when the file is unusable (empty, 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import sys
 from pathlib import Path
 
-# pyarrow's allocator (mimalloc) commits whole arenas eagerly and keeps freed pages by default, which alone adds
-# ~40 MB to the peak RSS of a 200 MB file; these must be set before pyarrow loads.
+# Peak memory of a long file (README "Benchmarks"); all of this must happen before pyarrow loads:
+# - pyarrow's allocator (mimalloc) commits whole arenas eagerly and keeps freed pages by default (~40 MB);
 MIMALLOC_OPTIONS = {"MIMALLOC_ARENA_EAGER_COMMIT": "0", "MIMALLOC_PURGE_DELAY": "0"}
+# - glibc raises its mmap threshold to the largest block freed, after which the reader's ~1 MB buffers stay in
+#   the heap; a fixed threshold hands them back (~4 MB);
+M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES = -3, 128 << 10
+# - pyarrow imports numpy whenever it is installed (~11 MB), but nothing here converts to numpy (the Lambda bundle
+#   has no numpy at all); - Arrow's CPU thread pool is unused (the reader runs single-threaded) (~3 MB).
+
+
+def _lean_process() -> None:
+    for key, value in MIMALLOC_OPTIONS.items():
+        os.environ.setdefault(key, value)
+    try:
+        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    except (OSError, AttributeError):  # not glibc
+        pass
+    sys.modules.setdefault("numpy", None)  # pyarrow then runs without it, as it does in the Lambda
+    import pyarrow
+    pyarrow.set_cpu_count(1)
 
 PROGRESS_MIN_BYTES = 16 << 20
 
@@ -33,8 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    for key, value in MIMALLOC_OPTIONS.items():
-        os.environ.setdefault(key, value)
+    _lean_process()
     from functions.wifi_ingest.outputs import LocalOutputs, run
 
     if not args.input.is_file():

@@ -1,13 +1,14 @@
 """Streaming, constant-memory normalizer: portal CSV (UTF-8 or CP949, any line ending) -> Parquet + rejects + report.
 
-Pipeline, one pass, bounded memory:
+Pipeline, one pass, bounded memory, three threads sharing the cores:
 
-1. the first MiB decides the encoding and line ending; the header record is parsed with the csv module;
-2. the rest is transcoded to UTF-8 in chunks (Python's C codecs) and parsed by pyarrow's CSV reader in blocks
-   (quoted commas, quotes and line breaks; CRLF, LF and CR) -- about 3x faster than the csv module and the reason
-   the benchmark target is met;
-3. each block is converted column-wise with pyarrow compute (trim, empty -> NULL, numbers, dates via their few
-   distinct spellings) and written as one Parquet row group, then dropped.
+1. the first 64 KiB decide the encoding and line ending; the header record is parsed with the csv module;
+2. the rest is transcoded to UTF-8 in chunks (``transcode``: glibc's iconv, else Python's codecs) and parsed by
+   pyarrow's CSV reader in blocks (quoted commas, quotes and line breaks; CRLF, LF and CR), both on the reader's
+   thread, at most ``READ_AHEAD_BLOCKS`` ahead of the consumer;
+3. groups of blocks are converted column-wise with pyarrow compute (``columns``: trim, empty -> NULL, numbers,
+   dates via their few distinct spellings) on the calling thread;
+4. a writer thread encodes and writes each Parquet row group while the next is converted.
 
 A record that cannot be stored as the table declares is not stored at all: it goes to the rejects file with its
 row number, the reason (naming column and value) and its original fields.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import collections
+import concurrent.futures
 import csv
 import io
 import threading
@@ -28,43 +30,25 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from functions.wifi_ingest import values
+from functions.wifi_ingest import columns, values
 from functions.wifi_ingest.layout import COLUMNS, HeaderMapping, UnknownLayout, column_label, map_header
+from functions.wifi_ingest.transcode import open_transcoder
 
-SAMPLE_BYTES = 1 << 18          # encoding, line ending and header are decided on the first 256 KiB
-BLOCK_BYTES = 1 << 20           # CSV parse block (about 5k records)
+SAMPLE_BYTES = 1 << 16          # encoding, line ending and header are decided on the first 64 KiB
+BLOCK_BYTES = 3 << 18           # CSV parse block (768 KiB, about 3k records)
 READ_AHEAD_BLOCKS = 3           # blocks the reader may fetch ahead of the parser
-ROW_GROUP_ROWS = 32_768         # records buffered per Parquet row group
-_DATE_CACHE_LIMIT = 100_000
+GROUP_BLOCKS = 2                # parsed blocks converted together
+ROW_GROUP_ROWS = 16_384         # records buffered per Parquet row group
 BAD_BYTES_TOLERATED = 0.01      # invalid sequences per non-ASCII byte still taken as the detected encoding
 
 ARROW_TYPES = {"string": pa.string(), "date": pa.date32(), "float": pa.float32()}
 SCHEMA = pa.schema([pa.field(c.name, ARROW_TYPES[c.glue_type]) for c in COLUMNS])
 REJECTS_PREFIX = ("row", "reason")
 _COORD_RANGES = {"latitude": values.LATITUDE_RANGE, "longitude": values.LONGITUDE_RANGE}
-_BAD_DATE = object()
-_NULL_STRING = pa.scalar(None, pa.string())
-_NON_ASCII_SPACES = ("\u3000".encode(), "\u00a0".encode())  # ideographic and no-break space, as UTF-8
 
 
 class UnusableFile(ValueError):
     """The whole file cannot be ingested (empty, not text, not CSV, unknown column layout)."""
-
-
-class _Undecodable:
-    """Codec error handler: U+FFFD for bytes invalid in the source encoding, counted so that only files that had
-    such bytes pay for looking for them."""
-
-    name = "wifi_ingest.replace"
-    count = 0
-
-    @classmethod
-    def handle(cls, err: UnicodeDecodeError):
-        cls.count += 1
-        return "\ufffd", err.end
-
-
-codecs.register_error(_Undecodable.name, _Undecodable.handle)
 
 
 def detect_encoding(head: bytes) -> str:
@@ -90,9 +74,7 @@ def detect_encoding(head: bytes) -> str:
 
 
 def _count_undecodable(data: bytes, encoding: str) -> int:
-    before = _Undecodable.count
-    codecs.getincrementaldecoder(encoding)(errors=_Undecodable.name).decode(data, final=False)
-    return _Undecodable.count - before
+    return codecs.getincrementaldecoder(encoding)(errors="replace").decode(data, final=False).count("\ufffd")
 
 
 def detect_line_ending(head: bytes) -> str:
@@ -104,23 +86,28 @@ def detect_line_ending(head: bytes) -> str:
     return "LF"
 
 
-class _Transcoder(io.RawIOBase):
+class _Utf8Source(io.RawIOBase):
     """The source after its header, as UTF-8, for pyarrow's CSV reader.
 
-    The reader fetches blocks (one ``read`` each) on a background thread and would otherwise queue up to 32 of
-    them ahead of the parser; ``read`` waits while ``window`` blocks are ahead of the batches the consumer took
-    (``taken``), which keeps memory flat."""
+    The reader fetches blocks (one ``read`` each) on a background thread, where the transcoding happens too, and
+    would otherwise queue up to 32 of them ahead of the parser; ``read`` waits while ``window`` blocks are ahead of
+    the batches the consumer took (``taken``), which keeps memory flat."""
 
-    def __init__(self, decoder, pending: str, stream: BinaryIO, consumed: int, window: int) -> None:
-        self._decoder = decoder
-        self._pending = pending.encode("utf-8")
-        self.wide_spaces = any(space in self._pending for space in _NON_ASCII_SPACES)
+    def __init__(self, transcoder, pending: bytes, stream: BinaryIO, consumed: int, window: int) -> None:
+        self._transcoder = transcoder
+        self._pending = pending
         self._stream = stream
         self._eof = False
         self._reads = 0
         self._allowed = window
         self._turn = threading.Condition()
         self.bytes_read = consumed
+        self.closed_early = False
+
+    @property
+    def replacements(self) -> bool:
+        """Whether undecodable bytes were replaced by U+FFFD so far."""
+        return self._transcoder.invalid > 0
 
     def taken(self, blocks: int = 1) -> None:
         with self._turn:
@@ -135,14 +122,14 @@ class _Transcoder(io.RawIOBase):
         with self._turn:  # the timeout only guards against a parser that needs more than the window
             self._turn.wait_for(lambda: self._reads < self._allowed, timeout=2.0)
             self._reads += 1
+        if self.closed_early:
+            return b""
         while not self._pending and not self._eof:
             # CP949 Hangul grows by half in UTF-8: reading half of ``size`` keeps most answers unsplit
             chunk = self._stream.read(max(size // 2, 1 << 16) if size > 0 else -1)
             self.bytes_read += len(chunk)
             self._eof = not chunk
-            self._pending = self._decoder.decode(chunk, final=self._eof).encode("utf-8")
-            if not self.wide_spaces:
-                self.wide_spaces = any(space in self._pending for space in _NON_ASCII_SPACES)
+            self._pending = self._transcoder.convert(chunk, final=self._eof)
         if 0 <= size < len(self._pending):
             out, self._pending = self._pending[:size], self._pending[size:]
         else:
@@ -150,7 +137,8 @@ class _Transcoder(io.RawIOBase):
         return out
 
     def finish(self) -> None:
-        """Lets a background read still waiting return, so the reader's thread can end."""
+        """Ends the stream early (an error, an interrupt): reads return end-of-file from now on."""
+        self.closed_early = True
         self.taken(1 << 62)
 
 
@@ -158,6 +146,7 @@ class _Transcoder(io.RawIOBase):
 class Report:
     source: str
     encoding: str = ""
+    transcoder: str = ""
     line_ending: str = ""
     layout: str = ""
     header: List[str] = field(default_factory=list)
@@ -228,9 +217,11 @@ def normalize(stream: BinaryIO, data_path: str, rejects_path: str, *, source: st
     head = stream.read(SAMPLE_BYTES)
     report.encoding = detect_encoding(head)
     report.line_ending = detect_line_ending(head)
-    decoder = codecs.getincrementaldecoder(report.encoding)(errors=_Undecodable.name)
-    undecodable_before = _Undecodable.count
-    text = decoder.decode(head, final=len(head) < SAMPLE_BYTES)
+    transcoder = open_transcoder("utf-8" if report.encoding == "utf-8-sig" else report.encoding)
+    report.transcoder = transcoder.name
+    utf8 = transcoder.convert(head[len(codecs.BOM_UTF8):] if report.encoding == "utf-8-sig" else head,
+                              final=len(head) < SAMPLE_BYTES)
+    text = utf8.decode("utf-8")  # valid: invalid input became U+FFFD, a split sequence waits for the next chunk
     header, header_end = _read_header(text)
     try:
         mapping = map_header(header)
@@ -240,44 +231,48 @@ def normalize(stream: BinaryIO, data_path: str, rejects_path: str, *, source: st
 
     rejects = _Rejects(rejects_path, header)
     batcher = _Batcher(mapping, report, rejects)
-    source_stream = _Transcoder(decoder, text[header_end:], stream, len(head), READ_AHEAD_BLOCKS)
+    source_stream = _Utf8Source(transcoder, utf8[len(text[:header_end].encode("utf-8")):], stream, len(head),
+                                READ_AHEAD_BLOCKS)
     names = [f"f{i}" for i in range(mapping.width)]
     try:
         reader = pacsv.open_csv(
             source_stream,
             # single-threaded: the invalid-row handler then knows row numbers (and the machine has few cores)
             read_options=pacsv.ReadOptions(column_names=names, block_size=block_bytes, use_threads=False),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=batcher.invalid_row),
-            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=lambda row: "skip" if source_stream.closed_early else batcher.invalid_row(row)),
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, null_values=[""],
+                                                 strings_can_be_null=True, quoted_strings_can_be_null=True),
         )
     except pa.ArrowInvalid as err:
-        source_stream.finish()
         if "Empty CSV file" not in str(err):
             raise UnusableFile(f"CSV structure broken near row 2: {err}") from None
         reader = iter(())  # header only
     writer = pq.ParquetWriter(data_path, SCHEMA, compression="snappy")
-    pending: List[pa.Table] = []
+    sink = _RowGroups(writer)
     try:
+        # Three threads share the cores: Arrow's reader thread transcodes and parses, this one converts, and the
+        # sink's thread encodes and writes the previous row group (the Arrow kernels and iconv release the GIL).
+        # Blocks are converted in groups: the Python cost per kernel call is then paid once per group.
+        group: List[pa.RecordBatch] = []
         while True:
             try:
-                batch = next(reader)
-            except StopIteration:
-                break
+                batch = next(reader, None)
             except pa.ArrowInvalid as err:
                 raise UnusableFile(f"CSV structure broken near row {batcher.next_row}: {err}") from None
-            source_stream.taken()
-            pending.append(batcher.convert(batch, check_undecodable=_Undecodable.count > undecodable_before,
-                                           wide_spaces=source_stream.wide_spaces))
-            if sum(t.num_rows for t in pending) >= ROW_GROUP_ROWS:
-                writer.write_table(pa.concat_tables(pending))
-                pending = []
+            if batch is not None:
+                source_stream.taken()
+                group.append(batch)
+            if group and (batch is None or len(group) == GROUP_BLOCKS):
+                sink.add(batcher.convert(pa.Table.from_batches(group), check_undecodable=source_stream.replacements))
+                group = []
             if progress:
                 progress(source_stream.bytes_read)
-        if any(t.num_rows for t in pending):
-            writer.write_table(pa.concat_tables(pending))
+            if batch is None:
+                break
+        sink.close()
     finally:
-        source_stream.finish()
+        _stop(reader, source_stream)
+        transcoder.close()
         writer.close()
         rejects.close()
     report.bytes_in = source_stream.bytes_read
@@ -287,6 +282,54 @@ def normalize(stream: BinaryIO, data_path: str, rejects_path: str, *, source: st
     return report
 
 
+def _stop(reader, source: _Utf8Source) -> None:
+    """Ends Arrow's reader thread before returning: on an error or interrupt it would otherwise still call into
+    ``source`` while Python shuts down (a crash). With the source at end-of-file the reader drains in a few blocks."""
+    source.finish()
+    try:
+        for _ in reader:
+            pass
+    except pa.ArrowInvalid:
+        pass
+
+
+class _RowGroups:
+    """Collects converted blocks and writes them as Parquet row groups of about ``ROW_GROUP_ROWS`` records."""
+
+    def __init__(self, writer: pq.ParquetWriter) -> None:
+        self._writer = writer
+        self._tables: List[pa.Table] = []
+        self._rows = 0
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="wifi-write")
+        self._writing: Optional[concurrent.futures.Future] = None
+
+    def add(self, table: pa.Table) -> None:
+        self._tables.append(table)
+        self._rows += table.num_rows
+        if self._rows >= ROW_GROUP_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hands the collected blocks to the writing thread, after the row group it is writing, if any."""
+        if self._rows:
+            self._wait()
+            self._writing = self._thread.submit(self._writer.write_table, pa.concat_tables(self._tables))
+        self._tables, self._rows = [], 0
+
+    def _wait(self) -> None:
+        if self._writing is not None:
+            self._writing.result()
+            self._writing = None
+
+    def close(self) -> None:
+        """Writes what is left and waits for it; the file itself is closed by the owner of the writer."""
+        try:
+            self.flush()
+            self._wait()
+        finally:
+            self._thread.shutdown()
+
+
 class _Batcher:
     """Turns parsed blocks (all fields as strings) into table batches; rejects what does not fit."""
 
@@ -294,15 +337,17 @@ class _Batcher:
         self._mapping = mapping
         self._report = report
         self._rejects = rejects
-        self._dates: Dict[str, object] = {}
+        self._dates = {ci: columns.DateColumn() for ci, c in enumerate(COLUMNS) if c.glue_type == "date"}
         self._invalid: Deque[int] = collections.deque()   # row numbers of field-count rejects not yet passed
         self.next_row = 2                                    # row number of the next good record (header = 1)
+        self._lock = threading.Lock()
 
     def _reject(self, row: int, record: Sequence[str], reason: str, column: str) -> None:
-        self._report.rows_rejected += 1
-        counts = self._report.rejected_by_column
-        counts[column] = counts.get(column, 0) + 1
-        self._rejects.add(row, reason, record)
+        with self._lock:  # the parser's thread (field counts) and the converting thread (values) both reject
+            self._report.rows_rejected += 1
+            counts = self._report.rejected_by_column
+            counts[column] = counts.get(column, 0) + 1
+            self._rejects.add(row, reason, record)
 
     def invalid_row(self, row) -> str:
         """pyarrow's handler for a record whose field count differs from the header's."""
@@ -335,18 +380,28 @@ class _Batcher:
                 end += 1
         self.next_row = end
 
-    def convert(self, batch: pa.RecordBatch, *, check_undecodable: bool, wide_spaces: bool) -> pa.Table:
+    def convert(self, batch: pa.Table, *, check_undecodable: bool) -> pa.Table:
         problems: Dict[int, List[tuple]] = {}   # record index -> [(column index, reason)]
+
+        def note(ci: int, bad: List[int], source: pa.Array, why: Callable[[object], str]) -> None:
+            for i in bad:
+                problems.setdefault(i, []).append((ci, f"{column_label(ci)}: {why(source[i].as_py())}"))
+
         arrays = []
         for ci, column in enumerate(COLUMNS):
             raw = batch.column(self._mapping.positions[ci])
             if check_undecodable:
-                self._find_undecodable(raw, ci, problems)
-            strings = self._strings(raw, wide_spaces)
+                note(ci, columns.undecodable(raw), raw, self._undecodable_reason)
+            strings = columns.clean_strings(raw)
             if column.glue_type == "date":
-                arrays.append(self._to_dates(strings, ci, problems))
+                dates, bad = self._dates[ci](strings)
+                note(ci, bad, strings, lambda v: f"{v!r} is not a date (expected {values.DATE_FORMATS})")
+                arrays.append(dates)
             elif column.glue_type == "float":
-                arrays.append(self._to_floats(strings, ci, problems))
+                low, high = _COORD_RANGES[column.name]
+                numbers, bad = columns.coordinates(strings, low, high)
+                note(ci, bad, strings, lambda v: _coordinate_reason(v, low, high))
+                arrays.append(numbers)
             else:
                 arrays.append(strings)
         if all(arr.null_count for arr in arrays):  # else no record can be entirely empty
@@ -371,71 +426,11 @@ class _Batcher:
         keep = pc.invert(pc.is_in(pa.array(range(batch.num_rows)), pa.array(bad)))
         return table.filter(keep)
 
-    def _find_undecodable(self, raw: pa.Array, ci: int, problems: Dict[int, List[tuple]]) -> None:
-        data = raw.buffers()[2]
-        if data is None or "\ufffd".encode() not in data.to_pybytes():
-            return
-        hit = pc.match_substring(raw, "\ufffd")
-        if pc.any(hit).as_py():
-            for i in pc.indices_nonzero(hit).to_pylist():
-                problems.setdefault(i, []).append(
-                    (ci, f"{column_label(ci)}: bytes not valid {self._report.encoding} (shown as U+FFFD) in "
-                         f"{raw[i].as_py()!r}"))
+    def _undecodable_reason(self, value: str) -> str:
+        return (f"bytes not valid {self._report.encoding} (shown as U+FFFD, or text an earlier conversion already "
+                f"lost) in {value!r}")
 
-    @staticmethod
-    def _strings(raw: pa.Array, wide_spaces: bool) -> pa.Array:
-        """Trimmed, line breaks as \\n, empty -> NULL. (``raw`` has no NULLs: the reader keeps empty strings.)"""
-        arr = pc.utf8_trim_whitespace(raw) if wide_spaces else pc.ascii_trim_whitespace(raw)
-        data = arr.buffers()[2]
-        if data is not None and b"\r" in data.to_pybytes():
-            arr = pc.replace_substring_regex(arr, "\r\n?", "\n")  # line breaks inside quoted values
-        non_empty = pc.not_equal(pc.binary_length(arr), 0)
-        if non_empty.false_count == 0:
-            return arr
-        # the same strings with a validity bitmap: no copy of the text
-        return pa.Array.from_buffers(pa.string(), len(arr), [non_empty.buffers()[1], *arr.buffers()[1:]],
-                                     offset=arr.offset)
 
-    @staticmethod
-    def _to_floats(strings: pa.Array, ci: int, problems: Dict[int, List[tuple]]) -> pa.Array:
-        low, high = _COORD_RANGES[COLUMNS[ci].name]
-        try:  # pyarrow's parser takes what NUMBER_PATTERN does, plus nan/inf, which the range test rejects
-            numbers = pc.cast(strings, pa.float32())
-        except pa.ArrowInvalid:
-            is_number = pc.match_substring_regex(strings, values.NUMBER_PATTERN)
-            numbers = pc.cast(pc.if_else(is_number, strings, _NULL_STRING), pa.float32())
-        # NULL (empty) passes, NaN compares false and fails; unparsable values are NULL here: is_valid(strings)
-        in_range = pc.and_(pc.greater_equal(numbers, low), pc.less_equal(numbers, high))
-        bad = pc.invert(pc.fill_null(in_range, True))
-        if numbers.null_count > strings.null_count:
-            bad = pc.or_(bad, pc.and_(pc.is_valid(strings), pc.is_null(numbers)))
-        if not bad.true_count:
-            return numbers
-        for i in pc.indices_nonzero(bad).to_pylist():
-            value = strings[i].as_py()
-            why = "not a number" if values.parse_coordinate(value, float("-inf"), float("inf")) is None \
-                else "out of range"
-            problems.setdefault(i, []).append(
-                (ci, f"{column_label(ci)}: {value!r} is {why} (expected a decimal number in "
-                     f"[{low:g}, {high:g}])"))
-        return pc.if_else(bad, pa.scalar(None, pa.float32()), numbers)
-
-    def _to_dates(self, strings: pa.Array, ci: int, problems: Dict[int, List[tuple]]) -> pa.Array:
-        encoded = strings.dictionary_encode()
-        cache = self._dates
-        if len(cache) > _DATE_CACHE_LIMIT:
-            cache.clear()
-        parsed = []
-        for text in encoded.dictionary.to_pylist():
-            value = cache.get(text)
-            if value is None:
-                value = cache[text] = values.parse_date(text) or _BAD_DATE
-            parsed.append(value)
-        column = pc.take(pa.array([None if v is _BAD_DATE else v for v in parsed], pa.date32()), encoded.indices)
-        if any(v is _BAD_DATE for v in parsed):
-            bad = pc.fill_null(pc.take(pa.array([v is _BAD_DATE for v in parsed]), encoded.indices), False)
-            for i in pc.indices_nonzero(bad).to_pylist():
-                problems.setdefault(i, []).append(
-                    (ci, f"{column_label(ci)}: {strings[i].as_py()!r} is not a date "
-                         f"(expected {values.DATE_FORMATS})"))
-        return column
+def _coordinate_reason(value: str, low: float, high: float) -> str:
+    why = "not a number" if values.parse_coordinate(value, float("-inf"), float("inf")) is None else "out of range"
+    return f"{value!r} is {why} (expected a decimal number in [{low:g}, {high:g}])"

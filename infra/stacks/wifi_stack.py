@@ -72,9 +72,10 @@ class WifiIngest(Construct):
             environment={
                 "TABLE_PREFIX": table_prefix,
                 "POWERTOOLS_SERVICE_NAME": "wifi-ingest",
-                # pyarrow's allocator keeps freed memory by default (see functions/wifi_ingest/__main__.py)
+                # allocators keep freed memory by default (see functions/wifi_ingest/__main__.py)
                 "MIMALLOC_ARENA_EAGER_COMMIT": "0",
                 "MIMALLOC_PURGE_DELAY": "0",
+                "MALLOC_MMAP_THRESHOLD_": "131072",
             },
         )
         log_group.grant_write(role)
