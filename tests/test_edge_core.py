@@ -79,6 +79,17 @@ def test_to_tensor_applies_training_normalization_in_rgb_chw():
         to_tensor(np.zeros((5, 5), np.uint8))
 
 
+def test_batch_follows_the_manifest_color_order_layout_and_normalization():
+    crop = np.zeros((30, 20, 3), np.uint8)
+    crop[:, :] = (200, 100, 50)  # B, G, R
+    spec = {"width": 8, "height": 6, "layout": "NHWC", "color": "BGR", "scale": 0.5, "mean": [1.0, 2.0, 3.0],
+            "std": [2.0, 4.0, 5.0]}
+    batch = make_batch([crop, crop], spec)
+    assert batch.shape == (2, 6, 8, 3) and batch.dtype == np.float32
+    assert np.allclose(batch[1, 3, 4], [(100 - 1) / 2, (50 - 2) / 4, (25 - 3) / 5])
+    assert make_batch([], spec).shape == (0, 6, 8, 3)
+
+
 def test_ssd_parse_result_is_scaled_to_frame_pixels_and_thresholded():
     objects = [{"label": 1, "prob": 0.9, "xmin": 30, "ymin": 60, "xmax": 150, "ymax": 240},
                {"label": 1, "prob": 0.1, "xmin": 0, "ymin": 0, "xmax": 10, "ymax": 10},

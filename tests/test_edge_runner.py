@@ -23,7 +23,10 @@ class OneFaceDetector(object):
 class FixedClassifier(object):
     name, version, classes = "fake", "1", ["mask", "no_mask"]
 
-    def classify(self, crops):
+    def prepare(self, crops):
+        return crops
+
+    def predict(self, crops):
         return np.array([[0.8, 0.2]] * len(crops))
 
 
@@ -214,3 +217,75 @@ def test_heartbeat_carries_fps_and_counts(tmp_path):
     assert len(beats) >= 2
     schema.validate(beats[0])
     assert beats[-1]["frames"] == 10 and beats[0]["fps"] > 0
+
+
+def test_detection_of_the_next_frame_overlaps_the_model_on_this_one_and_events_keep_frame_order(tmp_path):
+    """The stage thread prepares frame k+1 while the loop thread runs the model on frame k."""
+    seen = {"detect": set(), "predict": set()}
+    overlapped = threading.Event()
+    in_predict = threading.Event()
+
+    class NumberedSource(ScriptedSource):
+        def __init__(self, count):
+            self.count, self.served = count, 0
+
+        def read(self):
+            if self.served == self.count:
+                raise EndOfStream("done")
+            self.served += 1
+            return True, np.full((48, 64, 3), self.served, np.uint8)  # the frame carries its number
+
+    class Detector(OneFaceDetector):
+        def detect(self, frame):
+            seen["detect"].add(threading.current_thread().name)
+            if in_predict.is_set():
+                overlapped.set()
+            return OneFaceDetector.detect(self, frame)
+
+    class Classifier(FixedClassifier):
+        def prepare(self, crops):
+            return [int(c[0, 0, 0]) for c in crops]
+
+        def predict(self, numbers):
+            seen["predict"].add(threading.current_thread().name)
+            in_predict.set()
+            overlapped.wait(0.2)  # give the stage thread time to start on the next frame
+            in_predict.clear()
+            # probability of "mask" encodes the frame number, to check the order of the events
+            return np.array([[n / 100.0, 1 - n / 100.0] for n in numbers])
+
+    publisher = FlakyPublisher()
+    runner = make_runner(tmp_path, publisher, lambda: NumberedSource(6),
+                         load=lambda: FramePipeline(Detector(), Classifier())).run()
+    assert runner.frames == 6
+    assert overlapped.is_set()
+    assert seen["predict"] == {threading.current_thread().name}
+    assert seen["detect"] and threading.current_thread().name not in seen["detect"]
+    inference = by_type(publisher.published, "inference")
+    numbers = [round(e["detections"][0]["probability"] * 100) if e["detections"][0]["label"] == "mask"
+               else round((1 - e["detections"][0]["probability"]) * 100) for e in inference]
+    assert numbers == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_frame_whose_detection_fails_is_reported_and_the_loop_goes_on(tmp_path):
+    calls = []
+
+    class FlakyDetector(OneFaceDetector):
+        def detect(self, frame):
+            calls.append(1)
+            if len(calls) == 2:
+                raise RuntimeError("cascade exploded")
+            return OneFaceDetector.detect(self, frame)
+
+    publisher = FlakyPublisher()
+    runner = make_runner(tmp_path, publisher, lambda: ScriptedSource(["ok"] * 4),
+                         load=lambda: FramePipeline(FlakyDetector(), FixedClassifier())).run()
+    assert runner.frames == 3 and runner.errors == 1
+    assert any("inference failed: RuntimeError: cascade exploded" in e["message"]
+               for e in by_type(publisher.published, "error"))
+    assert len(by_type(publisher.published, "inference")) == 3 and accounted(runner.dispatcher)
+
+
+def test_max_frames_counts_processed_frames_with_one_in_flight(tmp_path):
+    runner = make_runner(tmp_path, FlakyPublisher(), lambda: ScriptedSource(["ok"] * 10), max_frames=4).run()
+    assert runner.frames == 4

@@ -11,6 +11,7 @@ DEFAULTS = {
     "source": "0",
     "model": None,              # export directory, or deeplens:<model name or .xml> for the awscam classifier
     "backend": "auto",          # onnx | mxnet | auto (export directories)
+    "model_threads": None,      # ONNX Runtime intra-op threads; None: one core fewer than the machine has
     "classes": "mask,no_mask",  # only for deeplens: models, which carry no manifest
     "detector": "haar",
     "publisher": "-",
@@ -49,6 +50,20 @@ def check(options):
                           "or deeplens)" % source)
     if options.get("rate") is not None and float(options["rate"]) <= 0:
         raise ConfigError("--rate must be a positive number of frames per second")
+    if options.get("model_threads") is not None and int(options["model_threads"]) < 1:
+        raise ConfigError("--model-threads must be at least 1")
+
+
+# The runner's stage thread detects faces on one core (OpenCV's own worker threads would compete with the model).
+DETECTOR_THREADS = 1
+
+
+def model_threads(options):
+    """The model's CPU threads: the runner's stage thread (detection, preprocessing) keeps one core busy, so by
+    default the model gets the others rather than competing with it for every core."""
+    if options.get("model_threads"):
+        return int(options["model_threads"])
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 def classifier_factory(options):
@@ -58,7 +73,19 @@ def classifier_factory(options):
         classes = [c.strip() for c in options["classes"].split(",") if c.strip()]
         return lambda: AwscamClassifier(model[len("deeplens:"):], classes)
     from .adapters.models import load_classifier
-    return lambda: load_classifier(model, options["backend"])
+    return lambda: load_classifier(model, options["backend"], model_threads(options))
+
+
+def pipeline_factory(options):
+    """``load_pipeline()`` for the runner (it calls it again after a failure): detector + classifier as configured."""
+    from .adapters.models import load_detector
+    options = dict(DEFAULTS, **{k: v for k, v in options.items() if v is not None})
+    load_classifier = classifier_factory(options)
+
+    def load_pipeline():
+        return FramePipeline(load_detector(options["detector"], DETECTOR_THREADS), load_classifier(),
+                             margin=float(options["margin"]))
+    return load_pipeline
 
 
 def build_runner(options):
@@ -66,13 +93,9 @@ def build_runner(options):
     check(options)
     from .adapters.display import make_display
     from .adapters.frames import open_source
-    from .adapters.models import load_detector
     from .adapters.publishers import make_publisher
 
-    load_classifier = classifier_factory(options)
-
-    def load_pipeline():
-        return FramePipeline(load_detector(options["detector"]), load_classifier(), margin=float(options["margin"]))
+    load_pipeline = pipeline_factory(options)
 
     def open_frames():
         return open_source(options["source"], loop=bool(options["loop"]))

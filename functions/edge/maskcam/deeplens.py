@@ -6,6 +6,7 @@ ENV = {
     "source": ("MASKCAM_SOURCE", "deeplens"),
     "model": ("MASKCAM_MODEL", "deeplens:mask-classifier"),
     "backend": ("MASKCAM_BACKEND", "auto"),
+    "model_threads": ("MASKCAM_MODEL_THREADS", None),
     "classes": ("MASKCAM_CLASSES", "mask,no_mask"),
     "detector": ("MASKCAM_DETECTOR", "deeplens"),
     "publisher": ("MASKCAM_PUBLISHER", "deeplens"),

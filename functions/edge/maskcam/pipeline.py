@@ -3,10 +3,25 @@
 Pure: the detector and classifier are passed in (adapters in ``maskcam.adapters``), so this imports anywhere.
 
 - detector: ``detect(frame) -> [faces.Box]`` in frame pixels;
-- classifier: ``classify(crops) -> N x C probabilities`` with attributes ``name``, ``version``, ``classes``."""
+- classifier: ``prepare(crops) -> inputs`` and ``predict(inputs) -> N x C probabilities``, with attributes
+  ``name``, ``version``, ``classes``.
+
+A frame is processed in two steps so that the runner can overlap them across frames: ``prepare`` (detection, crops
+and their preprocessing, CPU) and ``finish`` (the model, then the result); ``process`` does both."""
 import time
 
 from . import faces, schema
+
+
+class Prepared(object):
+    __slots__ = ("frame", "boxes", "inputs", "started", "prepare_s")
+
+    def __init__(self, frame, boxes, inputs, started, prepare_s):
+        self.frame = frame
+        self.boxes = boxes
+        self.inputs = inputs
+        self.started = started
+        self.prepare_s = prepare_s
 
 
 class FrameResult(object):
@@ -43,17 +58,28 @@ class FramePipeline(object):
     def model_version(self):
         return self.classifier.version
 
-    def process(self, frame):
+    def prepare(self, frame):
+        """Detection, crops and model inputs of one frame."""
         start = self.timer()
         boxes = self.detector.detect(frame)[:self.max_faces]
+        inputs = self.classifier.prepare([faces.crop(frame, b, self.margin) for b in boxes]) if boxes else None
+        return Prepared(frame, boxes, inputs, start, self.timer() - start)
+
+    def finish(self, prepared):
+        """The model on a prepared frame. ``latency_ms`` is the frame's own work (preparing + the model), not the
+        time it waited between the two steps."""
+        start = self.timer()
         detections = []
-        if boxes:
-            probs = self.classifier.classify([faces.crop(frame, b, self.margin) for b in boxes])
-            for box, row in zip(boxes, probs):
+        if prepared.boxes:
+            probs = self.classifier.predict(prepared.inputs)
+            for box, row in zip(prepared.boxes, probs):
                 best = max(range(len(row)), key=lambda i: row[i])
                 detections.append({"label": self.classifier.classes[best], "probability": float(row[best]),
                                    "box": [box.xmin, box.ymin, box.xmax, box.ymax]})
-        return FrameResult(boxes, detections, (self.timer() - start) * 1000.0)
+        return FrameResult(prepared.boxes, detections, (prepared.prepare_s + self.timer() - start) * 1000.0)
+
+    def process(self, frame):
+        return self.finish(self.prepare(frame))
 
     def event(self, device_id, result, ts_ms):
         return schema.inference_event(device_id, ts_ms, self.model_name, self.model_version,

@@ -34,26 +34,42 @@ def resize_bilinear(image, width, height):
     return top * (1 - wy) + bottom * wy
 
 
-def to_tensor(crop_bgr, spec=None, resize=resize_bilinear):
-    """One BGR uint8 crop -> CHW (or HWC) float32 normalized per ``spec`` (the manifest's ``input``).
-
-    ``resize(image, width, height)`` must sample like ``resize_bilinear``; adapters pass OpenCV's where it exists
-    (about 20x faster than this numpy version)."""
-    spec = spec or DEFAULT_INPUT
-    if crop_bgr.ndim != 3 or crop_bgr.shape[2] != 3:
-        raise ValueError("expected an HxWx3 BGR image, got shape %r" % (crop_bgr.shape,))
-    img = np.asarray(resize(crop_bgr, int(spec["width"]), int(spec["height"])), dtype=np.float32)
-    if str(spec.get("color", "RGB")).upper() == "RGB":
-        img = img[:, :, ::-1]
-    img = img * float(spec.get("scale", 1.0))
-    mean = np.asarray(spec.get("mean", (0.0, 0.0, 0.0)), dtype=np.float32)
-    std = np.asarray(spec.get("std", (1.0, 1.0, 1.0)), dtype=np.float32)
-    img = (img - mean) / std
-    if str(spec.get("layout", "NCHW")).upper() == "NCHW":
-        img = img.transpose(2, 0, 1)
-    return np.ascontiguousarray(img, dtype=np.float32)
+def _affine(spec):
+    """Per-channel (multiplier, offset) with ``x * multiplier + offset == (x * scale - mean) / std``."""
+    scale = float(spec.get("scale", 1.0))
+    mean = np.asarray(spec.get("mean", (0.0, 0.0, 0.0)), dtype=np.float64)
+    std = np.asarray(spec.get("std", (1.0, 1.0, 1.0)), dtype=np.float64)
+    return (scale / std).astype(np.float32), (-mean / std).astype(np.float32)
 
 
 def make_batch(crops_bgr, spec=None, resize=resize_bilinear):
-    """Crops -> one N x C x H x W float32 batch."""
-    return np.stack([to_tensor(c, spec, resize) for c in crops_bgr]).astype(np.float32)
+    """BGR uint8 crops -> one N x C x H x W (or N x H x W x C) float32 batch normalized per ``spec`` (the manifest's
+    ``input``).
+
+    ``resize(image, width, height)`` must sample like ``resize_bilinear``; adapters pass OpenCV's where it exists
+    (about 20x faster than this numpy version). Each face is resized, then written into the batch in one
+    multiply-add with the channel order and layout as views (no intermediate float copies)."""
+    spec = spec or DEFAULT_INPUT
+    width, height = int(spec["width"]), int(spec["height"])
+    rgb = str(spec.get("color", "RGB")).upper() == "RGB"
+    nchw = str(spec.get("layout", "NCHW")).upper() == "NCHW"
+    multiplier, offset = _affine(spec)
+    if nchw:
+        multiplier, offset = multiplier[:, None, None], offset[:, None, None]
+    batch = np.empty((len(crops_bgr), 3, height, width) if nchw else (len(crops_bgr), height, width, 3), np.float32)
+    for i, crop in enumerate(crops_bgr):
+        if crop.ndim != 3 or crop.shape[2] != 3:
+            raise ValueError("expected an HxWx3 BGR image, got shape %r" % (crop.shape,))
+        image = resize(crop, width, height)
+        if rgb:
+            image = image[:, :, ::-1]
+        if nchw:
+            image = image.transpose(2, 0, 1)
+        np.multiply(image, multiplier, out=batch[i])
+        batch[i] += offset
+    return batch
+
+
+def to_tensor(crop_bgr, spec=None, resize=resize_bilinear):
+    """One BGR uint8 crop -> CHW (or HWC) float32, as ``make_batch`` does for each face."""
+    return make_batch([crop_bgr], spec, resize)[0]

@@ -7,7 +7,11 @@
   when the spool is full the event is dropped and counted;
 - every ``heartbeat_s`` a heartbeat event carries fps, frames, errors and dropped.
 
+Two stages overlap: while the loop thread runs the model on frame k, a stage thread detects faces in frame k+1 and
+prepares their model inputs (``FramePipeline.prepare`` / ``finish``). Events still leave in frame order.
+
 Every emitted event ends up published, still in the spool, or dropped: ``Dispatcher.stats`` counts each."""
+import concurrent.futures
 import json
 import logging
 import threading
@@ -293,6 +297,19 @@ class Runner(object):
             return None, "no frame"
         return frame, None
 
+    def _finish(self, preparing):
+        """The model on a frame whose preparation ran on the stage thread; then its event and display."""
+        try:
+            prepared = preparing.result()
+            result = self.pipeline.finish(prepared)
+        except Exception as err:
+            self.error("inference failed: %s: %s" % (type(err).__name__, err))
+            return
+        self.frames += 1
+        self.dispatcher.submit(self.pipeline.event(self.device_id, result, self._now_ms()))
+        if self.display is not None:
+            self.display.offer(prepared.frame, result.detections)
+
     def run(self):
         """Runs until ``stop_event`` is set, ``max_frames`` are processed or a finite source ends."""
         self.dispatcher.start()
@@ -300,6 +317,8 @@ class Runner(object):
             self.display.start()
         self.heartbeat()
         load_attempts = open_attempts = read_failures = 0
+        stage = concurrent.futures.ThreadPoolExecutor(1)
+        preparing = None  # the next frame's detection and preprocessing, running on the stage thread
         try:
             while not self.stop_event.is_set():
                 if self.pipeline is None:
@@ -328,23 +347,20 @@ class Runner(object):
                     self.heartbeat()
                     continue
                 read_failures = 0
-                try:
-                    result = self.pipeline.process(frame)
-                except Exception as err:
-                    self.error("inference failed: %s: %s" % (type(err).__name__, err))
-                    continue
-                self.frames += 1
-                self.dispatcher.submit(self.pipeline.event(self.device_id, result, self._now_ms()))
-                if self.display is not None:
-                    self.display.offer(frame, result.detections)
+                previous, preparing = preparing, stage.submit(self.pipeline.prepare, frame)
+                if previous is not None:
+                    self._finish(previous)
                 self.heartbeat()
-                if self.max_frames is not None and self.frames >= self.max_frames:
+                if self.max_frames is not None and self.frames + 1 >= self.max_frames:
                     break
                 if self.rate:
                     pause = 1.0 / self.rate - (self.clock() - started)
                     if pause > 0:
                         self.sleep(pause)
         finally:
+            if preparing is not None:
+                self._finish(preparing)
+            stage.shutdown()
             self.heartbeat(force=True)
             self._close_source()
             if self.display is not None:

@@ -1,5 +1,6 @@
-"""Model adapters. Classifiers: ``classify(crops) -> N x C probabilities`` with ``name``, ``version``, ``classes``.
-Detectors: ``detect(frame) -> [faces.Box]``.
+"""Model adapters. Classifiers: ``prepare(crops) -> inputs`` (CPU preprocessing, which the runner overlaps with the
+previous frame's inference), ``predict(inputs) -> N x C probabilities``, ``classify(crops)`` (both), with ``name``,
+``version``, ``classes``. Detectors: ``detect(frame) -> [faces.Box]``.
 
 - ``OnnxClassifier`` / ``MXNetClassifier`` load a model export directory through its ``manifest.json``;
 - ``AwscamClassifier`` / ``AwscamSsdDetector`` run optimized models on the DeepLens GPU;
@@ -28,7 +29,8 @@ def fastest_resize():
 
 
 class OnnxClassifier(object):
-    """ONNX Runtime on CPU. Batches all faces of a frame when the graph's batch axis is dynamic."""
+    """ONNX Runtime on CPU. Batches all faces of a frame when the graph's batch axis is dynamic. ``threads``: ONNX
+    Runtime's intra-op threads (default: one per core)."""
 
     def __init__(self, export_dir, threads=None):
         import onnxruntime as ort
@@ -49,8 +51,11 @@ class OnnxClassifier(object):
             return np.concatenate([self.predict(batch[i:i + 1]) for i in range(len(batch))])
         return self.session.run(None, {self.input_name: batch})[0]
 
+    def prepare(self, crops):
+        return make_batch(crops, self.manifest.input, self.resize)
+
     def classify(self, crops):
-        return self.predict(make_batch(crops, self.manifest.input, self.resize))
+        return self.predict(self.prepare(crops))
 
 
 class MXNetClassifier(object):
@@ -70,14 +75,18 @@ class MXNetClassifier(object):
     def predict(self, batch):
         return self.net(self._mx.nd.array(batch)).asnumpy()
 
+    def prepare(self, crops):
+        return make_batch(crops, self.manifest.input, self.resize)
+
     def classify(self, crops):
-        return self.predict(make_batch(crops, self.manifest.input, self.resize))
+        return self.predict(self.prepare(crops))
 
 
-def load_classifier(export_dir, backend="auto"):
-    """``onnx``, ``mxnet`` or ``auto`` (ONNX when the export has it and onnxruntime imports, else MXNet)."""
+def load_classifier(export_dir, backend="auto", threads=None):
+    """``onnx``, ``mxnet`` or ``auto`` (ONNX when the export has it and onnxruntime imports, else MXNet).
+    ``threads`` sets ONNX Runtime's intra-op threads (MXNet reads ``OMP_NUM_THREADS``)."""
     if backend == "onnx":
-        return OnnxClassifier(export_dir)
+        return OnnxClassifier(export_dir, threads)
     if backend == "mxnet":
         return MXNetClassifier(export_dir)
     if backend != "auto":
@@ -89,7 +98,7 @@ def load_classifier(export_dir, backend="auto"):
     except ImportError:
         has_ort = False
     if has_ort and manifest.files.get("onnx"):
-        return OnnxClassifier(export_dir)
+        return OnnxClassifier(export_dir, threads)
     return MXNetClassifier(export_dir)
 
 
@@ -113,12 +122,16 @@ class AwscamClassifier(object):
         self.name = name or os.path.splitext(os.path.basename(model))[0]
         self.version = version
 
-    def classify(self, crops):
-        rows = []
+    def prepare(self, crops):
+        images = []
         for crop in crops:
             image = resize_bilinear(crop, self.width, self.height).astype(np.uint8)
-            if self.color == "RGB":
-                image = image[:, :, ::-1]
+            images.append(image[:, :, ::-1] if self.color == "RGB" else image)
+        return images
+
+    def predict(self, images):
+        rows = []
+        for image in images:
             parsed = self.model.parseResult("classification", self.model.doInference(image))
             row = np.zeros(len(self.classes), dtype=np.float32)
             for item in parsed["classification"]:
@@ -127,6 +140,9 @@ class AwscamClassifier(object):
                     row[index] = float(item["prob"])
             rows.append(row)
         return np.stack(rows) if rows else np.zeros((0, len(self.classes)), dtype=np.float32)
+
+    def classify(self, crops):
+        return self.predict(self.prepare(crops))
 
 
 class AwscamSsdDetector(object):
@@ -145,16 +161,22 @@ class AwscamSsdDetector(object):
 
 class HaarFaceDetector(object):
     """OpenCV's bundled Haar cascade. ``scale`` < 1 detects on a downscaled grey frame (faster), boxes are mapped
-    back to frame pixels."""
+    back to frame pixels. ``step`` is the cascade's scale factor between pyramid levels (OpenCV's 1.1; 1.2 scans
+    about half the windows, at some cost in recall for faces between two levels)."""
 
-    def __init__(self, cascade="haarcascade_frontalface_default.xml", scale=1.0, min_size=30, neighbors=5):
+    def __init__(self, cascade="haarcascade_frontalface_default.xml", scale=1.0, min_size=30, neighbors=5, step=1.1,
+                 threads=None):
         import cv2
         self._cv2 = cv2
+        if threads:  # process-wide: OpenCV's worker threads would otherwise compete with the model for every core
+            cv2.setNumThreads(threads)
         path = cascade if os.path.isfile(cascade) else os.path.join(cv2.data.haarcascades, cascade)
         self.cascade = cv2.CascadeClassifier(path)
         if self.cascade.empty():
             raise ValueError("cannot load face cascade %s" % path)
-        self.scale, self.min_size, self.neighbors = scale, min_size, neighbors
+        if step <= 1.0:
+            raise ValueError("face detector step %r must be greater than 1" % step)
+        self.scale, self.min_size, self.neighbors, self.step = scale, min_size, neighbors, step
 
     def detect(self, frame):
         cv2 = self._cv2
@@ -162,18 +184,20 @@ class HaarFaceDetector(object):
         if self.scale != 1.0:
             grey = cv2.resize(grey, None, fx=self.scale, fy=self.scale, interpolation=cv2.INTER_AREA)
         size = max(8, int(self.min_size * self.scale))
-        rects = self.cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=self.neighbors,
+        rects = self.cascade.detectMultiScale(grey, scaleFactor=self.step, minNeighbors=self.neighbors,
                                               minSize=(size, size))
         rects = [tuple(v / self.scale for v in r) for r in rects] if len(rects) else []
         return faces.from_rects(rects, frame.shape)
 
 
-def load_detector(spec):
-    """``haar`` (default cascade), ``haar:<scale>[:<min face px>]``, ``deeplens`` / ``deeplens:<model.xml>``."""
+def load_detector(spec, threads=None):
+    """``haar`` (default cascade), ``haar:<scale>[:<min face px>[:<step>]]``, ``deeplens`` / ``deeplens:<model.xml>``.
+    ``threads``: OpenCV's threads for the Haar cascade."""
     kind, _, arg = str(spec).partition(":")
     if kind == "haar":
-        scale, _, min_size = arg.partition(":")
-        return HaarFaceDetector(scale=float(scale) if scale else 1.0, min_size=int(min_size) if min_size else 30)
+        scale, min_size, step = (arg.split(":") + ["", "", ""])[:3]
+        return HaarFaceDetector(scale=float(scale) if scale else 1.0, min_size=int(min_size) if min_size else 30,
+                                step=float(step) if step else 1.1, threads=threads)
     if kind in ("deeplens", "ssd"):
         return AwscamSsdDetector(arg or DEEPLENS_FACE_MODEL)
     raise ValueError("detector %r is not haar[:scale] or deeplens[:model.xml]" % spec)
