@@ -18,13 +18,22 @@ SSD_XML = "/opt/awscam/artifacts/mxnet_deploy_ssd_FP16_FUSED.xml"
 
 class FakeModel(object):
     """awscam.Model double: the face SSD returns the stream frame's two faces in 300x300 input coordinates; the
-    classifier says 'mask' (class 0) with 0.9."""
+    classifier says 'mask' (class 0) with 0.9. Records which threads call it and whether two calls ever overlap
+    (the GPU is one device)."""
+
+    running, overlaps, threads = [], [], set()
 
     def __init__(self, path, options):
         assert options == {"GPU": 1}
         self.path = path
 
     def doInference(self, image):
+        FakeModel.threads.add(threading.current_thread().name)
+        FakeModel.running.append(self.path)
+        if len(FakeModel.running) > 1:
+            FakeModel.overlaps.append(tuple(FakeModel.running))
+        threading.Event().wait(0.001)
+        FakeModel.running.remove(self.path)
         return {"input_shape": image.shape}
 
     def parseResult(self, kind, raw):
@@ -61,6 +70,7 @@ def deeplens(tmp_path, monkeypatch):
 
     ggsdk = types.ModuleType("greengrasssdk")
     ggsdk.client = lambda kind: IotData() if kind == "iot-data" else None
+    FakeModel.running, FakeModel.overlaps, FakeModel.threads = [], [], set()
     for name, module in (("awscam", awscam), ("mo", mo), ("greengrasssdk", ggsdk)):
         monkeypatch.setitem(sys.modules, name, module)
 
@@ -108,6 +118,8 @@ def test_deeplens_lambda_runs_the_loop_from_import_and_publishes_to_the_thing_to
     assert errors and "frame read failed" in errors[0]["message"]  # every 4th frame was dropped by the camera
     assert events[-1]["event_type"] == "heartbeat" and events[-1]["frames"] == 6
     assert {name for _, _, name in deeplens.published} == {"maskcam-publish"}
+    # detection (stage thread) and classification (loop thread) both use the GPU, never at the same time
+    assert len(FakeModel.threads) == 2 and FakeModel.overlaps == []
 
     data = bytes(deeplens.received)
     assert data.startswith(b"\xff\xd8") and data.count(b"\xff\xd8\xff") >= 1 and data.endswith(b"\xff\xd9")

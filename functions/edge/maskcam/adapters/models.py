@@ -6,6 +6,7 @@ previous frame's inference), ``predict(inputs) -> N x C probabilities``, ``class
 - ``AwscamClassifier`` / ``AwscamSsdDetector`` run optimized models on the DeepLens GPU;
 - ``HaarFaceDetector`` is OpenCV's bundled frontal-face cascade: works offline on any machine."""
 import os
+import threading
 
 import numpy as np
 
@@ -14,6 +15,9 @@ from ..manifest import load_manifest
 from ..preprocess import make_batch, resize_bilinear
 
 DEEPLENS_FACE_MODEL = "/opt/awscam/artifacts/mxnet_deploy_ssd_FP16_FUSED.xml"
+# The runner calls the detector and the classifier from two threads. awscam models share the DeepLens GPU and the
+# library is not documented as thread-safe, so their inference calls take turns; the CPU work around them overlaps.
+AWSCAM_GPU = threading.Lock()
 
 
 def fastest_resize():
@@ -132,7 +136,8 @@ class AwscamClassifier(object):
     def predict(self, images):
         rows = []
         for image in images:
-            parsed = self.model.parseResult("classification", self.model.doInference(image))
+            with AWSCAM_GPU:
+                parsed = self.model.parseResult("classification", self.model.doInference(image))
             row = np.zeros(len(self.classes), dtype=np.float32)
             for item in parsed["classification"]:
                 index = int(item["label"])
@@ -155,7 +160,8 @@ class AwscamSsdDetector(object):
 
     def detect(self, frame):
         image = resize_bilinear(frame, self.size[0], self.size[1]).astype(np.uint8)
-        parsed = self.model.parseResult("ssd", self.model.doInference(image))
+        with AWSCAM_GPU:
+            parsed = self.model.parseResult("ssd", self.model.doInference(image))
         return faces.from_ssd(parsed["ssd"], frame.shape, self.size, self.threshold)
 
 
