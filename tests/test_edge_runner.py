@@ -238,7 +238,7 @@ def test_detection_of_the_next_frame_overlaps_the_model_on_this_one_and_events_k
     class Detector(OneFaceDetector):
         def detect(self, frame):
             seen["detect"].add(threading.current_thread().name)
-            if in_predict.is_set():
+            if in_predict.wait(0.2):  # only true when the model is running on the previous frame meanwhile
                 overlapped.set()
             return OneFaceDetector.detect(self, frame)
 
