@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from functions.wifi_ingest import columns, values
 from functions.wifi_ingest.layout import COLUMNS, HeaderMapping, UnknownLayout, column_label, map_header
-from functions.wifi_ingest.transcode import open_transcoder
+from functions.wifi_ingest.transcode import CodecTranscoder, open_transcoder
 
 SAMPLE_BYTES = 1 << 16          # encoding, line ending and header are decided on the first 64 KiB
 BLOCK_BYTES = 3 << 18           # CSV parse block (768 KiB, about 3k records)
@@ -74,7 +74,9 @@ def detect_encoding(head: bytes) -> str:
 
 
 def _count_undecodable(data: bytes, encoding: str) -> int:
-    return codecs.getincrementaldecoder(encoding)(errors="replace").decode(data, final=False).count("\ufffd")
+    transcoder = CodecTranscoder(encoding)
+    transcoder.convert(data)
+    return transcoder.invalid
 
 
 def detect_line_ending(head: bytes) -> str:
@@ -234,12 +236,16 @@ def normalize(stream: BinaryIO, data_path: str, rejects_path: str, *, source: st
     source_stream = _Utf8Source(transcoder, utf8[len(text[:header_end].encode("utf-8")):], stream, len(head),
                                 READ_AHEAD_BLOCKS)
     names = [f"f{i}" for i in range(mapping.width)]
+
+    def invalid_row(row) -> str:  # rows cut short by an early end (an error being handled) are not rejects
+        return "skip" if source_stream.closed_early else batcher.invalid_row(row)
+
     try:
         reader = pacsv.open_csv(
             source_stream,
             # single-threaded: the invalid-row handler then knows row numbers (and the machine has few cores)
             read_options=pacsv.ReadOptions(column_names=names, block_size=block_bytes, use_threads=False),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=lambda row: "skip" if source_stream.closed_early else batcher.invalid_row(row)),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=invalid_row),
             convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, null_values=[""],
                                                  strings_can_be_null=True, quoted_strings_can_be_null=True),
         )

@@ -14,13 +14,12 @@ from . import faces, schema
 
 
 class Prepared(object):
-    __slots__ = ("frame", "boxes", "inputs", "started", "prepare_s")
+    __slots__ = ("frame", "boxes", "inputs", "prepare_s")
 
-    def __init__(self, frame, boxes, inputs, started, prepare_s):
+    def __init__(self, frame, boxes, inputs, prepare_s):
         self.frame = frame
         self.boxes = boxes
         self.inputs = inputs
-        self.started = started
         self.prepare_s = prepare_s
 
 
@@ -63,7 +62,7 @@ class FramePipeline(object):
         start = self.timer()
         boxes = self.detector.detect(frame)[:self.max_faces]
         inputs = self.classifier.prepare([faces.crop(frame, b, self.margin) for b in boxes]) if boxes else None
-        return Prepared(frame, boxes, inputs, start, self.timer() - start)
+        return Prepared(frame, boxes, inputs, self.timer() - start)
 
     def finish(self, prepared):
         """The model on a prepared frame. ``latency_ms`` is the frame's own work (preparing + the model), not the
