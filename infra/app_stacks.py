@@ -58,6 +58,7 @@ def build_stacks(app: cdk.App, settings: Settings) -> ProjectStacks:
             app, f"{prefix}-dashboard", settings=settings, env=env,
             data_bucket=storage.data_bucket, database=storage.database, workgroup=storage.workgroup,
             inference_table=stacks.analytics.table.table, wifi_table=stacks.wifi.table.table,
+            views=stacks.analytics.views,
             description="Mask classifier: QuickSight Athena data source and datasets (compliance, free Wi-Fi)")
     for stack in stacks.all():
         cdk.Tags.of(stack).add("project", prefix)

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 # Lambda runtimes a stack can still create (platform-facts: python2.7/3.7 creation is blocked, 3.8/3.9 are
 # deprecated with creation blocked from 2027-02-01). DeepLens devices themselves run 3.7; see README.
 CREATABLE_PYTHON_RUNTIMES = ("python3.10", "python3.11", "python3.12", "python3.13", "python3.14")
+# The newest runtime whose interpreter the test suite can run the bundled Lambda assets under (no 3.14 interpreter
+# installs on the development and CI machines); python3.14 stays selectable.
+DEFAULT_PYTHON_RUNTIME = "python3.13"
 BLOCKED_PYTHON_RUNTIMES = {
     "python2.7": "creation blocked since 2021-07-15",
     "python3.6": "creation blocked since 2022",
@@ -30,12 +34,17 @@ _THING_GROUP_RE = re.compile(r"^[A-Za-z0-9:_-]{1,128}$")
 _MODEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _MODEL_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 _COMPONENT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_SEMVER_RE = re.compile(r"^\d+\.\d+\.\d+$")
 _IAM_ROLE_NAME_RE = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")
 QUICKSIGHT_IMPORT_MODES = ("SPICE", "DIRECT_QUERY")
 _QS_PRINCIPAL_RE = re.compile(r"^arn:aws[a-z-]*:quicksight:[a-z0-9-]+:\d{12}:(user|group)/[^\s]+$")
 
 DEEPLENS_TOPIC = "$aws/things/+/infer"
+MAX_BUCKET_NAME = 63   # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
+
+
+def model_bucket_name(project: str, account: str, region: str) -> str:
+    """The model bucket's name: DeepLens reads models only from buckets named ``deeplens-...``."""
+    return f"deeplens-{project}-models-{account}-{region}"
 
 
 class SettingsError(ValueError):
@@ -57,15 +66,15 @@ class Settings:
     glue_database: str = "awskrug"
     inference_topic: str = "maskcam/+/infer"
     lambda_function_name: str = "deeplens-mask-classifier"
-    lambda_runtime: str = "python3.14"
+    lambda_runtime: str = DEFAULT_PYTHON_RUNTIME
     greengrass_thing_group: Optional[str] = None
     quicksight_principal_arn: Optional[str] = None
     athena_bytes_scanned_cutoff_mb: int = 1024
     model_name: str = "mask-classifier"
     model_version: str = "1"
     greengrass_component_name: str = "com.maskcam.EdgeClassifier"
-    greengrass_component_version: str = "1.0.0"
-    cloud_reserved_concurrency: int = 5
+    model_export: Optional[str] = None
+    cloud_reserved_concurrency: Optional[int] = None
     quicksight_import_mode: str = "SPICE"
     quicksight_service_role: str = "aws-quicksight-service-role-v0"
 
@@ -82,11 +91,44 @@ class Settings:
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> "Settings":
         """Builds settings from a context lookup such as ``app.node.try_get_context``."""
-        values = {}
+        values, given = {}, set()
         for f in fields(cls):
             raw = get(f.name)
             values[f.name] = f.default if _is_unset(raw) else _PARSERS[f.name](f.name, raw)
-        return cls(**values)
+            given |= set() if _is_unset(raw) else {f.name}
+        if values["model_export"]:   # the export names the model unless the settings do
+            from functions.edge.maskcam.manifest import load_manifest
+
+            manifest = load_manifest(values["model_export"])
+            values.update({k: _PARSERS[k](k, v) for k, v in (("model_name", manifest.name),
+                                                             ("model_version", manifest.version)) if k not in given})
+        settings = cls(**values)
+        settings._check_combination()
+        return settings
+
+    def _check_combination(self) -> None:
+        """Rules that involve more than one setting."""
+        bucket = model_bucket_name(self.project, "0" * 12, self.region)
+        if len(bucket) > MAX_BUCKET_NAME:
+            most = MAX_BUCKET_NAME - (len(bucket) - len(self.project))
+            raise SettingsError("project", self.project,
+                                f"the model bucket name {model_bucket_name(self.project, '<account>', self.region)} "
+                                f"would be {len(bucket)} characters, S3 allows {MAX_BUCKET_NAME}; in {self.region} "
+                                f"the project name can have at most {most} characters")
+        if self.greengrass_thing_group and not self.model_export:
+            raise SettingsError("greengrass_thing_group", self.greengrass_thing_group,
+                                "a Greengrass deployment needs the component, which needs a model export: also set "
+                                "-c model_export=<export directory>")
+        if self.model_export:
+            from functions.edge.maskcam.manifest import load_manifest
+
+            manifest = load_manifest(self.model_export)
+            for key, value in (("model_name", manifest.name), ("model_version", manifest.version)):
+                if getattr(self, key) != value:
+                    raise SettingsError(key, getattr(self, key),
+                                        f"the model export {self.model_export} is {manifest.name} version "
+                                        f"{manifest.version}; devices and the cloud classifier must run the same "
+                                        f"model, so set -c {key}={value}")
 
     @classmethod
     def from_mapping(cls, context: Mapping[str, Any]) -> "Settings":
@@ -118,11 +160,26 @@ def _runtime(key: str, raw: Any) -> str:
 
 def _topic(key: str, raw: Any) -> str:
     value = str(raw).strip()
-    if not value or value.startswith("$") or "#" in value \
-            or any(level != "+" and "+" in level for level in value.split("/")):
-        raise SettingsError(key, raw, "an MQTT topic filter not starting with '$', using '+' only as a whole "
-                                      "level and no '#' (e.g. maskcam/+/infer)")
+    levels = value.split("/")
+    if not value or value.startswith("$") or "#" in value or levels.count("+") != 1 \
+            or any(level != "+" and "+" in level for level in levels):
+        raise SettingsError(key, raw, "an MQTT topic filter not starting with '$', with exactly one '+', as a whole "
+                                      "level (the device's thing name, which the IoT rule takes as device_id), and "
+                                      "no '#' (e.g. maskcam/+/infer)")
     return value
+
+
+def _export_dir(key: str, raw: Any) -> str:
+    """A model export directory (``python -m model export``): manifest.json and the ONNX file the devices run."""
+    from functions.edge.maskcam.manifest import ManifestError, load_manifest
+
+    path = Path(str(raw).strip()).expanduser().resolve()
+    try:
+        load_manifest(str(path)).path("onnx")
+    except ManifestError as err:
+        raise SettingsError(key, raw, f"a model export directory ({err}); build one with `python -m model export` "
+                                      "(README 'Model pipeline')") from None
+    return str(path)
 
 
 def _import_mode(key: str, raw: Any) -> str:
@@ -171,8 +228,7 @@ _PARSERS: dict = {
     "model_version": _matching(_MODEL_VERSION_RE, "letters, digits, '.', '-' and '_' (the export's version prefix)"),
     "greengrass_component_name": _matching(_COMPONENT_NAME_RE, "a Greengrass V2 component name such as "
                                                                "com.maskcam.EdgeClassifier"),
-    "greengrass_component_version": _matching(_SEMVER_RE, "a semantic version major.minor.patch such as 1.0.0 "
-                                                          "(bump it whenever code or model changes)"),
+    "model_export": _export_dir,
     "cloud_reserved_concurrency": _concurrency,
     "quicksight_import_mode": _import_mode,
     "quicksight_service_role": _matching(_IAM_ROLE_NAME_RE, "an IAM role name without path (the role QuickSight "

@@ -55,3 +55,40 @@ def project(tmp_path_factory):
 def templates(project) -> dict:
     """Stack name -> synthesized template dict for every stack of the default app."""
     return {s.stack_name: s.template for s in project.assembly.stacks}
+
+
+QUICKSIGHT_PRINCIPAL = "arn:aws:quicksight:us-east-1:123456789012:user/default/ops"
+
+
+def write_placeholder_export(directory: Path, name: str = "mask-classifier", version: str = "1",
+                             onnx: bytes = b"placeholder onnx bytes") -> Path:
+    """An export directory with the files synth reads (manifest.json and the ONNX file); not a model: for template
+    tests, where CDK only hashes the files. Tests that run the model use ``model_export``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.onnx").write_bytes(onnx)
+    (directory / f"{name}-0000.params").write_bytes(b"placeholder MXNet params (DeepLens only)")
+    (directory / "manifest.json").write_text(json.dumps({
+        "name": name, "version": version, "classes": ["mask", "no_mask"], "files": {"onnx": f"{name}.onnx"}}))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def placeholder_export(tmp_path_factory) -> Path:
+    return write_placeholder_export(tmp_path_factory.mktemp("export") / "export")
+
+
+@pytest.fixture(scope="session")
+def full_project(tmp_path_factory, placeholder_export):
+    """The app with every optional part on (Greengrass component and deployment, dashboard stack), synthesized once:
+    ``full_project.stacks``, ``full_project.assembly``, ``full_project.templates``."""
+    stacks, assembly = synth_project(tmp_path_factory.mktemp("cdk.out-full"), model_export=str(placeholder_export),
+                                     greengrass_thing_group="lobby-cameras",
+                                     quicksight_principal_arn=QUICKSIGHT_PRINCIPAL)
+
+    class Project:
+        pass
+
+    p = Project()
+    p.stacks, p.assembly = stacks, assembly
+    p.templates = {s.stack_name: s.template for s in assembly.stacks}
+    return p

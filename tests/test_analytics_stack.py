@@ -1,10 +1,11 @@
-"""CDK assertions for <project>-analytics: IoT rules, Firehose conversion/partitioning, Glue table, named queries."""
+"""CDK assertions for <project>-analytics: IoT rules, Firehose conversion/partitioning, Glue table, named queries,
+the deploy-time views resource and its handler's IAM."""
 import json
 
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from functions.analytics import layout, queries
+from functions.analytics import datasets, layout, queries
 from functions.edge.maskcam import schema
 from infra.constructs.inference_delivery import PARTITION_JQ
 from infra.constructs.inference_rules import rule_sql
@@ -88,9 +89,9 @@ def test_no_crawler_and_no_partition_resources(analytics):
     assert not resources(analytics, "AWS::Glue::Partition")
 
 
-def test_every_query_file_is_a_named_query_in_the_project_workgroup(analytics):
+def test_every_select_file_is_a_named_query_in_the_project_workgroup(analytics):
     named = {r["Properties"]["Name"]: r["Properties"] for r in resources(analytics, "AWS::Athena::NamedQuery").values()}
-    files = {q.name: q for q in queries.load(queries.QUERIES_DIR)}
+    files = {q.name: q for q in queries.load(queries.QUERIES_DIR) if not q.is_view}
     assert set(named) == set(files) >= {"mask_compliance_by_device_hour", "unmasked_by_day", "busiest_hours",
                                         "silent_devices"}
     for name, props in named.items():
@@ -98,6 +99,78 @@ def test_every_query_file_is_a_named_query_in_the_project_workgroup(analytics):
         assert props["QueryString"] == files[name].render("awskrug")
         assert "${" not in props["QueryString"]
         assert "Fn::GetStackOutput" in props["WorkGroup"]  # the storage stack's workgroup (Ref = its name)
+
+
+def views_resource(analytics):
+    ((logical_id, resource),) = resources(analytics, "Custom::AthenaViews").items()
+    return logical_id, resource
+
+
+def test_views_are_created_at_deploy_time_after_the_table_from_the_view_files(analytics):
+    _, resource = views_resource(analytics)
+    props = resource["Properties"]
+    (table_id,) = resources(analytics, "AWS::Glue::Table")
+    assert table_id in resource["DependsOn"]
+    assert (props["WorkGroup"], props["Database"]) == ("maskcam-analytics", "awskrug")
+    files = [q for q in queries.load(queries.QUERIES_DIR) if q.is_view]
+    assert props["Views"] == [{"Name": datasets.view_name(q), "Ddl": datasets.view_ddl(q, "awskrug")} for q in files]
+    assert [v["Name"] for v in props["Views"]] == ["device_last_heartbeat", "mask_compliance_hourly"]
+    # the provider framework's function is the service token; it invokes the Python handler
+    token = props["ServiceToken"]["Fn::GetAtt"][0]
+    framework = analytics["Resources"][token]["Properties"]
+    handler_id = framework["Environment"]["Variables"]["USER_ON_EVENT_FUNCTION_ARN"]["Fn::GetAtt"][0]
+    handler = analytics["Resources"][handler_id]["Properties"]
+    assert handler["Handler"] == "functions.athena_views.handler.on_event"
+    assert handler["Runtime"].startswith("python3.")
+    assert handler["Timeout"] == 300
+    assert framework["Timeout"] > handler["Timeout"]
+
+
+def _statements(analytics, role_id):
+    (policy,) = [p["Properties"] for p in resources(analytics, "AWS::IAM::Policy").values()
+                 if p["Properties"]["Roles"] == [{"Ref": role_id}]]
+    return {s.get("Sid", s["Action"] if isinstance(s["Action"], str) else s["Action"][0]): s
+            for s in policy["PolicyDocument"]["Statement"]}
+
+
+def _tail(value):
+    return json.dumps(value).rsplit(":", 1)[-1].rstrip('"]}')
+
+
+def test_views_handler_role_is_least_privilege(analytics):
+    handler = next(r["Properties"] for r in resources(analytics, "AWS::Lambda::Function").values()
+                   if r["Properties"].get("Handler") == "functions.athena_views.handler.on_event")
+    by_sid = _statements(analytics, handler["Role"]["Fn::GetAtt"][0])
+    assert set(by_sid) == {"logs:CreateLogStream", "RunInWorkGroup", "ManageViews", "ReadViewSource", "QueryResults",
+                           "ListQueryResults", "BucketLocation"}
+    assert by_sid["logs:CreateLogStream"]["Resource"] == {"Fn::GetAtt": [handler["LoggingConfig"]["LogGroup"]["Ref"],
+                                                                          "Arn"]}
+    assert sorted(by_sid["RunInWorkGroup"]["Action"]) == ["athena:GetQueryExecution", "athena:StartQueryExecution"]
+    assert _tail(by_sid["RunInWorkGroup"]["Resource"]) == "workgroup/maskcam-analytics"
+    assert sorted(by_sid["ManageViews"]["Action"]) == ["glue:CreateTable", "glue:DeleteTable", "glue:GetDatabase",
+                                                       "glue:GetTable", "glue:UpdateTable"]
+    assert sorted(_tail(r) for r in by_sid["ManageViews"]["Resource"]) == [
+        "catalog", "database/awskrug", "table/awskrug/device_last_heartbeat", "table/awskrug/mask_compliance_hourly"]
+    assert by_sid["ReadViewSource"]["Action"] == "glue:GetTable"
+    assert _tail(by_sid["ReadViewSource"]["Resource"]) == f"table/awskrug/{layout.TABLE}"
+    assert sorted(by_sid["QueryResults"]["Action"]) == ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"]
+    assert json.dumps(by_sid["QueryResults"]["Resource"]).endswith('"/athena-results/*"]]}')
+    assert by_sid["ListQueryResults"]["Condition"] == {"StringLike": {"s3:prefix": ["athena-results/*"]}}
+    assert by_sid["BucketLocation"]["Action"] == "s3:GetBucketLocation"
+    assert "Fn::GetStackOutput" in by_sid["BucketLocation"]["Resource"]   # the data bucket itself, no objects
+
+
+def test_provider_framework_role_has_no_managed_policy_and_invokes_only_the_handler(analytics):
+    logical_id, resource = views_resource(analytics)
+    framework = analytics["Resources"][resource["Properties"]["ServiceToken"]["Fn::GetAtt"][0]]["Properties"]
+    role_id = framework["Role"]["Fn::GetAtt"][0]
+    assert "ManagedPolicyArns" not in analytics["Resources"][role_id]["Properties"]
+    by_sid = _statements(analytics, role_id)
+    handler_id = framework["Environment"]["Variables"]["USER_ON_EVENT_FUNCTION_ARN"]["Fn::GetAtt"][0]
+    assert by_sid["lambda:InvokeFunction"]["Resource"] == [
+        {"Fn::GetAtt": [handler_id, "Arn"]}, {"Fn::Join": ["", [{"Fn::GetAtt": [handler_id, "Arn"]}, ":*"]]}]
+    assert by_sid["logs:CreateLogStream"]["Resource"] == {"Fn::GetAtt": [framework["LoggingConfig"]["LogGroup"]["Ref"],
+                                                                          "Arn"]}
 
 
 def test_workgroup_enforces_encrypted_results_and_the_scan_cutoff(templates):

@@ -119,12 +119,12 @@ def test_role_reads_only_frames_writes_only_error_records_and_publishes_only_inf
 
 def test_function_configuration_layer_and_reserved_concurrency(device):
     layer_id, layer = one(device, "AWS::Lambda::LayerVersion")
-    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.14"]
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layer["Properties"]["CompatibleArchitectures"] == ["x86_64"]
     Template.from_json(device).has_resource_properties("AWS::Lambda::Function", {
         "Handler": "greengrassHelloWorld.function_handler",
         "Layers": [{"Ref": layer_id}],
-        "ReservedConcurrentExecutions": 5,
+        "ReservedConcurrentExecutions": Match.absent(),   # unreserved unless set (tests/aws_rules)
         "Environment": {"Variables": {
             "MASKCAM_CLOUD_MODEL_BUCKET": {"Fn::Join": ["", ["deeplens-maskcam-models-", {"Ref": "AWS::AccountId"},
                                                              "-", {"Ref": "AWS::Region"}]]},
@@ -162,7 +162,7 @@ def test_reserved_concurrency_setting_rejects_bad_values(raw):
     with pytest.raises(SettingsError, match="cloud_reserved_concurrency"):
         Settings.from_mapping({"cloud_reserved_concurrency": raw})
     assert Settings.from_mapping({"cloud_reserved_concurrency": "40"}).cloud_reserved_concurrency == 40
-    assert Settings().cloud_reserved_concurrency == 5
+    assert Settings().cloud_reserved_concurrency is None
 
 
 def test_prune_removes_matches_and_refuses_a_pattern_that_matches_nothing(tmp_path):

@@ -80,21 +80,41 @@ def data_sets(template):
             for r in template.find_resources("AWS::QuickSight::DataSet").values()}
 
 
-def test_compliance_dataset_is_the_view_select_with_derived_types(template):
+def test_compliance_dataset_reads_the_view_with_its_real_column_types(template):
     props = data_sets(template)["maskcam-mask-compliance-hourly"]
     assert props["ImportMode"] == "DIRECT_QUERY"
-    custom = props["PhysicalTableMap"]["mask-compliance-hourly"]["CustomSql"]
-    # the CREATE VIEW file's SELECT, not a copy
-    view = (ROOT / "functions/analytics/queries/view_mask_compliance_hourly.sql").read_text()
-    body = custom["SqlQuery"]
-    assert body.startswith("SELECT dt,") and body.replace("awskrug", "${database}") in view
-    assert "CREATE" not in body and "--" not in body
-    assert [(c["Name"], c["Type"]) for c in custom["Columns"]] == [
+    table = props["PhysicalTableMap"]["mask-compliance-hourly"]["RelationalTable"]
+    assert (table["Catalog"], table["Schema"], table["Name"]) == ("AwsDataCatalog", "awskrug", "mask_compliance_hourly")
+    assert [(c["Name"], c["Type"]) for c in table["InputColumns"]] == [
         ("dt", "STRING"), ("device_id", "STRING"), ("hour", "DATETIME"), ("frames", "INTEGER"),
         ("faces", "INTEGER"), ("masked", "INTEGER"), ("unmasked", "INTEGER"), ("compliance_rate", "DECIMAL")]
-    assert custom["DataSourceArn"]["Fn::GetAtt"][1] == "Arn"
+    # the same columns, in order, that the view's SELECT returns in Athena
+    (view,) = [q for q in datasets.view_queries() if q.name == datasets.COMPLIANCE_VIEW_QUERY]
+    athena_types = datasets.output_types(datasets.view_select(view, "awskrug"), "awskrug")
+    assert [c["Name"] for c in table["InputColumns"]] == [name for name, _ in athena_types]
+    assert dict(athena_types)["hour"] == "timestamp(3)"
+    assert table["DataSourceArn"]["Fn::GetAtt"][1] == "Arn"
     assert props["Permissions"][0]["Principal"] == PRINCIPAL
     assert sorted(props["Permissions"][0]["Actions"]) == sorted(dashboard_stack.DATA_SET_OWNER_ACTIONS)
+
+
+def test_datasets_depend_on_the_views_resource_of_the_analytics_stack(tmp_path):
+    from infra.settings import Settings
+    from infra.stacks.analytics_stack import AnalyticsStack
+    from infra.stacks.storage_stack import StorageStack
+
+    app = make_app(tmp_path)
+    settings = Settings(quicksight_principal_arn=PRINCIPAL)
+    storage = StorageStack(app, "s", settings=settings)
+    analytics = AnalyticsStack(app, "a", settings=settings, data_bucket=storage.data_bucket,
+                               database=storage.database, workgroup=storage.workgroup)
+    stack = dashboard_stack.DashboardStack(
+        app, "d", settings=settings, data_bucket=storage.data_bucket, database=storage.database,
+        workgroup=storage.workgroup, inference_table=analytics.table.table, wifi_table=analytics.table.table,
+        views=analytics.views.resource)
+    for data_set in stack.data_sets.values():
+        assert analytics.views.resource in data_set.node.dependencies
+    assert analytics in stack.dependencies   # cross-stack: CloudFormation deploys the analytics stack first
 
 
 def test_wifi_dataset_reads_the_table_with_types_from_the_layout(template):

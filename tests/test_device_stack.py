@@ -1,11 +1,13 @@
 """CDK assertions on <project>-device: the deeplens_lambda role, the Lambda (handler, name, runtime, version, alias),
 the Greengrass V2 component recipe, device identity, and the deployment with and without a thing group."""
 import json
+from pathlib import Path
 
 import pytest
 from aws_cdk.assertions import Match, Template
 
 from infra.settings import Settings, SettingsError
+from infra.stacks.device_stack import component_skip_message
 from tests.cfn_lint import lint_errors
 from tests.conftest import synth_project
 
@@ -63,30 +65,62 @@ def test_lambda_handler_name_runtime_version_and_alias(device):
     t.has_resource_properties("AWS::Lambda::Function", {
         "Handler": "greengrassHelloWorld.function_handler",
         "FunctionName": "deeplens-mask-classifier",
-        "Runtime": "python3.14"})
+        "Runtime": "python3.13"})
     t.resource_count_is("AWS::Lambda::Version", 1)
     t.has_resource_properties("AWS::Lambda::Alias", {"Name": "live"})
-    t.has_resource_properties("AWS::Logs::LogGroup", {"LogGroupName": "/aws/lambda/deeplens-mask-classifier"})
+    function, = resources(device, "AWS::Lambda::Function")
+    assert "Ref" in function["Properties"]["LoggingConfig"]["LogGroup"]   # the stack's own group, named by CFN
 
 
-def test_component_recipe_runs_the_same_application_with_code_and_model_artifacts(device):
-    recipe = recipe_of(device)
-    assert recipe["ComponentName"] == "com.maskcam.EdgeClassifier" and recipe["ComponentVersion"] == "1.0.0"
-    manifest, = recipe["Manifests"]
+def test_component_recipe_runs_the_same_application_with_code_and_model_artifacts(full_project):
+    recipe = recipe_of(full_project.templates["maskcam-device"])
+    assert recipe["ComponentName"] == "com.maskcam.EdgeClassifier"
+    manifest, = manifest_of(recipe)
     uris = [a["Uri"] for a in manifest["Artifacts"]]
-    assert uris[0].startswith("s3://cdk-hnb659fds-assets-${AWS::AccountId}-us-east-1/") and uris[0].endswith(".zip")
-    assert manifest["Artifacts"][0]["Unarchive"] == "ZIP"
-    assert uris[1:] == ["s3://<token>/models/mask-classifier/1/manifest.json",
-                        "s3://<token>/models/mask-classifier/1/mask-classifier.onnx"]
-    code_dir = uris[0].rsplit("/", 1)[1][:-len(".zip")]
+    assert len(uris) == 2 and all(a["Unarchive"] == "ZIP" for a in manifest["Artifacts"])
+    assert all(u.startswith("s3://cdk-hnb659fds-assets-${AWS::AccountId}-us-east-1/") and u.endswith(".zip")
+               for u in uris)
+    code_dir, model_dir = (u.rsplit("/", 1)[1][:-len(".zip")] for u in uris)
+    component = full_project.stacks.device.component
+    assert (code_dir, model_dir) == (component.code_asset.asset_hash, component.model_asset.asset_hash)
     run = manifest["Lifecycle"]["Run"]
-    assert run.startswith("cd {artifacts:decompressedPath}/%s && exec python3 -u -m maskcam " % code_dir)
-    for flag in ("--model {artifacts:path}", "--publisher ipc", "--topic 'maskcam/{iot:thingName}/infer'"):
+    assert run.startswith("cd {artifacts:decompressedPath}/%s && exec {work:path}/venv/bin/python -u -m maskcam "
+                          % code_dir)
+    for flag in ("--model {artifacts:decompressedPath}/%s " % model_dir, "--publisher ipc",
+                 "--topic 'maskcam/{iot:thingName}/infer'"):
         assert flag in run
-    assert "requirements.txt" in manifest["Lifecycle"]["Install"]["Script"]
+    install = manifest["Lifecycle"]["Install"]["Script"]
+    assert "python3 -m venv {work:path}/venv" in install and "python3-venv" in install
+    assert "{work:path}/venv/bin/python -m pip install" in install and "requirements.txt" in install
     acl = recipe["ComponentConfiguration"]["DefaultConfiguration"]["accessControl"]["aws.greengrass.ipc.mqttproxy"]
     policy, = acl.values()
     assert policy["operations"] == ["aws.greengrass#PublishToIoTCore"] and policy["resources"] == ["maskcam/*/infer"]
+
+
+def manifest_of(recipe):
+    return recipe["Manifests"]
+
+
+def test_the_model_artifact_holds_only_what_the_device_loads(full_project, placeholder_export):
+    assert (placeholder_export / "mask-classifier-0000.params").exists()   # MXNet files: DeepLens only
+    model_hash = full_project.stacks.device.component.model_asset.asset_hash
+    asset_dir = Path(full_project.assembly.directory) / f"asset.{model_hash}"
+    assert sorted(p.name for p in asset_dir.iterdir()) == ["manifest.json", "mask-classifier.onnx"]
+
+
+def test_no_component_without_a_model_export(device, templates):
+    assert resources(device, "AWS::GreengrassV2::ComponentVersion") == []
+    assert "model_export" in component_skip_message(Settings())
+    assert component_skip_message(Settings(model_export="/x")) is None
+
+
+def test_the_export_must_be_a_real_export_matching_the_model_settings(tmp_path, placeholder_export):
+    with pytest.raises(SettingsError, match="model_export.*no manifest.json"):
+        Settings.from_mapping({"model_export": str(tmp_path)})
+    with pytest.raises(SettingsError, match="set -c model_version=1"):
+        Settings.from_mapping({"model_export": str(placeholder_export), "model_version": "2"})
+    with pytest.raises(SettingsError, match="greengrass_thing_group.*model_export"):
+        Settings.from_mapping({"greengrass_thing_group": "cams"})
 
 
 def test_device_identity_limits_each_thing_to_its_own_topics(device):
@@ -109,23 +143,20 @@ def test_no_deployment_without_a_thing_group(device):
     assert resources(device, "AWS::GreengrassV2::Deployment") == []
 
 
-def test_deployment_to_the_thing_group_when_set(tmp_path):
-    stacks, assembly = synth_project(tmp_path, greengrass_thing_group="lobby-cameras",
-                                     greengrass_component_version="1.2.3")  # gates on: nag-clean too
-    template = assembly.get_stack_by_name("maskcam-device").template
+def test_deployment_to_the_thing_group_when_set(full_project):
+    template = full_project.templates["maskcam-device"]
     deployment, = resources(template, "AWS::GreengrassV2::Deployment")
     props = deployment["Properties"]
     assert flatten(props["TargetArn"]).endswith(":thinggroup/lobby-cameras")
     assert list(props["Components"]) == ["com.maskcam.EdgeClassifier"]
-    assert recipe_of(template)["ComponentVersion"] == "1.2.3"
     assert lint_errors(template) == []
-    assert stacks.device.component.deployment is not None
+    assert full_project.stacks.device.component.deployment is not None
 
 
 def test_device_settings_are_validated():
     settings = Settings.from_mapping({"model_name": "masks", "model_version": "2025-01"})
     assert settings.model_prefix == "models/masks/2025-01/"
-    for key, value in (("greengrass_component_version", "1.0"), ("model_name", "Bad Name"),
+    for key, value in (("model_name", "Bad Name"),
                        ("greengrass_component_name", "-x")):
         with pytest.raises(SettingsError, match=key):
             Settings.from_mapping({key: value})

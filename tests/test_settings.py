@@ -14,10 +14,10 @@ def test_cdk_json_defaults_parse_to_documented_defaults():
     assert settings.quicksight_principal_arn is None
 
 
-def test_string_overrides_from_the_command_line_are_typed():
+def test_string_overrides_from_the_command_line_are_typed(placeholder_export):
     settings = Settings.from_mapping({
         "region": "ap-northeast-2", "account": "123456789012", "athena_bytes_scanned_cutoff_mb": "200",
-        "greengrass_thing_group": "lobby-cams", "lambda_runtime": "python3.12",
+        "greengrass_thing_group": "lobby-cams", "lambda_runtime": "python3.12", "model_export": str(placeholder_export),
         "quicksight_principal_arn": "arn:aws:quicksight:us-east-1:123456789012:user/default/ops",
     })
     assert settings.region == "ap-northeast-2"

@@ -40,7 +40,7 @@ def test_glue_table_has_the_seed_columns_and_reads_parquet_from_the_table_prefix
 def test_function_runtime_handler_and_failure_destination(project):
     template = wifi(project)
     template.has_resource_properties("AWS::Lambda::Function", {
-        "Runtime": "python3.14",
+        "Runtime": "python3.13",
         "Handler": "functions.wifi_ingest.handler.handler",
         "Architectures": ["x86_64"],
         "Environment": {"Variables": Match.object_like({"TABLE_PREFIX": "tables/free_wifi_standard_data/"})},

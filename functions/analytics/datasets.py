@@ -1,14 +1,13 @@
 """The QuickSight datasets, described once for the CDK stack and the post-deploy check: id, name, where the rows come
-from (the project's Glue table, or a custom SQL taken from a named-query file) and the column types.
+from (a Glue table or view of the project database, or a custom SQL) and the column types.
 
 Column types are derived, not typed in twice: the Wi-Fi table's from ``functions.wifi_ingest.layout.COLUMNS``; the
-compliance dataset's from the view's own SELECT (``queries/view_mask_compliance_hourly.sql``), whose output types
-sqlglot infers from the table columns in ``functions.analytics.layout.COLUMNS``. A column whose type cannot be
+compliance dataset's from the view's own SELECT (``queries/view_mask_compliance_hourly.sql``), typed by
+``output_types`` over the table columns in ``functions.analytics.layout.COLUMNS``. A column whose type cannot be
 inferred stops synth with its name, rather than defaulting to STRING.
 
-Why custom SQL and not the view itself for compliance: the views are created post-deploy (README "Inference
-analytics"), so a dataset over the view would fail to import until someone runs that step; the view's SELECT reads
-only the Glue table, which CloudFormation creates. It is the same text, so the two cannot drift apart.
+The compliance dataset reads the view ``mask_compliance_hourly`` itself: the analytics stack creates the views at
+deploy time (``infra.constructs.athena_views``), and the dashboard stack's datasets depend on that resource.
 """
 from __future__ import annotations
 
@@ -54,30 +53,61 @@ def quicksight_type(glue_type: str, *, where: str) -> str:
         raise DatasetError(f"{where}: type {glue_type!r} has no QuickSight column type") from None
 
 
-_CREATE_VIEW_RE = re.compile(r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+(?:\S+\.)?(\S+)\s+AS\s+", re.IGNORECASE)
+_CREATE_VIEW_RE = re.compile(r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+(?:(\S+)\.)?(\S+)\s+AS\s+", re.IGNORECASE)
 
 
-def _view_body(query: queries.NamedQuery, database: str):
-    body = "\n".join(line for line in query.render(database).splitlines() if not line.lstrip().startswith("--"))
+def split_view(ddl: str) -> Tuple[Optional[str], str, str]:
+    """(database or None, view name, SELECT) of a ``CREATE [OR REPLACE] VIEW [<db>.]<name> AS <select>`` text;
+    comment lines are dropped."""
+    body = "\n".join(line for line in ddl.splitlines() if not line.lstrip().startswith("--"))
     match = _CREATE_VIEW_RE.match(body)
     if match is None:
-        raise DatasetError(f"query {query.name} is not a CREATE VIEW <name> AS SELECT statement")
-    return match.group(1), body[match.end():].strip()
+        raise DatasetError(f"not a CREATE VIEW <name> AS SELECT statement:\n{ddl}")
+    return match.group(1), match.group(2), body[match.end():].strip()
 
 
 def view_name(query: queries.NamedQuery) -> str:
     """The name of the view a ``CREATE VIEW`` query file creates (without the database)."""
-    return _view_body(query, "db")[0]
+    return split_view(query.render("db"))[1]
 
 
 def view_select(query: queries.NamedQuery, database: str) -> str:
     """The SELECT of a ``CREATE [OR REPLACE] VIEW <name> AS <select>`` query file, rendered for ``database``, as
     written in the file (comment lines dropped)."""
-    return _view_body(query, database)[1]
+    return split_view(query.render(database))[2]
+
+
+def view_ddl(query: queries.NamedQuery, database: str) -> str:
+    """The file's ``CREATE OR REPLACE VIEW`` statement for ``database`` without its comment lines (what Athena runs)."""
+    return f"CREATE OR REPLACE VIEW {database}.{view_name(query)} AS\n{view_select(query, database)}"
+
+
+def view_queries() -> Tuple[queries.NamedQuery, ...]:
+    return tuple(q for q in queries.load(queries.QUERIES_DIR) if q.is_view)
+
+
+def _trino_types():
+    """sqlglot's Trino typing, corrected where it differs from what Trino (Athena engine v3) really returns:
+    ``from_unixtime``, ``current_timestamp``/``now()`` and ``AT TIME ZONE`` give ``timestamp(3) with time zone``
+    (sqlglot: plain timestamp); ``date_trunc``, ``date_add`` and ``max_by``/``min_by`` return their argument's type
+    (sqlglot: unknown, or a fixed type)."""
+    from sqlglot import exp
+    from sqlglot.dialects.dialect import Dialect
+
+    with_tz = exp.DataType.build("timestamp(3) with time zone", dialect="trino")
+    fixed = {"annotator": lambda self, e: self._set_type(e, with_tz)}
+    like_this = {"annotator": lambda self, e: self._annotate_by_args(e, "this")}
+    return {
+        **Dialect.get_or_raise("trino").EXPRESSION_METADATA,
+        **{kind: fixed for kind in (exp.UnixToTime, exp.CurrentTimestamp, exp.AtTimeZone)},
+        **{kind: like_this for kind in (exp.TimestampTrunc, exp.DateTrunc, exp.DateAdd, exp.TimestampAdd,
+                                        exp.ArgMax, exp.ArgMin)},
+    }
 
 
 def output_types(sql: str, database: str) -> Tuple[Tuple[str, str], ...]:
-    """(column, Athena type) of each output column of ``sql`` over ``<database>.inference_results``."""
+    """(column, Athena type) of each output column of ``sql`` over ``<database>.inference_results``, as Trino types
+    them (``_trino_types``); e.g. ``("hour", "timestamp(3)")``."""
     import sqlglot
     from sqlglot import exp
     from sqlglot.optimizer.annotate_types import annotate_types
@@ -87,14 +117,10 @@ def output_types(sql: str, database: str) -> Tuple[Tuple[str, str], ...]:
     table[layout.PARTITION_KEY[0]] = layout.PARTITION_KEY[1]
     schema = {database: {layout.TABLE: table}}
     tree = annotate_types(qualify(sqlglot.parse_one(sql, read="trino"), schema=schema, dialect="trino"),
-                          schema=schema, dialect="trino")
+                          schema=schema, dialect="trino", expression_metadata=_trino_types())
     out = []
     for column in tree.selects:
         kind = column.type
-        inner = column.unalias()
-        # Trino's date_trunc returns its argument's type; sqlglot leaves TimestampTrunc untyped.
-        if kind.is_type(exp.DataType.Type.UNKNOWN) and isinstance(inner, (exp.TimestampTrunc, exp.DateTrunc)):
-            kind = inner.this.type
         if kind is None or kind.is_type(exp.DataType.Type.UNKNOWN):
             raise DatasetError(f"cannot infer the type of output column {column.alias_or_name!r} of:\n{sql}")
         out.append((column.alias_or_name, kind.sql(dialect="trino").lower()))
@@ -102,13 +128,14 @@ def output_types(sql: str, database: str) -> Tuple[Tuple[str, str], ...]:
 
 
 def compliance(database: str) -> Dataset:
-    """Mask compliance per device and UTC hour (faces, masked, unmasked, compliance_rate), partition ``dt`` kept so
-    QuickSight's date filters prune partitions in direct-query mode."""
-    view = next(q for q in queries.load(queries.QUERIES_DIR) if q.name == COMPLIANCE_VIEW_QUERY)
-    sql = view_select(view, database)
+    """Mask compliance per device and UTC hour (faces, masked, unmasked, compliance_rate): the view
+    ``mask_compliance_hourly``. Partition ``dt`` is kept so QuickSight's date filters prune partitions in
+    direct-query mode (Athena inlines the view)."""
+    view = next(q for q in view_queries() if q.name == COMPLIANCE_VIEW_QUERY)
     columns = tuple((name, quicksight_type(kind, where=f"compliance column {name}"))
-                    for name, kind in output_types(sql, database))
-    return Dataset(key="mask-compliance-hourly", name="Mask compliance per device and hour", columns=columns, sql=sql)
+                    for name, kind in output_types(view_select(view, database), database))
+    return Dataset(key="mask-compliance-hourly", name="Mask compliance per device and hour", columns=columns,
+                   table=view_name(view))
 
 
 def wifi() -> Dataset:

@@ -25,10 +25,27 @@ COLUMN_NAMES = tuple(name for name, _, _ in COLUMNS)
 PARTITION_KEY = ("dt", "string", "event day, UTC, yyyy-MM-dd (from ts)")
 PARTITION_FORMAT = "yyyy-MM-dd"            # Java SimpleDateFormat, for Athena partition projection
 PARTITION_STRFTIME = "%Y-%m-%d"            # the same format for jq (Firehose) and Python
-PROJECTION_RANGE = ("2020-01-01", "NOW+1DAYS")
+PROJECTION_FUTURE_DAYS = 1
+PROJECTION_RANGE = ("2020-01-01", f"NOW+{PROJECTION_FUTURE_DAYS}DAYS")
+DAY_MS = 86_400_000
+PROJECTION_MIN_MS = 1_577_836_800_000      # PROJECTION_RANGE[0], 2020-01-01T00:00:00Z
 
 # Firehose writes one file per buffer flush (at most 900 s or 128 MiB); the local writer mimics it.
 FLUSH_SECONDS = 900
+
+
+def partition_problem(ts, now_ms: int):
+    """Why an event with this ``ts`` would land in a partition the table's projection cannot see (None when it is
+    fine): before the projection's first day, or after the last day ``NOW+<n>DAYS`` covers. Firehose's partition
+    query applies the same rule (``infra.constructs.inference_delivery``); such events go to the error output."""
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)):
+        return f"ts {ts!r} is not a number of epoch milliseconds"
+    if ts < PROJECTION_MIN_MS:
+        return f"ts {ts!r} is before {PROJECTION_RANGE[0]} (seconds instead of milliseconds, or a clock not set?)"
+    if ts >= (now_ms // DAY_MS + PROJECTION_FUTURE_DAYS + 1) * DAY_MS:
+        return (f"ts {ts!r} is more than {PROJECTION_FUTURE_DAYS} day(s) ahead of the receiving clock "
+                "(microseconds instead of milliseconds, or a device clock ahead?)")
+    return None
 
 
 def partition_path(day: str) -> str:

@@ -46,8 +46,9 @@ class IngestReport:
         self.files.extend(other.files)
 
 
-def check_event(text: str) -> Tuple[Optional[dict], List[str]]:
-    """Parses and validates one JSON line; returns (event, []) or (None, problems)."""
+def check_event(text: str, now_ms: int) -> Tuple[Optional[dict], List[str]]:
+    """Parses and validates one JSON line; returns (event, []) or (None, problems). Besides the schema, ``ts`` must
+    fall into a partition the table's projection covers at ``now_ms`` (as in the cloud)."""
     try:
         event = json.loads(text)
     except ValueError as err:
@@ -55,6 +56,8 @@ def check_event(text: str) -> Tuple[Optional[dict], List[str]]:
     if isinstance(event, dict):
         device_fields = {k: v for k, v in event.items() if k not in _INGEST_NAMES}
         found = schema.problems(device_fields)
+        if not found:
+            found = [p for p in [layout.partition_problem(event.get("ts"), now_ms)] if p]
     else:
         found = schema.problems(event)
     return (event, []) if not found else (None, found)
@@ -112,7 +115,7 @@ def ingest_lines(lines: Iterable[Tuple[str, int, str]], lake: Path, *, batch_siz
             if not text.strip():
                 continue
             report.read += 1
-            event, found = check_event(text)
+            event, found = check_event(text, now_ms)
             if event is None:
                 if errors_out is None:
                     errors_dir.mkdir(parents=True, exist_ok=True)

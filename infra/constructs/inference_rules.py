@@ -1,5 +1,5 @@
-"""IoT topic rules: one per inference topic filter, adding the device id from the topic (when the payload lacks it),
-the ingest time and the source topic, forwarding to Firehose in batches; failed actions land under
+"""IoT topic rules: one per inference topic filter, taking the device id from the topic (never from the payload),
+adding the ingest time and the source topic, forwarding each message to Firehose as one record; failed actions land under
 ``errors/iot-rule/`` of the data bucket with the original payload (base64) so nothing is dropped silently."""
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from functions.analytics import layout
-from infra.acknowledge import acknowledge_resource_wildcards
 from functions.edge.maskcam import schema
+from infra.acknowledge import acknowledge_resource_wildcards
 
+
+INGEST_EXPRESSIONS = {"ingest_ts": "timestamp()", "source_topic": "topic()"}
 
 
 def error_key(rule: str) -> str:
@@ -23,18 +25,20 @@ def error_key(rule: str) -> str:
 
 
 def device_id_expression(topic_filter: str) -> str:
+    """``topic(n)`` of the filter's ``+`` level: the thing name the IoT policy lets a device publish under. A payload's
+    own ``device_id`` is never read, so one device cannot write rows as another."""
     level = layout.device_topic_level(topic_filter)
-    fallback = f"topic({level})" if level else "clientid()"
-    return f"CASE WHEN isUndefined(device_id) OR isNull(device_id) THEN {fallback} ELSE device_id END"
+    if level is None:
+        raise ValueError(f"topic filter {topic_filter!r} has no '+' level to take the device id from")
+    return f"topic({level})"
 
 
 def rule_sql(topic_filter: str) -> str:
-    """Selects every schema field (payload fields outside the schema are dropped), fills ``device_id`` and adds
-    ``ingest_ts`` and ``source_topic`` (``layout.INGEST_COLUMNS``)."""
+    """Selects every schema field (payload fields outside the schema are dropped), takes ``device_id`` from the topic
+    and adds ``ingest_ts`` and ``source_topic`` (``layout.INGEST_COLUMNS``)."""
     fields = [name if name != "device_id" else f"{device_id_expression(topic_filter)} AS device_id"
               for name in schema.COLUMN_NAMES]
-    fields += ["timestamp() AS ingest_ts", "topic() AS source_topic"]
-    assert [c for c, _, _ in layout.INGEST_COLUMNS] == ["ingest_ts", "source_topic"]
+    fields += [f"{INGEST_EXPRESSIONS[name]} AS {name}" for name, _, _ in layout.INGEST_COLUMNS]
     return f"SELECT {', '.join(fields)} FROM '{topic_filter}'"
 
 
@@ -52,8 +56,9 @@ class InferenceRules(Construct):
                 topic_rule_name=name,
                 description=f"Inference events from {topic_filter} -> Firehose -> Parquet (Glue {layout.TABLE})",
                 sql=iot.IotSql.from_string_as_ver20160323(rule_sql(topic_filter)),
+                # One record per message: batch mode is only for SQL that evaluates to an array.
                 actions=[actions.FirehosePutRecordAction(
-                    stream, batch_mode=True, record_separator=actions.FirehoseRecordSeparator.NEWLINE)],
+                    stream, batch_mode=False, record_separator=actions.FirehoseRecordSeparator.NEWLINE)],
                 error_action=actions.S3PutObjectAction(errors_bucket, key=error_key(name)),
             )
             acknowledge_resource_wildcards(

@@ -10,7 +10,7 @@ from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_quicksight as quicksight
 from aws_cdk import aws_s3 as s3
-from constructs import Construct
+from constructs import Construct, IDependable
 
 from functions.analytics import datasets as dataset_defs
 from functions.analytics import layout
@@ -102,11 +102,13 @@ class QuickSightServiceAccess(Construct):
 
 class DashboardStack(Stack):
     """Athena data source (project workgroup), the datasets of ``functions.analytics.datasets``, permissions for the
-    QuickSight principal, and the service-role policy."""
+    QuickSight principal, and the service-role policy. ``views`` is what creates the Athena views (the analytics
+    stack's ``views.resource``): the datasets wait for it, as the compliance dataset reads a view. Without it they
+    still deploy after the analytics stack (the data source references its table), just not by explicit dependency."""
 
     def __init__(self, scope: Construct, id: str, *, settings: Settings, data_bucket: s3.IBucket,
                  database: glue.IDatabase, workgroup: AthenaWorkGroup, inference_table: glue.ITable,
-                 wifi_table: glue.ITable, **kwargs: Any) -> None:
+                 wifi_table: glue.ITable, views: Optional[IDependable] = None, **kwargs: Any) -> None:
         super().__init__(scope, id, **kwargs)
         if not settings.quicksight_principal_arn:
             raise ValueError(skip_message(settings))
@@ -121,7 +123,7 @@ class DashboardStack(Stack):
             workgroup=workgroup,
             database_name=database_name,
             table_names=[layout.TABLE, wifi_layout.TABLE_NAME,
-                         *(dataset_defs.view_name(q) for q in _view_queries())],
+                         *(dataset_defs.view_name(q) for q in dataset_defs.view_queries())],
             data_prefixes=[layout.DATA_PREFIX, wifi_layout.TABLE_PREFIX],
         )
 
@@ -147,6 +149,8 @@ class DashboardStack(Stack):
             self.data_sets[spec.key] = self._data_set(spec, project=project, database_name=database_name,
                                                       import_mode=settings.quicksight_import_mode,
                                                       principal=principal)
+            if views is not None:
+                self.data_sets[spec.key].node.add_dependency(views)
 
         CfnOutput(self, "DataSourceId", value=self.data_source.data_source_id)
         CfnOutput(self, "DataSetIds", value=",".join(d.data_set_id for d in self.data_sets.values()))
@@ -173,9 +177,3 @@ class DashboardStack(Stack):
             permissions=[quicksight.CfnDataSet.ResourcePermissionProperty(
                 principal=principal, actions=list(DATA_SET_OWNER_ACTIONS))],
         )
-
-
-def _view_queries():
-    from functions.analytics import queries
-
-    return [q for q in queries.load(queries.QUERIES_DIR) if q.is_view]

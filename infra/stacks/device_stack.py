@@ -2,7 +2,7 @@
 and the same Lambda classifying frames that cameras without on-device compute upload to the data bucket."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from aws_cdk import Stack
 from aws_cdk import aws_s3 as s3
@@ -10,13 +10,15 @@ from constructs import Construct
 
 from infra.constructs.cloud_classifier import CloudClassifierTrigger
 from infra.constructs.deeplens_function import DeepLensFunction
-from infra.constructs.greengrass_device import EdgeClassifierComponent, GreengrassDeviceIdentity
+from infra.constructs.greengrass_device import (ComponentProps, EdgeClassifierComponent,
+                                                 GreengrassDeviceIdentity)
 from infra.settings import Settings
 
 
 class DeviceStack(Stack):
     """Exposes ``deeplens`` (DeepLensFunction), ``cloud`` (CloudClassifierTrigger), ``identity``
-    (GreengrassDeviceIdentity) and ``component`` (EdgeClassifierComponent)."""
+    (GreengrassDeviceIdentity) and ``component`` (EdgeClassifierComponent, None without ``model_export``: see
+    ``component_skip_message``)."""
 
     def __init__(self, scope: Construct, id: str, *, settings: Settings, model_bucket: s3.IBucket,
                  data_bucket: s3.IBucket, **kwargs: Any) -> None:
@@ -25,6 +27,20 @@ class DeviceStack(Stack):
         self.cloud = CloudClassifierTrigger(self, "CloudClassifier", settings=settings,
                                             function=self.deeplens.function, role=self.deeplens.role,
                                             bucket=data_bucket)
-        self.identity = GreengrassDeviceIdentity(self, "GreengrassIdentity", settings=settings)
-        self.component = EdgeClassifierComponent(self, "EdgeClassifier", settings=settings,
-                                                 model_bucket=model_bucket, identity=self.identity)
+        self.identity = GreengrassDeviceIdentity(self, "GreengrassIdentity", project=settings.project,
+                                                 inference_topic=settings.inference_topic)
+        self.component: Optional[EdgeClassifierComponent] = None
+        if settings.model_export:
+            self.component = EdgeClassifierComponent(
+                self, "EdgeClassifier", identity=self.identity,
+                props=ComponentProps(component_name=settings.greengrass_component_name, publisher=settings.project,
+                                     inference_topic=settings.inference_topic, model_export=settings.model_export,
+                                     thing_group=settings.greengrass_thing_group))
+
+
+def component_skip_message(settings: Settings) -> Optional[str]:
+    """One line saying why the Greengrass component is not built, or None when it is."""
+    if settings.model_export:
+        return None
+    return (f"note: Greengrass component {settings.greengrass_component_name} skipped: it ships a model export; "
+            "set -c model_export=<export directory> (README 'First deploy in a new account')")

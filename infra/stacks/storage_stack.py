@@ -12,14 +12,15 @@ from functions.analytics.layout import ERRORS_PREFIX
 from infra.constructs.athena_workgroup import AthenaWorkGroup
 from infra.constructs.secure_bucket import AccessLogsBucket, SecureBucket
 from infra.settings import Settings
+from infra.settings import model_bucket_name as settings_bucket_name
 
 ATHENA_RESULTS_PREFIX = "athena-results/"
 
 
 def model_bucket_name(project: str) -> str:
-    """The model bucket's name (``deeplens-`` prefix, as DeepLens requires). Other stacks build IAM ARNs from it so
-    their policies stay readable (and acknowledgeable) instead of embedding cross-stack references."""
-    return f"deeplens-{project}-models-{Aws.ACCOUNT_ID}-{Aws.REGION}"
+    """The model bucket's name in the deploying account and region. Other stacks build IAM ARNs from it so their
+    policies stay readable (and acknowledgeable) instead of embedding cross-stack references."""
+    return settings_bucket_name(project, Aws.ACCOUNT_ID, Aws.REGION)
 
 
 class StorageStack(Stack):

@@ -68,7 +68,6 @@ class WifiIngest(Construct):
             memory_size=1024,
             timeout=Duration.minutes(10),
             ephemeral_storage_size=Size.gibibytes(2),
-            reserved_concurrent_executions=5,
             environment={
                 "TABLE_PREFIX": table_prefix,
                 "POWERTOOLS_SERVICE_NAME": "wifi-ingest",

@@ -1,0 +1,106 @@
+"""Athena views created at deploy time: a custom resource (``Custom::AthenaViews``) whose handler
+(``functions/athena_views/handler.py``) runs each view's ``CREATE OR REPLACE VIEW`` in the project workgroup and waits
+for it; a DDL that Athena refuses fails the deploy. The DDL texts are the resource's properties, so editing a view
+file re-runs it on the next deploy."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from functions.analytics import datasets, layout
+from functions.analytics.queries import NamedQuery
+from infra.acknowledge import acknowledge, acknowledge_resource_wildcards
+from infra.constructs.athena_workgroup import AthenaWorkGroup
+from infra.constructs.python_function import PythonFunction
+
+RESOURCE_TYPE = "Custom::AthenaViews"
+HANDLER_TIMEOUT = Duration.minutes(5)  # the handler stops polling 20 s before this (SAFETY_MARGIN_SECONDS)
+
+
+class AthenaViews(Construct):
+    """The views of ``queries`` (``CREATE VIEW`` query files) in ``database_name``, created after ``table``.
+
+    ``.resource``: the custom resource (depend on it to use the views), ``.function``: its handler, ``.names``."""
+
+    def __init__(self, scope: Construct, id: str, *, queries: Sequence[NamedQuery], database_name: str,
+                 workgroup: AthenaWorkGroup, table: glue.ITable, runtime: lambda_.Runtime) -> None:
+        super().__init__(scope, id)
+        stack = Stack.of(self)
+        self.names = [datasets.view_name(q) for q in queries]
+        views = [{"Name": name, "Ddl": datasets.view_ddl(q, database_name)} for name, q in zip(self.names, queries)]
+
+        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                        description=f"Athena views in {database_name}: run their DDL in {workgroup.name}")
+        log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.THREE_MONTHS,
+                                  removal_policy=RemovalPolicy.DESTROY)
+        log_group.grant_write(role)
+        self.function = PythonFunction(
+            self, "Function",
+            package="functions/athena_views",
+            handler="functions.athena_views.handler.on_event",
+            runtime=runtime,
+            role=role,
+            log_group=log_group,
+            description=f"Creates the Athena views of {database_name} at deploy time (CREATE OR REPLACE VIEW)",
+            timeout=HANDLER_TIMEOUT,
+        )
+        self._grant(role, stack, workgroup, database_name)
+
+        # The framework function gets a role of its own without AWSLambdaBasicExecutionRole: logs go to one group.
+        provider_role = iam.Role(self, "ProviderRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                                 description="CDK provider framework for the Athena views resource")
+        provider_logs = logs.LogGroup(self, "ProviderLogs", retention=logs.RetentionDays.THREE_MONTHS,
+                                      removal_policy=RemovalPolicy.DESTROY)
+        provider_logs.grant_write(provider_role)
+        provider = cr.Provider(self, "Provider", on_event_handler=self.function,
+                               framework_on_event_role=provider_role, log_group=provider_logs)
+        # grantInvoke adds "<function arn>:*"; cdk-nag names it after the function's logical id.
+        logical_id, attribute = stack.resolve(self.function.function_arn)["Fn::GetAtt"]
+        acknowledge(provider_role, f"AwsSolutions-IAM5[Resource::<{logical_id}.{attribute}>:*]",
+                    "The CDK provider framework may invoke any version of the views handler (lambda:InvokeFunction "
+                    "on '<handler arn>:*'); the wildcard covers versions of this one function only.")
+
+        self.resource = CustomResource(
+            self, "Resource", service_token=provider.service_token, resource_type=RESOURCE_TYPE,
+            properties={"WorkGroup": workgroup.name, "Database": database_name, "Views": views})
+        self.resource.node.add_dependency(table)
+
+    def _grant(self, role: iam.Role, stack: Stack, workgroup: AthenaWorkGroup, database_name: str) -> None:
+        """Least privilege for ``CREATE OR REPLACE VIEW`` / ``DROP VIEW`` on exactly these views."""
+        def table_arn(name: str) -> str:
+            return stack.format_arn(service="glue", resource="table", resource_name=f"{database_name}/{name}")
+
+        catalog_and_database = [stack.format_arn(service="glue", resource="catalog"),
+                                stack.format_arn(service="glue", resource="database", resource_name=database_name)]
+        bucket, results = workgroup.results_bucket, workgroup.results_objects_arn
+        for statement in (
+            iam.PolicyStatement(sid="RunInWorkGroup",
+                                actions=["athena:StartQueryExecution", "athena:GetQueryExecution"],
+                                resources=[stack.format_arn(service="athena", resource="workgroup",
+                                                            resource_name=workgroup.name)]),
+            iam.PolicyStatement(sid="ManageViews",
+                                actions=["glue:GetDatabase", "glue:GetTable", "glue:CreateTable", "glue:UpdateTable",
+                                         "glue:DeleteTable"],
+                                resources=[*catalog_and_database, *(table_arn(n) for n in self.names)]),
+            iam.PolicyStatement(sid="ReadViewSource", actions=["glue:GetTable"],
+                                resources=[table_arn(layout.TABLE)]),
+            iam.PolicyStatement(sid="QueryResults",
+                                actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+                                resources=[results]),
+            iam.PolicyStatement(sid="ListQueryResults", actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
+                                conditions={"StringLike": {"s3:prefix": [f"{workgroup.results_prefix}*"]}}),
+            iam.PolicyStatement(sid="BucketLocation", actions=["s3:GetBucketLocation"],
+                                resources=[bucket.bucket_arn]),
+        ):
+            role.add_to_policy(statement)
+        acknowledge_resource_wildcards(
+            role, [results],
+            "Object wildcard limited to the workgroup's result prefix: Athena names its result files per query "
+            "execution, so their keys are not known in advance.")

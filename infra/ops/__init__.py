@@ -1,0 +1,1 @@
+"""Operational tools run against a real AWS account (pre-deploy checks)."""

@@ -1,0 +1,512 @@
+"""Post-deploy smoke test against the real deployment: ``python -m infra.ops.smoke --project maskcam``.
+
+Steps, one line each (ok / FAIL / skip, figures, seconds):
+
+1. ``resolve``: the stacks ``<project>-storage``, ``-analytics`` and ``-wifi`` are deployed; the data bucket, the
+   delivery stream (output ``DeliveryStreamName``) and the IoT data endpoint are found;
+2. ``publish``: one schema-v1 inference event on each inference topic, device ``smoke-<id>`` as the topic level;
+3. ``rules``: no failed-action object of either IoT rule since the publish, and Firehose ``IncomingRecords`` reaches
+   the number published (CloudWatch lags by minutes: polled with backoff up to ``--timeout``);
+4. ``delivery`` (only with ``--wait-delivery``): a Parquet file under ``inference/dt=<day>/`` newer than the publish,
+   and no Firehose error object (Firehose buffers up to 900 s: waits up to 20 minutes);
+5. ``view <name>``: ``SELECT * FROM <db>.<view> LIMIT 1`` in the project workgroup, for every view query file;
+6. ``wifi``: a 3-row CP949 portal CSV under ``raw/smoke/`` gets an ``ok`` report from the ingest Lambda; its table
+   data is then deleted again (``--keep`` keeps it) so the smoke rows do not count in the charts.
+
+Exit 0 when every step passed, 1 when one failed, 2 without AWS credentials or region. Service errors (AccessDenied,
+missing resources) become a FAIL line naming the call and the error code.
+
+The smoke events stay in ``inference_results`` (device ids ``smoke-*``); Firehose files cannot be edited.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from functions.analytics import datasets, layout, queries
+from functions.edge.maskcam import schema
+from functions.edge.maskcam.cloud import topic_for
+from functions.wifi_ingest import sample
+from functions.wifi_ingest.handler import OutputKeys, RawObject
+from functions.wifi_ingest.layout import RAW_PREFIX
+from infra.settings import DEEPLENS_TOPIC, Settings
+
+DELIVERY_TIMEOUT = 20 * 60          # Firehose flushes at the latest 900 s after the first buffered record
+RULE_SETTLE_SECONDS = 10            # an IoT error action writes within seconds; wait at least this long for one
+WIFI_ROWS = 3
+SMOKE_MODEL = ("smoke-test", "0")   # model_name, model_version of the published events
+STABLE_STACK_STATUSES = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE")
+ATHENA_FINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
+PARQUET_MAGIC = b"PAR1"
+
+OK, FAIL, SKIP = "ok", "FAIL", "skip"
+
+
+# --- plumbing: clock, polling, step results -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Clock:
+    """Time sources, injectable so tests neither sleep nor depend on the wall clock's second."""
+
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+
+
+def poll(probe: Callable[[], Any], *, timeout: float, clock: Clock, first: float = 5.0, longest: float = 30.0):
+    """Calls ``probe`` until it returns something other than None, sleeping ``first``, then twice as long each time
+    (at most ``longest``), for at most ``timeout`` seconds. Returns the probe's last value (None on timeout)."""
+    start, delay = clock.monotonic(), first
+    while True:
+        value = probe()
+        if value is not None:
+            return value
+        left = timeout - (clock.monotonic() - start)
+        if left <= 0:
+            return None
+        clock.sleep(min(delay, left))
+        delay = min(delay * 2, longest)
+
+
+class StepFailed(Exception):
+    """A check that did not pass; the message is the FAIL line's text."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    name: str
+    status: str                 # OK, FAIL or SKIP
+    detail: str
+    seconds: float = 0.0
+    value: Any = field(default=None, repr=False, compare=False)   # what later steps need (resolved names, ...)
+
+    @property
+    def ok(self) -> bool:
+        return self.status != FAIL
+
+    def line(self) -> str:
+        return f"{self.status:<4} {self.name:<30} {self.detail} ({self.seconds:.1f} s)"
+
+
+def describe_error(err: Exception) -> str:
+    if isinstance(err, ClientError):
+        error = err.response.get("Error", {})
+        return f"{err.operation_name}: {error.get('Code', '?')} {error.get('Message', '')}".rstrip()
+    return f"{type(err).__name__}: {err}"
+
+
+def step(name: str):
+    """Makes a check function (keyword argument ``clock``; returns a detail string or ``(detail, value)``; raises
+    StepFailed) return a timed StepResult instead; botocore errors become FAIL results. ``name`` may use the call's
+    keyword arguments (``"view {view}"``)."""
+    def wrap(check):
+        @functools.wraps(check)
+        def run_step(*args, clock: Clock, **kwargs) -> StepResult:
+            start = clock.monotonic()
+            status, value = OK, None
+            try:
+                out = check(*args, clock=clock, **kwargs)
+                detail, value = out if isinstance(out, tuple) else (out, None)
+            except StepFailed as err:
+                status, detail = FAIL, str(err)
+            except (ClientError, BotoCoreError) as err:
+                status, detail = FAIL, describe_error(err)
+            return StepResult(name.format(**kwargs), status, detail, clock.monotonic() - start, value)
+        return run_step
+    return wrap
+
+
+def skipped(name: str, why: str) -> StepResult:
+    return StepResult(name, SKIP, why)
+
+
+# --- S3 listings --------------------------------------------------------------------------------------------------
+
+def utc_days(since: datetime, until: datetime) -> List[str]:
+    """Every UTC day (``yyyy-MM-dd``) from ``since`` to ``until``: date-keyed prefixes to look under."""
+    day, days = since.astimezone(timezone.utc).date(), []
+    while day <= until.astimezone(timezone.utc).date():
+        days.append(day.strftime(layout.PARTITION_STRFTIME))
+        day += timedelta(days=1)
+    return days
+
+
+def new_objects(s3, bucket: str, prefix: str, since: datetime) -> List[dict]:
+    """Objects under ``prefix`` last modified at or after ``since`` (S3 keeps whole seconds), oldest first."""
+    found = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        found += [o for o in page.get("Contents", []) if o["LastModified"] >= since and not o["Key"].endswith("/")]
+    return sorted(found, key=lambda o: o["LastModified"])
+
+
+def new_keys_under(s3, bucket: str, prefixes: Sequence[str], since: datetime) -> List[str]:
+    return [o["Key"] for prefix in prefixes for o in new_objects(s3, bucket, prefix, since)]
+
+
+def subfolders(s3, bucket: str, prefix: str) -> List[str]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
+    return [p["Prefix"] for page in pages for p in page.get("CommonPrefixes", [])]
+
+
+def read_json(s3, bucket: str, key: str) -> Optional[dict]:
+    """The object's JSON, or None while it does not exist."""
+    try:
+        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        return None
+
+
+# --- step 1: resolve the deployment ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Options:
+    project: str = Settings.project
+    region: Optional[str] = None
+    database: str = Settings.glue_database
+    topic: str = Settings.inference_topic      # the devices' topic filter (setting inference_topic)
+    timeout: float = 300.0
+    wait_delivery: bool = False
+    keep: bool = False                         # keep the Wi-Fi smoke rows in the table
+
+    @property
+    def topic_filters(self) -> Tuple[str, str]:
+        return (DEEPLENS_TOPIC, self.topic)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    bucket: str
+    stream: str
+    iot_endpoint: str
+    workgroup: str
+    database: str
+    rules: Dict[str, str]                      # topic filter -> IoT rule name
+
+
+def stack_names(project: str) -> Dict[str, str]:
+    return {part: f"{project}-{part}" for part in ("storage", "analytics", "wifi")}
+
+
+def deployed_stack(cfn, name: str) -> dict:
+    found = cfn.describe_stacks(StackName=name)["Stacks"][0]
+    if found["StackStatus"] not in STABLE_STACK_STATUSES:
+        raise StepFailed(f"stack {name} is {found['StackStatus']}")
+    return found
+
+
+def data_bucket(cfn, storage_stack: str) -> str:
+    pages = cfn.get_paginator("list_stack_resources").paginate(StackName=storage_stack)
+    buckets = [r["PhysicalResourceId"] for page in pages for r in page["StackResourceSummaries"]
+               if r["ResourceType"] == "AWS::S3::Bucket" and r["LogicalResourceId"].startswith("DataBucket")]
+    if len(buckets) != 1:
+        raise StepFailed(f"stack {storage_stack} has {len(buckets)} AWS::S3::Bucket resources named DataBucket*")
+    return buckets[0]
+
+
+def stack_output(stack: dict, key: str) -> str:
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    if key not in outputs:
+        raise StepFailed(f"stack {stack['StackName']} has no output {key} (outputs: {', '.join(outputs) or 'none'})")
+    return outputs[key]
+
+
+@step("resolve")
+def resolve(cfn, iot, options: Options, *, clock: Clock):
+    """The deployment's names, from CloudFormation and the IoT endpoint."""
+    names = stack_names(options.project)
+    stacks = {part: deployed_stack(cfn, name) for part, name in names.items()}
+    deployment = Deployment(
+        bucket=data_bucket(cfn, names["storage"]),
+        stream=stack_output(stacks["analytics"], "DeliveryStreamName"),
+        iot_endpoint=iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"],
+        workgroup=f"{options.project}-analytics",
+        database=options.database,
+        rules={f: layout.rule_name(options.project, f) for f in options.topic_filters})
+    statuses = ", ".join(f"{s['StackName']} {s['StackStatus']}" for s in stacks.values())
+    return (f"bucket {deployment.bucket}, stream {deployment.stream}, endpoint {deployment.iot_endpoint} "
+            f"({statuses})"), deployment
+
+
+def iot_data_client(session, endpoint: str):
+    return session.client("iot-data", endpoint_url=f"https://{endpoint}")
+
+
+# --- steps 2-4: inference events ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Published:
+    device_id: str
+    topics: Tuple[str, ...]
+    at: datetime                # publish time, UTC, whole seconds (compared with S3 LastModified)
+    ts_ms: int                  # the events' ts
+
+    @property
+    def day(self) -> str:
+        """The events' partition day (Firehose partitions by the event's ts)."""
+        return datetime.fromtimestamp(self.ts_ms / 1000, timezone.utc).strftime(layout.PARTITION_STRFTIME)
+
+
+def new_device_id() -> str:
+    return f"smoke-{uuid.uuid4().hex[:8]}"
+
+
+def smoke_event(device_id: str, ts_ms: int) -> str:
+    """One schema-v1 inference event (one masked face), as the JSON a device publishes."""
+    detection = {"label": "mask", "probability": 1.0, "box": [0, 0, 1, 1]}
+    return schema.to_json(schema.inference_event(device_id, ts_ms, *SMOKE_MODEL, [detection], latency_ms=0.0))
+
+
+@step("publish")
+def publish(iot_data, topic_filters: Sequence[str], device_id: str, *, clock: Clock):
+    """Publishes one event per topic filter, the device id in the filter's '+' level."""
+    now = clock.now().astimezone(timezone.utc)
+    ts_ms = int(now.timestamp() * 1000)
+    topics = tuple(topic_for(f, device_id) for f in topic_filters)
+    for topic in topics:
+        iot_data.publish(topic=topic, qos=1, payload=smoke_event(device_id, ts_ms).encode("utf-8"))
+    published = Published(device_id, topics, now.replace(microsecond=0), ts_ms)
+    return f"{len(topics)} event(s) as {device_id}: {', '.join(topics)}", published
+
+
+def rule_error_keys(s3, deployment: Deployment, since: datetime, now: datetime) -> List[str]:
+    prefixes = [f"{layout.IOT_ERRORS_PREFIX}{rule}/{day}/"
+                for rule in deployment.rules.values() for day in utc_days(since, now)]
+    return new_keys_under(s3, deployment.bucket, prefixes, since)
+
+
+def incoming_records(cloudwatch, stream: str, since: datetime, now: datetime) -> float:
+    """Sum of the stream's ``IncomingRecords`` per minute from ``since``'s minute up to now."""
+    datapoints = cloudwatch.get_metric_statistics(
+        Namespace="AWS/Firehose", MetricName="IncomingRecords",
+        Dimensions=[{"Name": "DeliveryStreamName", "Value": stream}],
+        StartTime=since.replace(second=0), EndTime=now + timedelta(minutes=1), Period=60,
+        Statistics=["Sum"])["Datapoints"]
+    return sum(point["Sum"] for point in datapoints)
+
+
+def shown(keys: Sequence[str], at_most: int = 3) -> str:
+    more = f" (+{len(keys) - at_most} more)" if len(keys) > at_most else ""
+    return ", ".join(keys[:at_most]) + more
+
+
+@step("rules")
+def rules_passed(s3, cloudwatch, deployment: Deployment, published: Published, *, timeout: float, clock: Clock):
+    """The events got past the IoT rules: no failed-action object, Firehose counted at least as many records."""
+    start, seen = clock.monotonic(), {"records": 0.0}
+
+    def probe():   # error keys (may be empty: done) or None (keep waiting)
+        errors = rule_error_keys(s3, deployment, published.at, clock.now())
+        if errors:
+            return errors
+        seen["records"] = incoming_records(cloudwatch, deployment.stream, published.at, clock.now())
+        settled = clock.monotonic() - start >= min(RULE_SETTLE_SECONDS, timeout)
+        return [] if settled and seen["records"] >= len(published.topics) else None
+
+    errors = poll(probe, timeout=timeout, clock=clock, first=5.0, longest=60.0)
+    if errors:
+        raise StepFailed(f"{len(errors)} IoT rule error object(s) since the publish: {shown(errors)}")
+    figure = (f"Firehose IncomingRecords {seen['records']:g} (published {len(published.topics)}) on "
+              f"{deployment.stream} since {published.at:%H:%M:%S}Z")
+    if errors is None:
+        raise StepFailed(f"{figure} after {timeout:.0f} s; no IoT rule error objects")
+    return f"{figure}; no error objects under {layout.IOT_ERRORS_PREFIX}{{{','.join(deployment.rules.values())}}}/"
+
+
+def firehose_error_keys(s3, bucket: str, since: datetime, now: datetime) -> List[str]:
+    """New objects under ``errors/firehose/<error type>/<arrival day>/``."""
+    prefixes = [f"{kind}{day}/" for kind in subfolders(s3, bucket, layout.FIREHOSE_ERRORS_PREFIX)
+                for day in utc_days(since, now)]
+    return new_keys_under(s3, bucket, prefixes, since)
+
+
+def is_parquet(s3, bucket: str, key: str) -> bool:
+    return s3.get_object(Bucket=bucket, Key=key, Range="bytes=-4")["Body"].read() == PARQUET_MAGIC
+
+
+@step("delivery")
+def delivered(s3, deployment: Deployment, published: Published, *, timeout: float = DELIVERY_TIMEOUT,
+              clock: Clock):
+    """A Parquet file in the events' partition, newer than the publish; no Firehose error object meanwhile."""
+    bucket, prefix = deployment.bucket, layout.partition_path(published.day)
+
+    def probe():
+        errors = firehose_error_keys(s3, bucket, published.at, clock.now())
+        if errors:
+            raise StepFailed(f"{len(errors)} Firehose error object(s) since the publish: {shown(errors)}")
+        return new_objects(s3, bucket, prefix, published.at) or None
+
+    files = poll(probe, timeout=timeout, clock=clock, first=30.0, longest=120.0)
+    if files is None:
+        raise StepFailed(f"no file under s3://{bucket}/{prefix} newer than {published.at:%H:%M:%S}Z after "
+                         f"{timeout:.0f} s")
+    newest = files[-1]
+    if not is_parquet(s3, bucket, newest["Key"]):
+        raise StepFailed(f"s3://{bucket}/{newest['Key']} is not Parquet (no {PARQUET_MAGIC!r} footer)")
+    return f"{len(files)} new file(s) under {prefix}, newest {newest['Key']} ({newest['Size']:,} bytes, Parquet)"
+
+
+# --- step 5: views --------------------------------------------------------------------------------------------------
+
+def view_names() -> List[str]:
+    """The views the project's ``CREATE VIEW`` query files create."""
+    return [datasets.view_name(q) for q in queries.load() if q.is_view]
+
+
+@step("view {view}")
+def view_query(athena, deployment: Deployment, *, view: str, timeout: float, clock: Clock):
+    """``SELECT * FROM <db>.<view> LIMIT 1`` in the project workgroup."""
+    execution_id = athena.start_query_execution(
+        QueryString=f"SELECT * FROM {deployment.database}.{view} LIMIT 1", WorkGroup=deployment.workgroup,
+        QueryExecutionContext={"Database": deployment.database})["QueryExecutionId"]
+
+    def finished():
+        execution = athena.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]
+        return execution if execution["Status"]["State"] in ATHENA_FINAL_STATES else None
+
+    execution = poll(finished, timeout=timeout, clock=clock, first=1.0, longest=10.0)
+    if execution is None:
+        athena.stop_query_execution(QueryExecutionId=execution_id)
+        raise StepFailed(f"query {execution_id} not finished after {timeout:.0f} s (stopped)")
+    status = execution["Status"]
+    if status["State"] != "SUCCEEDED":
+        raise StepFailed(f"{status['State']}: {status.get('StateChangeReason', 'no reason given')} "
+                         f"(query {execution_id})")
+    stats = execution.get("Statistics", {})
+    return (f"SUCCEEDED, {stats.get('DataScannedInBytes', 0):,} bytes scanned, "
+            f"{stats.get('EngineExecutionTimeInMillis', 0)} ms (query {execution_id})")
+
+
+# --- step 6: Wi-Fi ingest -------------------------------------------------------------------------------------------
+
+def smoke_csv() -> bytes:
+    """A small portal CSV as data.go.kr ships it: the older 15-column layout, CP949, CRLF."""
+    return sample.file_bytes(sample.records(WIFI_ROWS), layout="standard-15", encoding="cp949", newline="\r\n")
+
+
+def report_figures(report: dict) -> str:
+    return " ".join(f"{k}={report.get(k)}" for k in ("rows_in", "rows_ok", "rows_rejected")) + \
+        f" encoding={report.get('encoding')}"
+
+
+@step("wifi")
+def wifi_ingested(s3, bucket: str, *, timeout: float, clock: Clock, keep: bool = False):
+    """Uploads a small CSV under ``raw/smoke/`` and waits for the ingest Lambda's report (``status: ok``)."""
+    key = f"{RAW_PREFIX}smoke/{clock.now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}.csv"
+    put = s3.put_object(Bucket=bucket, Key=key, Body=smoke_csv(), ContentType="text/csv")
+    outputs = OutputKeys.for_object(RawObject(bucket, key, put.get("VersionId"), put.get("ETag")))
+    report = poll(lambda: read_json(s3, bucket, outputs.report), timeout=timeout, clock=clock, first=2.0)
+    if report is None:
+        raise StepFailed(f"no report s3://{bucket}/{outputs.report} {timeout:.0f} s after uploading {key}")
+    figures = report_figures(report)
+    if report.get("status") != "ok":
+        raise StepFailed(f"report status {report.get('status')}: {report.get('error')}; {figures} ({outputs.report})")
+    if not keep:   # an ok report means the table data was written first
+        s3.delete_object(Bucket=bucket, Key=outputs.data)
+    if (report.get("rows_in"), report.get("rows_ok")) != (WIFI_ROWS, WIFI_ROWS):
+        raise StepFailed(f"{figures}, expected all {WIFI_ROWS} rows ok ({outputs.report})")
+    return f"{figures}; report {outputs.report}" + ("" if keep else f"; smoke rows removed ({outputs.data})")
+
+
+# --- run and CLI ----------------------------------------------------------------------------------------------------
+
+def emit_line(line: str) -> None:
+    print(line, flush=True)   # as each step ends, also when stdout is a pipe (make, tee)
+
+
+def run(session, options: Options, *, clock: Clock = Clock(),
+        emit: Callable[[str], None] = emit_line) -> List[StepResult]:
+    """Every step in order, each emitted as it finishes; stops after ``resolve`` when that fails."""
+    results: List[StepResult] = []
+
+    def record(result: StepResult) -> StepResult:
+        results.append(result)
+        emit(result.line())
+        return result
+
+    s3, athena = session.client("s3"), session.client("athena")
+    found = record(resolve(session.client("cloudformation"), session.client("iot"), options, clock=clock))
+    if not found.ok:
+        return results
+    deployment: Deployment = found.value
+
+    sent = record(publish(iot_data_client(session, deployment.iot_endpoint), options.topic_filters,
+                          new_device_id(), clock=clock))
+    if sent.ok:
+        record(rules_passed(s3, session.client("cloudwatch"), deployment, sent.value, timeout=options.timeout,
+                            clock=clock))
+        record(delivered(s3, deployment, sent.value, clock=clock) if options.wait_delivery else
+               skipped("delivery", f"pass --wait-delivery to wait up to {DELIVERY_TIMEOUT // 60} min for Parquet"))
+    else:
+        record(skipped("rules", "nothing published"))
+        record(skipped("delivery", "nothing published"))
+    for view in view_names():
+        record(view_query(athena, deployment, view=view, timeout=options.timeout, clock=clock))
+    record(wifi_ingested(s3, deployment.bucket, timeout=options.timeout, clock=clock, keep=options.keep))
+    return results
+
+
+def device_topic_filter(value: str) -> str:
+    if layout.device_topic_level(value) is None:
+        raise argparse.ArgumentTypeError(f"{value!r} has no '+' level for the device id (e.g. maskcam/+/infer)")
+    return value
+
+
+def parse_args(argv: Optional[Sequence[str]]) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m infra.ops.smoke", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--project", default=Options.project)
+    parser.add_argument("--region", default=None, help="default: the AWS configuration's region")
+    parser.add_argument("--database", default=Options.database)
+    parser.add_argument("--topic", default=Options.topic, type=device_topic_filter,
+                        help="the devices' inference topic filter (setting inference_topic)")
+    parser.add_argument("--timeout", type=float, default=Options.timeout,
+                        help="seconds each waiting step may take (default %(default)s; --wait-delivery: 20 min)")
+    parser.add_argument("--wait-delivery", action="store_true", help="also wait for the Parquet file (up to 20 min)")
+    parser.add_argument("--keep", action="store_true", help="keep the Wi-Fi smoke rows in the table")
+    args = parser.parse_args(argv)
+    return Options(project=args.project, region=args.region, database=args.database, topic=args.topic,
+                   timeout=args.timeout, wait_delivery=args.wait_delivery, keep=args.keep)
+
+
+def configuration_problem(session) -> Optional[str]:
+    if session.get_credentials() is None:
+        return "no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+    if not session.region_name:
+        return "no AWS region (pass --region or set AWS_REGION)"
+    return None
+
+
+def summary(results: Sequence[StepResult]) -> str:
+    count = {status: sum(1 for r in results if r.status == status) for status in (OK, FAIL, SKIP)}
+    failed = [r.name for r in results if r.status == FAIL]
+    return (f"smoke: {count[OK]} ok, {count[FAIL]} failed, {count[SKIP]} skipped"
+            + (f": {', '.join(failed)}" if failed else ""))
+
+
+def main(argv: Optional[Sequence[str]] = None, session=None, *, clock: Clock = Clock()) -> int:
+    options = parse_args(argv)
+    try:
+        session = session or boto3.Session(region_name=options.region)
+        problem = configuration_problem(session)
+    except BotoCoreError as err:   # e.g. AWS_PROFILE names a profile that does not exist
+        problem = describe_error(err)
+    if problem:
+        print(f"smoke: {problem}", file=sys.stderr)
+        return 2
+    results = run(session, options, clock=clock)
+    print(summary(results))
+    return 1 if any(r.status == FAIL for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""AWS IoT rules that no local tool checks, on the synthesized analytics and device stacks.
+
+- IoT SQL 2016-03-23 documents only the simple CASE form `CASE v WHEN t THEN r ... ELSE r END`, where each `t` is a
+  value compared with `v` (https://docs.aws.amazon.com/iot/latest/developerguide/iot-sql-case.html); a searched
+  `CASE WHEN <condition>` is not in the reference.
+- Firehose action: "When batchMode is true and the rule's SQL statement evaluates to an Array, each Array element
+  forms one record in the PutRecordBatch request"
+  (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-iot-topicrule-firehoseaction.html);
+  aws-cdk issue 19501 reports no delivery at all with batch mode on SQL that returns one object.
+- `topic(n)` returns the n-th level of the topic (https://docs.aws.amazon.com/iot/latest/developerguide/iot-sql-functions.html#iot-function-topic);
+  the IoT policy variable `${iot:Connection.Thing.ThingName}` binds a topic level to the connected thing
+  (https://docs.aws.amazon.com/iot/latest/developerguide/thing-policy-variables.html). The device id must come from
+  such a level, never from the payload.
+- Rule names: `^[a-zA-Z0-9_]+$`, 1-128 characters (https://docs.aws.amazon.com/iot/latest/apireference/API_CreateTopicRule.html).
+"""
+from __future__ import annotations
+
+import copy
+import re
+
+from tests.aws_rules.support import as_list, render, resources
+
+THING = "${iot:Connection.Thing.ThingName}"
+RULE_NAME = re.compile(r"^[a-zA-Z0-9_]{1,128}$")
+_FROM = re.compile(r"\bFROM\s+'([^']+)'", re.IGNORECASE)
+
+
+def _rules(template: dict):
+    for lid, rule in resources(template, "AWS::IoT::TopicRule"):
+        yield lid, rule["Properties"]
+
+
+def _device_level(sql: str):
+    """The n of ``topic(n) AS device_id``, or None when device_id is computed any other way."""
+    match = re.search(r"(?:^|,)\s*topic\((\d+)\)\s+AS\s+device_id\s*(?:,|\bFROM\b)", sql, re.IGNORECASE)
+    return int(match.group(1)) if match else None
+
+
+# -- rules ------------------------------------------------------------------------------------------------------------
+def sql_problems(template: dict) -> list:
+    problems = []
+    for lid, props in _rules(template):
+        payload = props["TopicRulePayload"]
+        sql = payload["Sql"]
+        if not RULE_NAME.match(props.get("RuleName", "")):
+            problems.append(f"{lid}: rule name {props.get('RuleName')!r} is not [a-zA-Z0-9_], 1-128 characters")
+        if payload.get("AwsIotSqlVersion") != "2016-03-23":
+            problems.append(f"{lid}: SQL version {payload.get('AwsIotSqlVersion')} (the CASE reference is 2016-03-23)")
+        if re.search(r"\bCASE\s+WHEN\b", sql, re.IGNORECASE):
+            problems.append(f"{lid}: searched `CASE WHEN <condition>` is not IoT SQL (only `CASE v WHEN t`)")
+        topic = _FROM.search(sql)
+        levels = topic.group(1).split("/") if topic else []
+        level = _device_level(sql)
+        if level is None or level > len(levels) or levels[level - 1] != "+":
+            problems.append(f"{lid}: device_id is not `topic(n)` of the topic filter's '+' level: {sql}")
+        select = sql[:topic.start()] if topic else sql
+        if re.search(r"\bdevice_id\b", re.sub(r"topic\(\d+\)\s+AS\s+device_id", "", select, flags=re.I)):
+            problems.append(f"{lid}: the SQL reads the payload's device_id, which a device can set to anything")
+    return problems
+
+
+def batch_problems(template: dict) -> list:
+    problems = []
+    for lid, props in _rules(template):
+        sql = props["TopicRulePayload"]["Sql"]
+        for action in props["TopicRulePayload"].get("Actions", []):
+            firehose = action.get("Firehose")
+            if firehose and firehose.get("BatchMode") and not re.match(r"\s*SELECT\s+VALUE\b", sql, re.IGNORECASE):
+                problems.append(f"{lid}: Firehose BatchMode is on, but the SQL returns one object per message, "
+                                "not an array (no record would be delivered)")
+    return problems
+
+
+def identity_problems(analytics: dict, device: dict) -> list:
+    """The topic level the rule takes device_id from must be the one the core devices' IoT policy binds to the
+    thing name, for every topic filter the policy lets devices publish to."""
+    problems = []
+    publish = [render(r) for _, p in resources(device, "AWS::IoT::Policy")
+               for s in p["Properties"]["PolicyDocument"]["Statement"] if "iot:Publish" in as_list(s["Action"])
+               for r in as_list(s["Resource"])]
+    topics = [arn.split(":topic/", 1)[1] for arn in publish if ":topic/" in arn]
+    for lid, props in _rules(analytics):
+        sql = props["TopicRulePayload"]["Sql"]
+        topic_filter = _FROM.search(sql).group(1)
+        level = _device_level(sql)
+        for topic in topics:
+            levels = topic.split("/")
+            pattern = topic_filter.split("/")
+            covered = len(levels) == len(pattern) and all(p == "+" or p == t for p, t in zip(pattern, levels)
+                                                          if t != "*")
+            if covered and (level is None or levels[level - 1] != THING):
+                problems.append(f"{lid}: devices may publish to {topic}, but device_id comes from level {level}, "
+                                f"which the policy does not bind to the thing name")
+    return problems
+
+
+# -- the synthesized stacks pass --------------------------------------------------------------------------------------
+def test_the_rules_pass(full_project):
+    analytics, device = full_project.templates["maskcam-analytics"], full_project.templates["maskcam-device"]
+    assert len(list(_rules(analytics))) == 2
+    assert sql_problems(analytics) == []
+    assert batch_problems(analytics) == []
+    assert identity_problems(analytics, device) == []
+
+
+def test_device_id_is_the_thing_level_of_each_topic(templates):
+    sqls = {_FROM.search(p["TopicRulePayload"]["Sql"]).group(1): p["TopicRulePayload"]["Sql"]
+            for _, p in _rules(templates["maskcam-analytics"])}
+    assert "topic(3) AS device_id" in sqls["$aws/things/+/infer"]
+    assert "topic(2) AS device_id" in sqls["maskcam/+/infer"]
+
+
+# -- each rule bites --------------------------------------------------------------------------------------------------
+OLD_SQL = ("SELECT schema_version, event_type, CASE WHEN isUndefined(device_id) OR isNull(device_id) THEN topic(2) "
+           "ELSE device_id END AS device_id, ts FROM 'maskcam/+/infer'")
+
+
+def _with(template: dict, **payload) -> dict:
+    bad = copy.deepcopy(template)
+    for _, rule in resources(bad, "AWS::IoT::TopicRule"):
+        for key, value in payload.items():
+            if key == "BatchMode":
+                rule["Properties"]["TopicRulePayload"]["Actions"][0]["Firehose"]["BatchMode"] = value
+            else:
+                rule["Properties"]["TopicRulePayload"][key] = value
+    return bad
+
+
+def test_the_searched_case_and_a_payload_device_id_are_reported(templates):
+    problems = sql_problems(_with(templates["maskcam-analytics"], Sql=OLD_SQL))
+    assert any("CASE WHEN" in p for p in problems)
+    assert any("device_id is not `topic(n)`" in p for p in problems)
+    problems = sql_problems(_with(templates["maskcam-analytics"],
+                                  Sql="SELECT device_id, ts FROM 'maskcam/+/infer'"))
+    assert any("device_id is not `topic(n)`" in p for p in problems)
+
+
+def test_a_device_id_from_a_fixed_level_is_reported(templates):
+    problems = sql_problems(_with(templates["maskcam-analytics"],
+                                  Sql="SELECT topic(1) AS device_id, ts FROM 'maskcam/+/infer'"))
+    assert any("'+' level" in p for p in problems)
+
+
+def test_batch_mode_on_object_sql_is_reported(templates):
+    assert batch_problems(_with(templates["maskcam-analytics"], BatchMode=True))
+
+
+def test_a_level_the_policy_does_not_bind_is_reported(full_project):
+    analytics = _with(full_project.templates["maskcam-analytics"],
+                      Sql="SELECT topic(1) AS device_id, ts FROM '+/+/infer'")
+    assert identity_problems(analytics, full_project.templates["maskcam-device"])
