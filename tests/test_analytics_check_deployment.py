@@ -1,9 +1,10 @@
-"""The post-deploy check against moto: passes on a matching deployment, names each missing or disabled part."""
+"""The post-deploy check against moto: passes on a matching deployment, names each missing or disabled part (the
+views included, which the analytics stack's deploy creates)."""
 import boto3
 import pytest
 from moto import mock_aws
 
-from functions.analytics import check_deployment, layout, queries
+from functions.analytics import check_deployment, datasets, layout
 
 REGION = "us-east-1"
 
@@ -14,7 +15,11 @@ def session():
         yield boto3.Session(region_name=REGION)
 
 
-def deploy(session, *, columns=layout.COLUMNS, projection=True, disabled_rule=None, with_stream=True):
+VIEWS = [datasets.view_name(q) for q in datasets.view_queries()]
+
+
+def deploy(session, *, columns=layout.COLUMNS, projection=True, disabled_rule=None, with_stream=True,
+           views=VIEWS, view_type="VIRTUAL_VIEW"):
     glue = session.client("glue")
     glue.create_database(DatabaseInput={"Name": "awskrug"})
     params = {"projection.enabled": "true", "projection.dt.type": "date"} if projection else {}
@@ -22,6 +27,9 @@ def deploy(session, *, columns=layout.COLUMNS, projection=True, disabled_rule=No
         "Name": layout.TABLE, "Parameters": params,
         "PartitionKeys": [{"Name": "dt", "Type": "string"}],
         "StorageDescriptor": {"Columns": [{"Name": n, "Type": t} for n, t, _ in columns]}})
+    for view in views:   # what Athena's CREATE VIEW leaves in Glue
+        glue.create_table(DatabaseName="awskrug", TableInput={
+            "Name": view, "TableType": view_type, "ViewOriginalText": "/* Presto View: ... */"})
     session.client("athena").create_work_group(Name="maskcam-analytics", Configuration={
         "EnforceWorkGroupConfiguration": True, "BytesScannedCutoffPerQuery": 1024 ** 3,
         "ResultConfiguration": {"OutputLocation": "s3://data/athena-results/"}})
@@ -60,12 +68,18 @@ def test_disabled_rule_wrong_columns_and_no_projection_are_reported(session, cap
     assert "has no partition projection" in err
 
 
-def test_create_views_starts_each_view_ddl_in_the_workgroup(session):
+def test_missing_views_and_a_table_in_place_of_a_view_are_reported(session):
+    assert VIEWS == ["device_last_heartbeat", "mask_compliance_hourly"]
+    deploy(session, views=VIEWS[:1], view_type="EXTERNAL_TABLE")
+    problems = check_deployment.check(session, project="maskcam", database="awskrug", stream="inference")
+    assert problems == [
+        "awskrug.device_last_heartbeat is not a view: TableType 'EXTERNAL_TABLE', not VIRTUAL_VIEW",
+        "view awskrug.mask_compliance_hourly does not exist (the analytics stack's deploy creates it)",
+    ]
+
+
+def test_views_are_no_longer_a_manual_step(session, capsys):
     deploy(session)
-    ids = check_deployment.create_views(session, project="maskcam", database="awskrug")
-    views = [q for q in queries.load() if q.is_view]
-    assert len(ids) == len(views) >= 1
-    athena = session.client("athena")
-    started = [athena.get_query_execution(QueryExecutionId=i)["QueryExecution"] for i in ids]
-    assert {e["WorkGroup"] for e in started} == {"maskcam-analytics"}
-    assert sorted(e["Query"] for e in started) == sorted(v.render("awskrug") for v in views)
+    with pytest.raises(SystemExit):
+        check_deployment.main(["--create-views"], session=session)
+    assert "unrecognized arguments: --create-views" in capsys.readouterr().err

@@ -62,7 +62,7 @@ def test_update_keeps_the_physical_id_and_reports_views_no_longer_defined(athena
 
 def test_delete_drops_each_view(athena):
     handler.on_event(event("Delete", PhysicalResourceId="athena-views/db"), Context(), athena=athena)
-    assert started_queries(athena) == [("DROP VIEW IF EXISTS db.a", "wg", "db"), ("DROP VIEW IF EXISTS db.b", "wg", "db")]
+    assert started_queries(athena) == [(f"DROP VIEW IF EXISTS db.{v}", "wg", "db") for v in ("a", "b")]
 
 
 def stubbed():

@@ -98,23 +98,12 @@ def test_compliance_dataset_reads_the_view_with_its_real_column_types(template):
     assert sorted(props["Permissions"][0]["Actions"]) == sorted(dashboard_stack.DATA_SET_OWNER_ACTIONS)
 
 
-def test_datasets_depend_on_the_views_resource_of_the_analytics_stack(tmp_path):
-    from infra.settings import Settings
-    from infra.stacks.analytics_stack import AnalyticsStack
-    from infra.stacks.storage_stack import StorageStack
-
-    app = make_app(tmp_path)
-    settings = Settings(quicksight_principal_arn=PRINCIPAL)
-    storage = StorageStack(app, "s", settings=settings)
-    analytics = AnalyticsStack(app, "a", settings=settings, data_bucket=storage.data_bucket,
-                               database=storage.database, workgroup=storage.workgroup)
-    stack = dashboard_stack.DashboardStack(
-        app, "d", settings=settings, data_bucket=storage.data_bucket, database=storage.database,
-        workgroup=storage.workgroup, inference_table=analytics.table.table, wifi_table=analytics.table.table,
-        views=analytics.views.resource)
-    for data_set in stack.data_sets.values():
-        assert analytics.views.resource in data_set.node.dependencies
-    assert analytics in stack.dependencies   # cross-stack: CloudFormation deploys the analytics stack first
+def test_datasets_wait_for_the_views_created_by_the_analytics_stack(with_dashboard):
+    stacks, assembly = with_dashboard
+    for data_set in stacks.dashboard.data_sets.values():
+        assert stacks.analytics.views in data_set.node.dependencies
+    # cross-stack, so CDK makes it a stack dependency: the analytics stack (and its views) deploys first
+    assert "maskcam-analytics" in [d.id for d in assembly.get_stack_by_name("maskcam-dashboard").dependencies]
 
 
 def test_wifi_dataset_reads_the_table_with_types_from_the_layout(template):
@@ -188,7 +177,8 @@ def test_service_role_name_is_a_setting(tmp_path):
         app, "d", settings=settings, data_bucket=storage.data_bucket, database=storage.database,
         workgroup=storage.workgroup,
         inference_table=glue.S3Table.from_table_arn(storage, "t1", "arn:aws:glue:us-east-1:1:table/a/b"),
-        wifi_table=glue.S3Table.from_table_arn(storage, "t2", "arn:aws:glue:us-east-1:1:table/a/c"))
+        wifi_table=glue.S3Table.from_table_arn(storage, "t2", "arn:aws:glue:us-east-1:1:table/a/c"),
+        views=storage.database)
     props, _ = statements(Template.from_stack(stack))
     assert props["Roles"] == ["qs-custom"]
     Template.from_stack(stack).has_resource_properties("AWS::QuickSight::DataSet", {"ImportMode": "SPICE"})

@@ -26,6 +26,7 @@ import re
 import shutil
 import socket
 import subprocess
+from functools import cached_property
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -303,29 +304,46 @@ def pinned(requirements: Path, name: str) -> str:
     raise AssertionError(f"{name} is not pinned (==) in {requirements}")
 
 
-@pytest.fixture(scope="module")
-def runtime_python(inference):
-    return runtime_interpreter(inference.runtime)
+class LambdaRuntime:
+    """The runtime's interpreter and the packages the runtime provides, found (and installed) on first use, which is
+    in a test's call phase: a missing interpreter fails the tests that need it rather than erroring their setup."""
 
+    def __init__(self, name: str, cache_dir) -> None:
+        self.name, self._cache_dir = name, cache_dir
 
-@pytest.fixture(scope="module")
-def runtime_packages(request, runtime_python, inference):
-    """A directory with the boto3 the Lambda runtime provides (version as pinned in requirements.txt), installed by
-    the runtime's interpreter; pure Python, cached across runs in pytest's cache directory."""
-    version = pinned(ROOT / "requirements.txt", "boto3")
-    target = Path(request.config.cache.mkdir(f"lambda-runtime-{inference.runtime}-boto3-{version}"))
-    if (target / ".complete").exists():
+    @cached_property
+    def python(self) -> str:
+        return runtime_interpreter(self.name)
+
+    @cached_property
+    def packages(self) -> Path:
+        """A directory with the boto3 the Lambda runtime provides (version as pinned in requirements.txt), installed
+        by the runtime's interpreter; pure Python, kept across runs in pytest's cache directory (when it is on)."""
+        version = pinned(ROOT / "requirements.txt", "boto3")
+        target = self._cache_dir(f"lambda-runtime-{self.name}-boto3-{version}")
+        if (target / ".complete").exists():
+            return target
+        staging = Path(f"{target}.tmp-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        proc = subprocess.run([self.python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                               "--no-compile", "--only-binary=:all:", "--target", str(staging), f"boto3=={version}"],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"pip install boto3=={version} for {self.python} failed:\n{proc.stderr[-3000:]}"
+        (staging / ".complete").write_text(f"boto3=={version} for {self.python}\n")
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
         return target
-    staging = Path(f"{target}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    proc = subprocess.run([runtime_python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                           "--no-compile", "--only-binary=:all:", "--target", str(staging), f"boto3=={version}"],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"pip install boto3=={version} for {runtime_python} failed:\n{proc.stderr[-3000:]}"
-    (staging / ".complete").write_text(f"boto3=={version} for {runtime_python}\n")
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-    return target
+
+
+@pytest.fixture(scope="module")
+def runtime(request, tmp_path_factory, inference, wifi):
+    assert inference.runtime == wifi.runtime
+    cache = getattr(request.config, "cache", None)   # None with -p no:cacheprovider
+
+    def cache_dir(name: str) -> Path:
+        return Path(cache.mkdir(name)) if cache is not None else tmp_path_factory.mktemp(name, numbered=False)
+
+    return LambdaRuntime(inference.runtime, cache_dir)
 
 
 # --- AWS in this process --------------------------------------------------------------------------------------------
@@ -374,14 +392,16 @@ def resolve(value, region: str):
     raise AssertionError(f"cannot resolve {value!r} for a local run")
 
 
-def invoke(fn, python, runtime_packages, aws, tmp_path, event, extra_env=None, layers=None, expect_error=False):
+def invoke(fn, runtime, aws, tmp_path, event, extra_env=None, layers=None, expect_error=False):
     """Runs ``fn``'s handler on ``event`` in the runtime's interpreter, Lambda's way; returns the driver's report
     (``layers``: the layers to put on the path instead of the function's)."""
+    assert fn.runtime == runtime.name
+    python = runtime.python
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     layers = fn.layers if layers is None else layers
     spec = {"code": [str(fn.directory)] + [str(layer.directory / "python") for layer in layers],
-            "runtime": [str(runtime_packages)], "handler": fn.properties["Handler"], "event": event,
+            "runtime": [str(runtime.packages)], "handler": fn.properties["Handler"], "event": event,
             "function_name": fn.properties.get("FunctionName", fn.logical_id), "region": fn.region,
             "account": DEFAULT_ACCOUNT_ID, "memory": fn.properties.get("MemorySize", 128),
             "timeout": fn.properties.get("Timeout", 3), "runtime_name": fn.runtime, "driver": str(driver)}
@@ -479,11 +499,11 @@ def model_dir_env(inference, tmp_path) -> dict:
 
 
 def test_inference_function_classifies_a_frame_under_the_runtime_with_only_its_asset_and_layer(
-        inference, runtime_python, runtime_packages, aws, model_export, tmp_path):
+        inference, runtime, aws, model_export, tmp_path):
     staged = stage_frame(inference, aws, model_export)
     env, manifest, backend = staged.env, staged.manifest, staged.backend
 
-    report = invoke(inference, runtime_python, runtime_packages, aws, tmp_path, staged.event,
+    report = invoke(inference, runtime, aws, tmp_path, staged.event,
                     extra_env=model_dir_env(inference, tmp_path))
 
     result = report["result"]
@@ -505,14 +525,14 @@ def test_inference_function_classifies_a_frame_under_the_runtime_with_only_its_a
     for module in ("numpy", "cv2", "onnxruntime", "onnxruntime.capi.onnxruntime_pybind11_state"):
         assert origin(report, module).is_relative_to(layer), f"{module}: {report['modules'][module]}"
     for module in ("boto3", "botocore"):
-        assert origin(report, module).is_relative_to(runtime_packages.resolve())
+        assert origin(report, module).is_relative_to(runtime.packages.resolve())
 
 
 def test_without_its_layer_the_inference_function_cannot_import_numpy(
-        inference, runtime_python, runtime_packages, aws, model_export, tmp_path):
+        inference, runtime, aws, model_export, tmp_path):
     """Nothing but the layer provides the native dependencies: the same run without it fails on the import."""
     staged = stage_frame(inference, aws, model_export)
-    report = invoke(inference, runtime_python, runtime_packages, aws, tmp_path, staged.event, layers=[],
+    report = invoke(inference, runtime, aws, tmp_path, staged.event, layers=[],
                     extra_env=model_dir_env(inference, tmp_path), expect_error=True)
     assert "ModuleNotFoundError: No module named 'numpy'" in report["error"], report["error"]
     assert staged.backend.published_payloads == []
@@ -528,7 +548,7 @@ def test_a_missing_runtime_interpreter_fails_naming_what_to_install(monkeypatch,
 
 
 def test_wifi_function_ingests_a_cp949_csv_under_the_runtime_with_only_its_asset(
-        wifi, runtime_python, runtime_packages, aws, tmp_path):
+        wifi, runtime, aws, tmp_path):
     import pyarrow.parquet as pq
 
     s3 = aws.client("s3")
@@ -540,7 +560,7 @@ def test_wifi_function_ingests_a_cp949_csv_under_the_runtime_with_only_its_asset
     body.decode("cp949")
     put = s3.put_object(Bucket=DATA_BUCKET, Key=WIFI_KEY, Body=body)
 
-    report = invoke(wifi, runtime_python, runtime_packages, aws, tmp_path,
+    report = invoke(wifi, runtime, aws, tmp_path,
                     eventbridge_event(DATA_BUCKET, WIFI_KEY, put["VersionId"], put["ETag"].strip('"')))
 
     table_prefix = wifi.properties["Environment"]["Variables"]["TABLE_PREFIX"]
@@ -563,4 +583,4 @@ def test_wifi_function_ingests_a_cp949_csv_under_the_runtime_with_only_its_asset
     for module in ("functions.wifi_ingest.handler", "pyarrow", "pyarrow.lib", "aws_lambda_powertools"):
         assert origin(report, module).is_relative_to(code), f"{module}: {report['modules'][module]}"
     for module in ("boto3", "botocore"):
-        assert origin(report, module).is_relative_to(runtime_packages.resolve())
+        assert origin(report, module).is_relative_to(runtime.packages.resolve())

@@ -10,6 +10,8 @@ import zipfile
 from pathlib import Path
 
 import boto3
+import botocore.loaders
+import botocore.session
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
@@ -167,11 +169,19 @@ def client_error(code: str, status: int = 400, operation: str = "Call"):
     return raise_
 
 
+@pytest.fixture(scope="module")
+def model_loader():
+    """One loader of botocore's service models for the file: each model is parsed once (0.1 s a client otherwise)."""
+    return botocore.loaders.create_loader()
+
+
 @pytest.fixture
-def session():
+def session(model_loader):
     """moto account with a 1000-execution Lambda quota; Greengrass V2 (not in moto) has no components."""
+    core = botocore.session.Session()
+    core.register_component("data_loader", model_loader)
     with mock_aws():
-        s = FakeSession(boto3.Session(region_name=REGION))
+        s = FakeSession(boto3.Session(botocore_session=core, region_name=REGION))
         s.lambda_quota(1000)
         s.patched["greengrassv2", "describe_component"] = client_error("ResourceNotFoundException", 404)
         yield s
@@ -286,7 +296,7 @@ def test_existing_greengrass_component_version_blocks(session, assembly):
     gg.add_response("describe_component", {"arn": arn, "componentName": "com.maskcam.EdgeClassifier",
                                            "componentVersion": "1.0.0"}, {"arn": arn})
     component = finding_for(preflight.run(assembly, session), "com.maskcam.EdgeClassifier 1.0.0")
-    assert component.status == BLOCKER and "-c greengrass_component_version=" in component.fix
+    assert component.status == BLOCKER and "-c greengrass_component_name=" in component.fix
     gg.assert_no_pending_responses()
 
 
@@ -361,7 +371,7 @@ def test_clean_bootstrapped_account_exits_0(session, assembly, capsys):
     out = capsys.readouterr().out
     assert "BLOCKER" not in out.replace("0 BLOCKER", "")
     assert "1 name(s) depend on values known only after deploy" in out
-    assert out.strip().splitlines()[-1] == "preflight: 0 BLOCKER, 0 WARNING, 14 ok — ready to deploy"
+    assert out.strip().splitlines()[-1] == "preflight: 0 BLOCKER, 0 WARNING, 16 ok — ready to deploy"
 
 
 def test_assembly_for_another_account_blocks(session, tmp_path):

@@ -82,7 +82,7 @@ def check_views(glue, database: str) -> List[str]:
             problems.append(f"view {database}.{name} does not exist (the analytics stack's deploy creates it)")
             continue
         if kind != "VIRTUAL_VIEW":
-            problems.append(f"{database}.{name} is a {kind or 'table without a type'}, not a view (VIRTUAL_VIEW)")
+            problems.append(f"{database}.{name} is not a view: TableType {kind!r}, not VIRTUAL_VIEW")
     return problems
 
 

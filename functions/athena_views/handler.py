@@ -47,18 +47,18 @@ def run_and_wait(athena, sql: str, *, name: str, workgroup: str, database: str, 
         sleep(poll_seconds)
 
 
-def create_views(athena, views: Sequence[dict], *, workgroup: str, database: str, deadline: float, **kw) -> None:
+def create_views(athena, views: Sequence[dict], *, workgroup: str, database: str, deadline: float) -> None:
     for view in views:
         execution_id = run_and_wait(athena, view["Ddl"], name=view["Name"], workgroup=workgroup, database=database,
-                                    deadline=deadline, **kw)
+                                    deadline=deadline)
         logger.info("created view %s.%s (query %s)", database, view["Name"], execution_id)
 
 
-def drop_views(athena, names: Sequence[str], *, workgroup: str, database: str, deadline: float, **kw) -> None:
+def drop_views(athena, names: Sequence[str], *, workgroup: str, database: str, deadline: float) -> None:
     for name in names:
         try:
             run_and_wait(athena, f"DROP VIEW IF EXISTS {database}.{name}", name=name, workgroup=workgroup,
-                         database=database, deadline=deadline, **kw)
+                         database=database, deadline=deadline)
             logger.info("dropped view %s.%s", database, name)
         except Exception:  # noqa: BLE001 - logged; a view left behind must not block the stack's deletion
             logger.exception("could not drop view %s.%s; drop it by hand", database, name)
@@ -78,7 +78,8 @@ def on_event(event, context, athena=None):
             # The role may only touch the views defined now (least privilege), so a view whose file was removed is
             # reported rather than dropped.
             names = {v["Name"] for v in views}
-            gone = [v["Name"] for v in event.get("OldResourceProperties", {}).get("Views", []) if v["Name"] not in names]
+            old_views = event.get("OldResourceProperties", {}).get("Views", [])
+            gone = [v["Name"] for v in old_views if v["Name"] not in names]
             if gone:
                 logger.warning("views no longer defined, left in %s: %s; drop them by hand", database, ", ".join(gone))
     # Same id for the same database: an Update never makes CloudFormation delete (drop) the views just replaced.

@@ -384,9 +384,10 @@ NAME_RULES = {
         lambda a, t: _absent_if(_NOT_FOUND, lambda: a.client("greengrassv2").describe_component(
             arn=_component_arn(a, t))),
         "greengrass:DescribeComponent",
-        "component {name} version {version} already exists (component versions are immutable); set "
-        "-c greengrass_component_version=<next version> or delete it (aws greengrassv2 delete-component --arn "
-        "arn:aws:greengrass:{region}:{account}:components:{name}:versions:{version})"),
+        "component {name} version {version} already exists outside the stack (versions are immutable and this one "
+        "is derived from the recipe's content); delete it (aws greengrassv2 delete-component --arn "
+        "arn:aws:greengrass:{region}:{account}:components:{name}:versions:{version}) or set "
+        "-c greengrass_component_name=<other name>"),
     "AWS::QuickSight::DataSource": NameRule(
         "QuickSight data source", ("DataSourceId",),
         lambda a, t: _absent_if(_NOT_FOUND, lambda: a.client("quicksight").describe_data_source(
@@ -732,7 +733,8 @@ def summary(findings: list) -> str:
 def main(argv: Optional[list] = None, session=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.ops.preflight", description=__doc__.split("\n\n")[0])
     parser.add_argument("--app", default="cdk.out", help="the synthesized cloud assembly (default: cdk.out)")
-    parser.add_argument("--region", help="region to check (default: the stacks' region, else the profile's, else us-east-1)")
+    parser.add_argument("--region", help="region to check (default: the stacks' region, else the profile's, "
+                                         "else us-east-1)")
     parser.add_argument("--profile", help="AWS CLI profile of the target account")
     try:
         args = parser.parse_args(argv)

@@ -103,12 +103,11 @@ class QuickSightServiceAccess(Construct):
 class DashboardStack(Stack):
     """Athena data source (project workgroup), the datasets of ``functions.analytics.datasets``, permissions for the
     QuickSight principal, and the service-role policy. ``views`` is what creates the Athena views (the analytics
-    stack's ``views.resource``): the datasets wait for it, as the compliance dataset reads a view. Without it they
-    still deploy after the analytics stack (the data source references its table), just not by explicit dependency."""
+    stack's ``views``): the datasets wait for it, as the compliance dataset reads a view."""
 
     def __init__(self, scope: Construct, id: str, *, settings: Settings, data_bucket: s3.IBucket,
                  database: glue.IDatabase, workgroup: AthenaWorkGroup, inference_table: glue.ITable,
-                 wifi_table: glue.ITable, views: Optional[IDependable] = None, **kwargs: Any) -> None:
+                 wifi_table: glue.ITable, views: IDependable, **kwargs: Any) -> None:
         super().__init__(scope, id, **kwargs)
         if not settings.quicksight_principal_arn:
             raise ValueError(skip_message(settings))
@@ -149,8 +148,7 @@ class DashboardStack(Stack):
             self.data_sets[spec.key] = self._data_set(spec, project=project, database_name=database_name,
                                                       import_mode=settings.quicksight_import_mode,
                                                       principal=principal)
-            if views is not None:
-                self.data_sets[spec.key].node.add_dependency(views)
+            self.data_sets[spec.key].node.add_dependency(views)
 
         CfnOutput(self, "DataSourceId", value=self.data_source.data_source_id)
         CfnOutput(self, "DataSetIds", value=",".join(d.data_set_id for d in self.data_sets.values()))

@@ -7,6 +7,9 @@
   (https://docs.aws.amazon.com/greengrass/v2/developerguide/component-recipe-reference.html, ComponentVersion).
 - The nucleus downloads S3 artifacts with the token exchange role, calling s3:GetBucketLocation and s3:GetObject
   (https://docs.aws.amazon.com/greengrass/v2/developerguide/device-service-role.html).
+- An artifact with `Unarchive: ZIP` is unpacked into `{artifacts:decompressedPath}/<zip file name without
+  extension>/` (component-recipe-reference.html, recipe variables); a lifecycle path into any other folder is empty
+  on the device.
 - PEP 668 (https://peps.python.org/pep-0668/): Debian 12, Ubuntu 23.04+, Raspberry Pi OS bookworm refuse
   `pip install` (also --user) into the system Python; install scripts need a virtual environment.
 """
@@ -101,6 +104,22 @@ def download_problems(template: dict) -> list:
     return problems
 
 
+def unpacked_path_problems(template: dict) -> list:
+    """Each ``{artifacts:decompressedPath}/<folder>`` a lifecycle script uses is the unpacked folder of one of the
+    component's ZIP artifacts."""
+    problems = []
+    for lid, recipe in recipes(template):
+        for manifest in recipe.get("Manifests", []):
+            folders = {S3_URI.match(a["Uri"])["key"].rsplit("/", 1)[-1].rsplit(".", 1)[0]
+                       for a in manifest.get("Artifacts", []) if a.get("Unarchive") == "ZIP"}
+            scripts = json.dumps(manifest.get("Lifecycle", {}))
+            for folder in re.findall(r"\{artifacts:decompressedPath\}/([^/\s'\"]+)", scripts):
+                if folder not in folders:
+                    problems.append(f"{lid}: {{artifacts:decompressedPath}}/{folder} is no unpacked artifact "
+                                    f"(ZIP artifacts unpack to {sorted(folders)})")
+    return problems
+
+
 _PIP = re.compile(r"(\S+)\s+(?:-m\s+)?pip3?\s+install\b([^;&|]*)")
 
 
@@ -128,6 +147,7 @@ def test_the_component_passes_every_greengrass_rule(full_project):
     assert version_problems(device) == []
     assert download_problems(device) == []
     assert install_problems(device) == []
+    assert unpacked_path_problems(device) == []
 
 
 def test_without_a_model_export_there_is_no_component_to_fail(templates):
@@ -191,3 +211,10 @@ def test_pip_install_user_is_reported(full_project):
             "python3 -m pip install --user -r {artifacts:decompressedPath}/x/requirements.txt"
     bad = _with_recipe(full_project.templates["maskcam-device"], old_install)
     assert any("PEP 668" in p for p in install_problems(bad))
+
+
+def test_a_path_into_a_folder_no_artifact_unpacks_to_is_reported(full_project):
+    def plain_model(recipe):
+        recipe["Manifests"][0]["Artifacts"][1].pop("Unarchive")
+    bad = _with_recipe(full_project.templates["maskcam-device"], plain_model)
+    assert any("is no unpacked artifact" in p for p in unpacked_path_problems(bad))

@@ -46,8 +46,9 @@ NAME_PROPERTIES = {
 }
 # Names the design requires as they are; `make preflight` reports an existing one that our stacks do not own.
 REQUIRED_NAMES = {"deeplens_lambda", "inference_results", "free_wifi_standard_data"}
-# Names that live inside a project-owned container (named queries in the project's workgroup).
-SCOPED_BY_PARENT = {"AWS::Athena::NamedQuery"}
+# Names that live inside a project-owned container (named queries in the project's workgroup), or that need not be
+# unique (a Greengrass deployment is identified by its target; its name is a label).
+SCOPED_BY_PARENT = {"AWS::Athena::NamedQuery", "AWS::GreengrassV2::Deployment"}
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 MAX_ENV_BYTES = 4096
 
@@ -118,7 +119,7 @@ def test_preflight_looks_up_every_required_name(full_project):
     """`make preflight` checks each name the templates fix (the class of collision), whatever its type."""
     from infra.ops import preflight
 
-    covered = set(preflight.NAME_PROPERTIES)
+    covered = set(preflight.NAME_RULES)
     named = {kind for *_, kind, _ in explicit_names(full_project.templates)} - SCOPED_BY_PARENT
     assert named <= covered, f"preflight does not look up {sorted(named - covered)}"
 
