@@ -29,8 +29,8 @@ def test_one_rule_per_inference_topic_with_device_id_from_the_topic_and_ingest_t
     deeplens, devices = rules["maskcam_inference_deeplens"], rules["maskcam_inference_devices"]
     assert deeplens["Sql"].endswith("FROM '$aws/things/+/infer'")
     assert devices["Sql"].endswith("FROM 'maskcam/+/infer'")
-    assert "THEN topic(3) ELSE device_id END AS device_id" in deeplens["Sql"]
-    assert "THEN topic(2) ELSE device_id END AS device_id" in devices["Sql"]
+    assert ", topic(3) AS device_id," in deeplens["Sql"]
+    assert ", topic(2) AS device_id," in devices["Sql"]
     for payload in rules.values():
         assert payload["AwsIotSqlVersion"] == "2016-03-23"
         assert "timestamp() AS ingest_ts" in payload["Sql"] and "topic() AS source_topic" in payload["Sql"]
@@ -38,12 +38,13 @@ def test_one_rule_per_inference_topic_with_device_id_from_the_topic_and_ingest_t
         for name in schema.COLUMN_NAMES:
             assert name in selected
         (action,) = payload["Actions"]
-        assert (action["Firehose"]["BatchMode"], action["Firehose"]["Separator"]) == (True, "\n")
+        assert (action["Firehose"]["BatchMode"], action["Firehose"]["Separator"]) == (False, "\n")
         assert payload["ErrorAction"]["S3"]["Key"].startswith(layout.IOT_ERRORS_PREFIX)
 
 
-def test_rule_sql_without_a_device_level_falls_back_to_the_client_id():
-    assert "THEN clientid() ELSE device_id END" in rule_sql("maskcam/infer")
+def test_rule_sql_needs_a_device_level():
+    with pytest.raises(ValueError, match="no '\\+' level"):
+        rule_sql("maskcam/infer")
 
 
 def test_firehose_converts_to_parquet_against_the_glue_table_and_partitions_by_event_day(analytics):

@@ -21,11 +21,14 @@ from __future__ import annotations
 import glob
 import io
 import json
+import mmap
 import os
 import re
 import shutil
 import socket
+import struct
 import subprocess
+import time
 from functools import cached_property
 from pathlib import Path
 from types import SimpleNamespace
@@ -209,6 +212,48 @@ def wheel_problems(site: Path, runtime: str) -> list:
     return problems
 
 
+# Shared libraries an Amazon Linux 2023 Lambda runtime has outside the code and layers (glibc, the GCC runtime,
+# zlib); manylinux policies also allow libGL, libX11 and the like, which Lambda lacks.
+LAMBDA_SYSTEM_LIBRARIES = {"ld-linux-x86-64.so.2", "libc.so.6", "libm.so.6", "libdl.so.2", "librt.so.1",
+                           "libpthread.so.0", "libutil.so.1", "libresolv.so.2", "libstdc++.so.6", "libgcc_s.so.1",
+                           "libz.so.1"}
+
+
+def elf_needed(path: Path) -> list:
+    """DT_NEEDED entries of an ELF64 little-endian shared object ([] for anything else)."""
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as elf:
+        if elf[:4] != b"\x7fELF" or elf[4] != 2 or elf[5] != 1:
+            return []
+        shoff, = struct.unpack_from("<Q", elf, 0x28)
+        shentsize, shnum = struct.unpack_from("<HH", elf, 0x3A)
+        sections = [struct.unpack_from("<IIQQQQIIQQ", elf, shoff + i * shentsize) for i in range(shnum)]
+        needed = []
+        for _name, kind, _flags, _addr, offset, size, link, _info, _align, _entsize in sections:
+            if kind != 6:   # SHT_DYNAMIC
+                continue
+            strtab = sections[link][4]
+            for pos in range(offset, offset + size, 16):
+                tag, value = struct.unpack_from("<qQ", elf, pos)
+                if tag == 0:
+                    break
+                if tag == 1:   # DT_NEEDED
+                    end = elf.find(b"\0", strtab + value)
+                    needed.append(elf[strtab + value:end].decode())
+        return needed
+
+
+def foreign_libraries(*roots: Path) -> dict:
+    """Shared libraries the ELF files under ``roots`` need that neither the bundle nor Lambda's system has."""
+    files = [p for root in roots for p in root.rglob("*.so*") if p.is_file()]
+    bundled = {p.name for p in files}
+    missing = {}
+    for so in files:
+        for lib in elf_needed(so):
+            if lib not in bundled and lib not in LAMBDA_SYSTEM_LIBRARIES:
+                missing.setdefault(lib, []).append(str(so))
+    return missing
+
+
 def tree_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -233,6 +278,15 @@ def test_function_code_plus_layers_fit_lambdas_unzipped_limit(inference, wifi):
     inference_total = tree_size(inference.directory) + sum(tree_size(layer.directory) for layer in inference.layers)
     assert inference_total < LAMBDA_UNZIPPED_LIMIT, f"inference function + layer: {inference_total} bytes"
     assert tree_size(wifi.directory) < LAMBDA_UNZIPPED_LIMIT
+
+
+def test_native_libraries_come_from_the_bundle_or_the_lambda_system(inference, wifi):
+    """This machine (Debian) has libraries Lambda has not; every library an extension module links must be in the
+    bundle (the wheels' *.libs) or among the few Amazon Linux 2023 provides."""
+    layer = inference.layers[0].directory
+    assert elf_needed(next(layer.rglob("_multiarray_umath.*.so")))   # the reader finds numpy's dependencies
+    assert foreign_libraries(inference.directory, layer) == {}
+    assert foreign_libraries(wifi.directory) == {}
 
 
 def test_wheel_check_flags_wheels_of_another_python(tmp_path):
@@ -424,9 +478,12 @@ def invoke(fn, runtime, aws, tmp_path, event, extra_env=None, layers=None, expec
     })
     before = sorted(p for d in spec["code"] for p in Path(d).rglob("*"))
     out = tmp_path / "report.json"
+    started = time.monotonic()
     proc = subprocess.run([python, "-I", "-S", "-B", str(driver), str(tmp_path / "spec.json"), str(out)],
                           env=env, cwd=str(home), capture_output=True, text=True, timeout=300)
+    elapsed = time.monotonic() - started
     assert proc.returncode == 0 and out.exists(), f"driver exit {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    assert elapsed < spec["timeout"], f"a cold start + invocation took {elapsed:.1f} s, the timeout is {spec['timeout']} s"
     report = json.loads(out.read_text())
     report["stdout"], report["stderr"] = proc.stdout, proc.stderr
     if expect_error:
