@@ -483,7 +483,7 @@ def invoke(fn, runtime, aws, tmp_path, event, extra_env=None, layers=None, expec
                           env=env, cwd=str(home), capture_output=True, text=True, timeout=300)
     elapsed = time.monotonic() - started
     assert proc.returncode == 0 and out.exists(), f"driver exit {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
-    assert elapsed < spec["timeout"], f"a cold start + invocation took {elapsed:.1f} s, the timeout is {spec['timeout']} s"
+    assert elapsed < spec["timeout"], f"cold start + invocation: {elapsed:.1f} s, the timeout is {spec['timeout']} s"
     report = json.loads(out.read_text())
     report["stdout"], report["stderr"] = proc.stdout, proc.stderr
     if expect_error:
