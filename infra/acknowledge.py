@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Sequence
 
 import jsii
@@ -38,9 +39,10 @@ def acknowledge_resource_wildcards(scope: IConstruct, resources: Sequence[str], 
 
 
 def _flatten(value) -> str:
-    """The text cdk-nag shows for a resolved ARN: Fn::Join flattened, other intrinsics as compact JSON."""
+    """The text cdk-nag shows for a resolved ARN: Fn::Join flattened, other intrinsics as compact JSON, IAM policy
+    variables ``${x}`` as ``<x>``."""
     if isinstance(value, str):
-        return value
+        return re.sub(r"\$\{([^}]*)\}", r"<\1>", value)
     if isinstance(value, dict) and set(value) == {"Fn::Join"} and value["Fn::Join"][0] == "":
         return "".join(_flatten(part) for part in value["Fn::Join"][1])
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -124,19 +124,21 @@ def test_the_export_must_be_a_real_export_matching_the_model_settings(tmp_path, 
 
 
 def test_device_identity_limits_each_thing_to_its_own_topics(device):
-    alias, = resources(device, "AWS::IoT::RoleAlias")
-    assert alias["Properties"]["RoleAlias"] == "maskcam-greengrass-tes"
-    tes = next(r for r in resources(device, "AWS::IAM::Role")
-               if "credentials.iot.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"]))
-    assert tes
-    policy, = resources(device, "AWS::IoT::Policy")
+    aliases = sorted(a["Properties"]["RoleAlias"] for a in resources(device, "AWS::IoT::RoleAlias"))
+    assert aliases == ["maskcam-frame-uploader", "maskcam-greengrass-tes"]
+    roles = [r for r in resources(device, "AWS::IAM::Role")
+             if "credentials.iot.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])]
+    assert len(roles) == 2
+    policy = next(p for p in resources(device, "AWS::IoT::Policy")
+                  if p["Properties"]["PolicyName"] == "maskcam-greengrass-core")
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     publish = next(s for s in statements if "iot:Publish" in s["Action"])
     topics = [flatten(r) for r in publish["Resource"]]
     assert all("${iot:Connection.Thing.ThingName}" in t for t in topics)
     assert any(t.endswith(":topic/maskcam/${iot:Connection.Thing.ThingName}/infer") for t in topics)
     connect = next(s for s in statements if s["Action"] == "iot:Connect")
-    assert flatten(connect["Resource"]).endswith(":client/${iot:Connection.Thing.ThingName}")
+    assert [flatten(r).rsplit(":client/", 1)[1] for r in connect["Resource"]] == \
+        ["${iot:Connection.Thing.ThingName}", "${iot:Connection.Thing.ThingName}#*"]
 
 
 def test_no_deployment_without_a_thing_group(device):
@@ -149,6 +151,7 @@ def test_deployment_to_the_thing_group_when_set(full_project):
     props = deployment["Properties"]
     assert flatten(props["TargetArn"]).endswith(":thinggroup/lobby-cameras")
     assert list(props["Components"]) == ["com.maskcam.EdgeClassifier"]
+    assert props["DeploymentPolicies"]["FailureHandlingPolicy"] == "ROLLBACK"
     assert lint_errors(template) == []
     assert full_project.stacks.device.component.deployment is not None
 
@@ -160,3 +163,15 @@ def test_device_settings_are_validated():
                        ("greengrass_component_name", "-x")):
         with pytest.raises(SettingsError, match=key):
             Settings.from_mapping({key: value})
+
+
+def test_cameras_may_upload_frames_only_under_their_own_thing_name(device):
+    uploader = next(p for p in resources(device, "AWS::IoT::Policy")
+                    if p["Properties"]["PolicyName"] == "maskcam-frame-uploader")
+    statement, = uploader["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "iot:AssumeRoleWithCertificate"
+    assert flatten(statement["Resource"]).endswith(":rolealias/maskcam-frame-uploader")
+    put = [s for p in resources(device, "AWS::IAM::Policy") for s in p["Properties"]["PolicyDocument"]["Statement"]
+           if "FrameUploaders" in json.dumps(p["Properties"]["Roles"])]
+    assert [(s["Action"], flatten(s["Resource"]).split("/", 1)[1]) for s in put] == \
+        [("s3:PutObject", "frames/${credentials-iot:ThingName}/*")]

@@ -34,12 +34,15 @@ PROJECTION_MIN_MS = 1_577_836_800_000      # PROJECTION_RANGE[0], 2020-01-01T00:
 FLUSH_SECONDS = 900
 
 
-def partition_problem(ts, now_ms: int):
-    """Why an event with this ``ts`` would land in a partition the table's projection cannot see (None when it is
-    fine): before the projection's first day, or after the last day ``NOW+<n>DAYS`` covers. Firehose's partition
-    query applies the same rule (``infra.constructs.inference_delivery``); such events go to the error output."""
+def partition_problem(ts, now_ms):
+    """Why an event with this ``ts``, received at ``now_ms`` (its ``ingest_ts``), would land in a partition the
+    table's projection cannot see (None when it is fine): before the projection's first day, or after the last day
+    ``NOW+<n>DAYS`` covers. Firehose's partition query applies the same rule (``infra.constructs.inference_delivery``);
+    such events go to the error output."""
     if isinstance(ts, bool) or not isinstance(ts, (int, float)):
         return f"ts {ts!r} is not a number of epoch milliseconds"
+    if isinstance(now_ms, bool) or not isinstance(now_ms, (int, float)):
+        return f"ingest_ts {now_ms!r} is not a number of epoch milliseconds"
     if ts < PROJECTION_MIN_MS:
         return f"ts {ts!r} is before {PROJECTION_RANGE[0]} (seconds instead of milliseconds, or a clock not set?)"
     if ts >= (now_ms // DAY_MS + PROJECTION_FUTURE_DAYS + 1) * DAY_MS:

@@ -57,7 +57,7 @@ def check_event(text: str, now_ms: int) -> Tuple[Optional[dict], List[str]]:
         device_fields = {k: v for k, v in event.items() if k not in _INGEST_NAMES}
         found = schema.problems(device_fields)
         if not found:
-            found = [p for p in [layout.partition_problem(event.get("ts"), now_ms)] if p]
+            found = [p for p in [layout.partition_problem(event.get("ts"), event.get("ingest_ts", now_ms))] if p]
     else:
         found = schema.problems(event)
     return (event, []) if not found else (None, found)

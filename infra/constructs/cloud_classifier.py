@@ -7,7 +7,9 @@ a cross-stack cycle. Failed invocations (after Lambda's retries) and events Even
 encrypted, TLS-only dead-letter queue."""
 from __future__ import annotations
 
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_iot as iot
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -56,3 +58,33 @@ class CloudClassifierTrigger(Construct):
             self, "FrameUploads", bucket=bucket, prefix=FRAMES_PREFIX, function=function,
             description="Objects created under frames/ of the data bucket -> cloud mask classifier")
         self.rule, self.dead_letters = trigger.rule, trigger.dead_letters
+
+
+class FrameUploaders(Construct):
+    """Who may upload frames: cameras with an IoT certificate get short-lived credentials from the AWS IoT credentials
+    provider (role alias ``<project>-frame-uploader``) for a role that may put objects only under
+    ``frames/<their own thing name>/`` (the ``credentials-iot:ThingName`` policy variable, set from the certificate's
+    attached thing; https://docs.aws.amazon.com/iot/latest/developerguide/authorizing-direct-aws.html). The classifier
+    takes the device id from that key level, so a camera cannot upload frames, and so write rows, as another device.
+    Exposes ``role``, ``role_alias_name`` and ``iot_policy`` (attach it to the cameras' certificates)."""
+
+    def __init__(self, scope: Construct, id: str, *, project: str, bucket: s3.IBucket) -> None:
+        super().__init__(scope, id)
+        own_frames = bucket.arn_for_objects(f"{FRAMES_PREFIX}${{credentials-iot:ThingName}}/*")
+        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("credentials.iot.amazonaws.com"),
+                             description="Cameras without on-device compute: upload frames under their own thing name")
+        self.role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[own_frames]))
+        self.role_alias_name = f"{project}-frame-uploader"
+        alias = iot.CfnRoleAlias(self, "RoleAlias", role_alias=self.role_alias_name, role_arn=self.role.role_arn,
+                                 credential_duration_seconds=3600)
+        alias_arn = Stack.of(self).format_arn(service="iot", resource="rolealias", resource_name=self.role_alias_name,
+                                              arn_format=ArnFormat.SLASH_RESOURCE_NAME)
+        self.iot_policy = iot.CfnPolicy(self, "CameraPolicy", policy_name=f"{project}-frame-uploader",
+                                        policy_document={"Version": "2012-10-17", "Statement": [
+                                            {"Effect": "Allow", "Action": "iot:AssumeRoleWithCertificate",
+                                             "Resource": alias_arn}]})
+        self.iot_policy.add_dependency(alias)
+        acknowledge_resource_wildcards(
+            self.role, [own_frames],
+            "Each camera may only put objects under frames/<its own thing name>/ (credentials-iot:ThingName from "
+            "its certificate); frame file names are chosen by the camera.")

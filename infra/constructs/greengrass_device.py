@@ -2,7 +2,10 @@
 
 - ``GreengrassDeviceIdentity``: token exchange role (what the component's AWS calls and artifact downloads run as),
   its IoT role alias, and the IoT policy for the core devices' certificates, limiting each thing to its own topics
-  through ``${iot:Connection.Thing.ThingName}``;
+  through ``${iot:Connection.Thing.ThingName}``. That variable resolves on every connection of a core (the nucleus
+  connects as ``<thing>``, ``<thing>#2``, ...) only when the certificate is attached to its thing exclusively
+  (``attach-thing-principal --thing-principal-type EXCLUSIVE_THING``; with a non-exclusive attachment the client id
+  must equal the thing name: https://docs.aws.amazon.com/iot/latest/developerguide/thing-policy-variables.html);
 - ``EdgeClassifierComponent``: the component version (recipe + the code and the model export, both CDK assets) and,
   when a thing group is given, the deployment to it.
 
@@ -69,7 +72,10 @@ class GreengrassDeviceIdentity(Construct):
                                         policy_document={
             "Version": "2012-10-17",
             "Statement": [
-                {"Effect": "Allow", "Action": "iot:Connect", "Resource": arn("client", THING)},
+                # The nucleus opens extra MQTT connections as <thing>#2, #3, ... when it needs more subscriptions
+                # (https://docs.aws.amazon.com/greengrass/v2/developerguide/device-auth.html).
+                {"Effect": "Allow", "Action": "iot:Connect",
+                 "Resource": [arn("client", THING), arn("client", f"{THING}#*")]},
                 {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"],
                  "Resource": [arn("topic", f"{own}/*"), arn("topic", _thing_topic(inference_topic, THING))]},
                 {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": arn("topicfilter", f"{own}/*")},
@@ -132,7 +138,12 @@ class EdgeClassifierComponent(Construct):
                 target_arn=stack.format_arn(service="iot", resource="thinggroup", resource_name=props.thing_group,
                                             arn_format=ArnFormat.SLASH_RESOURCE_NAME),
                 components={props.component_name: greengrass.CfnDeployment.ComponentDeploymentSpecificationProperty(
-                    component_version=self.component.attr_component_version)})
+                    component_version=self.component.attr_component_version)},
+                # A device that cannot install or run the new version goes back to the previous one.
+                deployment_policies=greengrass.CfnDeployment.DeploymentPoliciesProperty(
+                    failure_handling_policy="ROLLBACK",
+                    component_update_policy=greengrass.CfnDeployment.DeploymentComponentUpdatePolicyProperty(
+                        action="NOTIFY_COMPONENTS", timeout_in_seconds=60)))
 
     def _recipe(self, props: ComponentProps, *, version: Optional[str], uris: list) -> dict:
         code_dir = "{artifacts:decompressedPath}/" + self.code_asset.asset_hash

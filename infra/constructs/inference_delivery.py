@@ -15,12 +15,15 @@ from infra.constructs.inference_table import InferenceTable
 
 def partition_jq() -> str:
     """jq 1.6: epoch ms -> UTC day, for exactly the events ``layout.partition_problem`` accepts. Any other ``ts``
-    (missing, not a number, seconds, microseconds, before the projection or after ``NOW+<n>DAYS``) raises a jq error:
+    (missing, not a number, seconds, microseconds, before the projection or after ``NOW+<n>DAYS``) raises a jq error.
+    "Now" is the record's ``ingest_ts``, which the IoT rule stamps with ``timestamp()`` (the device cannot set it), so
+    the decision does not depend on the engine's clock or on jq's ``now``.
     Firehose then delivers the record under the error prefix (``partitioning-failed``) instead of into a partition
     the table never shows (https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning-error-handling.html).
     Parenthesized: the L2 wraps it as ``{"dt": <query>}`` and jq object values take no bare pipes."""
-    limit = f"(((now * 1000 / {layout.DAY_MS}) | floor) + {layout.PROJECTION_FUTURE_DAYS + 1}) * {layout.DAY_MS}"
-    return (f'(.ts as $ts | if ($ts | type) == "number" and $ts >= {layout.PROJECTION_MIN_MS} and $ts < {limit} '
+    limit = f"((($in / {layout.DAY_MS}) | floor) + {layout.PROJECTION_FUTURE_DAYS + 1}) * {layout.DAY_MS}"
+    return (f'(.ts as $ts | .ingest_ts as $in | if ($ts | type) == "number" and ($in | type) == "number" '
+            f'and $ts >= {layout.PROJECTION_MIN_MS} and $ts < {limit} '
             f'then ($ts / 1000 | floor | strftime("{layout.PARTITION_STRFTIME}")) '
             f'else error("ts outside the partition projection: \\($ts)") end)')
 

@@ -8,7 +8,7 @@ from aws_cdk import Stack
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.constructs.cloud_classifier import CloudClassifierTrigger
+from infra.constructs.cloud_classifier import CloudClassifierTrigger, FrameUploaders
 from infra.constructs.deeplens_function import DeepLensFunction
 from infra.constructs.greengrass_device import (ComponentProps, EdgeClassifierComponent,
                                                  GreengrassDeviceIdentity)
@@ -16,7 +16,8 @@ from infra.settings import Settings
 
 
 class DeviceStack(Stack):
-    """Exposes ``deeplens`` (DeepLensFunction), ``cloud`` (CloudClassifierTrigger), ``identity``
+    """Exposes ``deeplens`` (DeepLensFunction), ``cloud`` (CloudClassifierTrigger), ``frame_uploaders``
+    (FrameUploaders), ``identity``
     (GreengrassDeviceIdentity) and ``component`` (EdgeClassifierComponent, None without ``model_export``: see
     ``component_skip_message``)."""
 
@@ -27,6 +28,7 @@ class DeviceStack(Stack):
         self.cloud = CloudClassifierTrigger(self, "CloudClassifier", settings=settings,
                                             function=self.deeplens.function, role=self.deeplens.role,
                                             bucket=data_bucket)
+        self.frame_uploaders = FrameUploaders(self, "FrameUploaders", project=settings.project, bucket=data_bucket)
         self.identity = GreengrassDeviceIdentity(self, "GreengrassIdentity", project=settings.project,
                                                  inference_topic=settings.inference_topic)
         self.component: Optional[EdgeClassifierComponent] = None

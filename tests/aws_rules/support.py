@@ -72,3 +72,19 @@ def statements_of_role(template: dict, role_id: str) -> List[dict]:
 
 def as_list(value) -> list:
     return value if isinstance(value, list) else [value]
+
+
+def core_device_policies(template: dict) -> List[Tuple[str, dict]]:
+    """The IoT policies for Greengrass core devices' certificates: those allowing Greengrass data-plane actions."""
+    return [(lid, p) for lid, p in resources(template, "AWS::IoT::Policy")
+            if any(a.startswith("greengrass:") for s in p["Properties"]["PolicyDocument"]["Statement"]
+                   for a in as_list(s["Action"]))]
+
+
+def token_exchange_roles(template: dict) -> List[str]:
+    """Logical ids of the roles core devices assume: behind the role aliases their IoT policies let them use."""
+    aliases = {render(r).rsplit(":rolealias/", 1)[-1] for _, p in core_device_policies(template)
+               for s in p["Properties"]["PolicyDocument"]["Statement"]
+               if "iot:AssumeRoleWithCertificate" in as_list(s["Action"]) for r in as_list(s["Resource"])}
+    return [a["Properties"]["RoleArn"]["Fn::GetAtt"][0] for _, a in resources(template, "AWS::IoT::RoleAlias")
+            if a["Properties"]["RoleAlias"] in aliases]

@@ -81,8 +81,8 @@ def projection_problems(jq: str, query: str) -> list:
     """Events the query partitions into a day the projection cannot show (or fails to partition when it could)."""
     lo = layout.PROJECTION_MIN_MS
     last_day_end = (NOW_MS // layout.DAY_MS + layout.PROJECTION_FUTURE_DAYS + 1) * layout.DAY_MS
-    probes = [{"ts": t} for t in (lo - 1, lo, NOW_MS, last_day_end - 1, last_day_end, NOW_MS // 1000,
-                                  NOW_MS * 1000, -NOW_MS, 0)]
+    probes = [{"ts": t, "ingest_ts": NOW_MS} for t in (lo - 1, lo, NOW_MS, last_day_end - 1, last_day_end,
+                                                        NOW_MS // 1000, NOW_MS * 1000, -NOW_MS, 0)]
     problems = []
     for record, out in zip(probes, run_query(jq, query, probes)):
         inside = lo <= record["ts"] < last_day_end
@@ -116,18 +116,22 @@ values = st.one_of(
     st.lists(st.integers(), max_size=2))
 
 
+ingest_times = st.one_of(st.just(NOW_MS), st.integers(min_value=layout.PROJECTION_MIN_MS, max_value=NOW_MS * 2),
+                        values)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.one_of(st.fixed_dictionaries({"ts": values}), st.fixed_dictionaries({})), min_size=1,
+@given(st.lists(st.fixed_dictionaries({}, optional={"ts": values, "ingest_ts": ingest_times}), min_size=1,
                 max_size=40))
 def test_jq_and_the_local_lake_accept_exactly_the_same_events(templates, jq, records):
     """The local lake writer (layout.partition_problem) and Firehose (the jq query) agree on every record: same
     partition for the accepted ones, an error for the rest; every record is one or the other."""
     query = partition_query(templates["maskcam-analytics"])
+    originals = json.loads(json.dumps(records))
     outputs = run_query(jq, query, records)
-    assert len(outputs) == len(records)
-    now = int(time.time() * 1000)
+    assert len(outputs) == len(records) and records == originals
     for record, out in zip(records, outputs):
-        problem = layout.partition_problem(record.get("ts"), now)
+        problem = layout.partition_problem(record.get("ts"), record.get("ingest_ts"))
         if problem is None:
             assert out == {"dt": day(int(record["ts"]))}, record
         else:

@@ -25,7 +25,7 @@ import aws_cdk as cdk
 from infra.constructs.greengrass_device import (ComponentProps, EdgeClassifierComponent, GreengrassDeviceIdentity,
                                                 component_version)
 from tests.aws_rules.support import (as_list, asset_object_keys, recipes, render, resources,
-                                     statements_of_role)
+                                     statements_of_role, token_exchange_roles)
 from tests.conftest import write_placeholder_export
 
 ASSET_URI = re.compile(r"^s3://(?P<bucket>cdk-[a-z0-9]+-assets-\$\{AWS::AccountId\}-[a-z0-9-]+)/(?P<key>[^/]+)$")
@@ -82,10 +82,11 @@ def download_problems(template: dict) -> list:
     """The token exchange role (the role behind the IoT role alias) must allow s3:GetBucketLocation on each artifact's
     bucket and s3:GetObject on its key."""
     problems = []
-    roles = [r["Properties"]["RoleArn"]["Fn::GetAtt"][0] for _, r in resources(template, "AWS::IoT::RoleAlias")]
+    roles = token_exchange_roles(template)
     for lid, recipe in recipes(template):
         if not roles:
-            problems.append(f"{lid}: no IoT role alias, so core devices have no token exchange role")
+            problems.append(f"{lid}: the core devices' IoT policy allows no role alias, so they have no token "
+                            "exchange role")
         for role in roles:
             statements = [s for s in statements_of_role(template, role) if s.get("Effect") == "Allow"]
 

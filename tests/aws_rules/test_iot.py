@@ -11,14 +11,23 @@
   the IoT policy variable `${iot:Connection.Thing.ThingName}` binds a topic level to the connected thing
   (https://docs.aws.amazon.com/iot/latest/developerguide/thing-policy-variables.html). The device id must come from
   such a level, never from the payload.
+- A Greengrass core connects with several MQTT client ids, `<thing>`, `<thing>#2`, ... (the nucleus's extra
+  connections; https://docs.aws.amazon.com/greengrass/v2/developerguide/device-auth.html): the core policy must let
+  each of them connect, and no client id that is not the thing's own (that would let one device disconnect another by
+  taking its client id).
+- Devices that call AWS with their certificate get the role behind an IoT role alias; `${credentials-iot:ThingName}`
+  in that role's policy is the certificate's thing
+  (https://docs.aws.amazon.com/iot/latest/developerguide/authorizing-direct-aws.html). Whatever such a role may write
+  under `frames/` must be scoped to that variable, since the cloud classifier takes the device id from the key.
 - Rule names: `^[a-zA-Z0-9_]+$`, 1-128 characters (https://docs.aws.amazon.com/iot/latest/apireference/API_CreateTopicRule.html).
 """
 from __future__ import annotations
 
 import copy
+import json
 import re
 
-from tests.aws_rules.support import as_list, render, resources
+from tests.aws_rules.support import as_list, core_device_policies, render, resources, statements_of_role
 
 THING = "${iot:Connection.Thing.ThingName}"
 RULE_NAME = re.compile(r"^[a-zA-Z0-9_]{1,128}$")
@@ -94,6 +103,31 @@ def identity_problems(analytics: dict, device: dict) -> list:
     return problems
 
 
+def connect_problems(device: dict) -> list:
+    problems = []
+    for lid, policy in core_device_policies(device):
+        clients = [render(r).split(":client/", 1)[1] for s in policy["Properties"]["PolicyDocument"]["Statement"]
+                   if "iot:Connect" in as_list(s["Action"]) for r in as_list(s["Resource"])]
+        if sorted(clients) != sorted([THING, f"{THING}#*"]):
+            problems.append(f"{lid}: core devices may connect as {clients}; the nucleus needs exactly "
+                            f"{THING} and {THING}#*")
+    return problems
+
+
+def device_write_problems(template: dict) -> list:
+    problems = []
+    for lid, role in resources(template, "AWS::IAM::Role"):
+        if "credentials.iot.amazonaws.com" not in json.dumps(role["Properties"]["AssumeRolePolicyDocument"]):
+            continue
+        for statement in statements_of_role(template, lid):
+            writes = [a for a in as_list(statement["Action"]) if a.startswith("s3:Put") or a in ("s3:*", "*")]
+            for resource in as_list(statement["Resource"]) if writes else []:
+                arn = render(resource)
+                if "*" in arn and "/frames/${credentials-iot:ThingName}/" not in arn:
+                    problems.append(f"{lid}: devices may {writes} on {arn}, not only under their own thing name")
+    return problems
+
+
 # -- the synthesized stacks pass --------------------------------------------------------------------------------------
 def test_the_rules_pass(full_project):
     analytics, device = full_project.templates["maskcam-analytics"], full_project.templates["maskcam-device"]
@@ -101,6 +135,8 @@ def test_the_rules_pass(full_project):
     assert sql_problems(analytics) == []
     assert batch_problems(analytics) == []
     assert identity_problems(analytics, device) == []
+    assert connect_problems(device) == []
+    assert device_write_problems(device) == []
 
 
 def test_device_id_is_the_thing_level_of_each_topic(templates):
@@ -149,3 +185,22 @@ def test_a_level_the_policy_does_not_bind_is_reported(full_project):
     analytics = _with(full_project.templates["maskcam-analytics"],
                       Sql="SELECT topic(1) AS device_id, ts FROM '+/+/infer'")
     assert identity_problems(analytics, full_project.templates["maskcam-device"])
+
+
+def test_a_core_policy_without_the_extra_connections_is_reported(full_project):
+    bad = copy.deepcopy(full_project.templates["maskcam-device"])
+    for _, policy in core_device_policies(bad):
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement["Action"] == "iot:Connect":
+                statement["Resource"] = statement["Resource"][0]
+    assert connect_problems(bad)
+
+
+def test_a_device_role_writing_any_device_s_frames_is_reported(full_project):
+    bad = copy.deepcopy(full_project.templates["maskcam-device"])
+    for _, policy in resources(bad, "AWS::IAM::Policy"):
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if "credentials-iot" in json.dumps(statement["Resource"]):
+                statement["Resource"] = json.loads(json.dumps(statement["Resource"]).replace(
+                    "${credentials-iot:ThingName}/", ""))
+    assert device_write_problems(bad)
