@@ -1,7 +1,8 @@
 """`make preflight` (infra/ops/preflight.py) against moto, with hand-written cloud assemblies (and one real synth).
 
 moto lacks lambda GetAccountSettings, QuickSight DescribeAccountSubscription / DescribeDataSet and all of Greengrass
-V2: those calls are faked per test (a patched client method, or a botocore Stubber for a whole client)."""
+V2: those calls are faked per test (a patched client method, or a botocore Stubber for a whole client). IoT thing
+groups, IAM roles, S3 bucket encryption and KMS keys are moto's."""
 from __future__ import annotations
 
 import io
@@ -22,6 +23,11 @@ from infra.ops.preflight import BLOCKER, OK, WARNING, Unresolved, resolve
 
 ACCOUNT, REGION = "123456789012", "us-east-1"   # moto's default account
 PRINCIPAL = f"arn:aws:quicksight:{REGION}:{ACCOUNT}:user/default/ops"
+COMPONENT = "com.maskcam.EdgeClassifier"
+COMPONENT_ARN = f"arn:aws:greengrass:{REGION}:{ACCOUNT}:components:{COMPONENT}:versions:1.0.0"
+GROUP = "maskcam-cores"
+GROUP_ARN = f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/{GROUP}"
+QS_ROLE = "aws-quicksight-service-role-v0"
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
 ACCOUNT_REGION = ["-", {"Ref": "AWS::AccountId"}, "-", {"Ref": "AWS::Region"}]
@@ -40,7 +46,7 @@ def storage_template() -> dict:
     }, "Outputs": {"PublishOutputRefDatabaseB269D8BB9070B7F3": {"Value": {"Ref": "DatabaseB269D8BB"}}}}
 
 
-def device_template(reserved: int | None = 5) -> dict:
+def device_template(reserved: int | None = 5, thing_group: str | None = None) -> dict:
     function = {"FunctionName": "deeplens-mask-classifier", "Handler": "greengrassHelloWorld.function_handler",
                 "Role": {"Fn::GetAtt": ["DeepLensRole63F76CC2", "Arn"]}, "Runtime": "python3.13"}
     if reserved is not None:
@@ -60,6 +66,12 @@ def device_template(reserved: int | None = 5) -> dict:
             "PolicyName": "maskcam-greengrass-core", "PolicyDocument": {}}},
         "EdgeClassifierComponent3BA5AF57": {"Type": "AWS::GreengrassV2::ComponentVersion", "Properties": {
             "InlineRecipe": recipe}},
+        **({"EdgeClassifierDeploymentA6E50987": {"Type": "AWS::GreengrassV2::Deployment", "Properties": {
+            "DeploymentName": "maskcam-edge-classifier",
+            "Components": {COMPONENT: {"ComponentVersion": {
+                "Fn::GetAtt": ["EdgeClassifierComponent3BA5AF57", "ComponentVersion"]}}},
+            "TargetArn": {"Fn::Join": ["", [f"arn:aws:iot:{REGION}:", {"Ref": "AWS::AccountId"},
+                                            f":thinggroup/{thing_group}"]]}}}} if thing_group else {}),
     }}
 
 
@@ -88,6 +100,8 @@ def dashboard_template() -> dict:
         "DataSetHourly": {"Type": "AWS::QuickSight::DataSet", "Properties": {
             "AwsAccountId": {"Ref": "AWS::AccountId"}, "DataSetId": "maskcam-mask-compliance-hourly",
             "Permissions": permissions}},
+        "ServiceRoleAccessPolicy275E6A16": {"Type": "AWS::IAM::ManagedPolicy", "Properties": {   # imported role
+            "Path": "/", "Roles": [QS_ROLE], "PolicyDocument": {"Version": "2012-10-17", "Statement": []}}},
     }}
 
 
@@ -187,11 +201,19 @@ def session(model_loader):
         yield s
 
 
-def bootstrap(session: FakeSession, version: int = 21) -> None:
-    """What `cdk bootstrap` leaves: the CDKToolkit stack and its version parameter."""
+ASSET_BUCKET = f"cdk-hnb659fds-assets-{ACCOUNT}-{REGION}"
+
+
+def bootstrap(session: FakeSession, version: int = 21, encryption: dict | None = None) -> None:
+    """What `cdk bootstrap` leaves: the CDKToolkit stack, its version parameter and the file asset bucket (default
+    encryption ``encryption``, else the template's aws:kms with the AWS managed key)."""
     session.base.client("cloudformation").create_stack(StackName="CDKToolkit", TemplateBody=json.dumps({
         "Resources": {"CdkBootstrapVersion": {"Type": "AWS::SSM::Parameter", "Properties": {
             "Type": "String", "Name": "/cdk-bootstrap/hnb659fds/version", "Value": str(version)}}}}))
+    s3 = session.base.client("s3")
+    s3.create_bucket(Bucket=ASSET_BUCKET)
+    s3.put_bucket_encryption(Bucket=ASSET_BUCKET, ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": encryption or {"SSEAlgorithm": "aws:kms"}}]})
 
 
 def by_check(findings, check: str) -> list:
@@ -371,7 +393,7 @@ def test_clean_bootstrapped_account_exits_0(session, assembly, capsys):
     out = capsys.readouterr().out
     assert "BLOCKER" not in out.replace("0 BLOCKER", "")
     assert "1 name(s) depend on values known only after deploy" in out
-    assert out.strip().splitlines()[-1] == "preflight: 0 BLOCKER, 0 WARNING, 16 ok — ready to deploy"
+    assert out.strip().splitlines()[-1] == "preflight: 0 BLOCKER, 0 WARNING, 17 ok — ready to deploy"
 
 
 def test_assembly_for_another_account_blocks(session, tmp_path):
@@ -438,6 +460,198 @@ def test_no_quicksight_resources_no_quicksight_calls(session, assembly):
     assert not [f for f in preflight.run(assembly, session) if f.check.startswith("quicksight")]
 
 
+# --- Greengrass deployment target ----------------------------------------------------------------------------------
+
+@pytest.fixture
+def group_assembly(tmp_path) -> Path:
+    return write_assembly(tmp_path / "cdk.out", {"maskcam-device": device_template(thing_group=GROUP)})
+
+
+def greengrass_stub(session: FakeSession, *deployments) -> Stubber:
+    """Greengrass V2 for the group assembly: our component version is free, then ``deployments`` are (status,
+    component names) of the group's current deployment (LATEST_ONLY gives one per target)."""
+    gg = session.stub("greengrassv2")
+    gg.add_client_error("describe_component", "ResourceNotFoundException", http_status_code=404,
+                        expected_params={"arn": COMPONENT_ARN})
+    listed = [{"targetArn": GROUP_ARN, "deploymentId": f"d-{i}", "deploymentName": f"deployment-{i}",
+               "deploymentStatus": status, "isLatestForTarget": True} for i, (status, _) in enumerate(deployments)]
+    gg.add_response("list_deployments", {"deployments": listed},
+                    {"targetArn": GROUP_ARN, "historyFilter": "LATEST_ONLY"})
+    for i, (status, components) in enumerate(deployments):
+        if status not in ("CANCELED", "INACTIVE"):
+            gg.add_response("get_deployment", {
+                "targetArn": GROUP_ARN, "deploymentId": f"d-{i}", "deploymentStatus": status,
+                "components": {c: {"componentVersion": "1.0.0"} for c in components}}, {"deploymentId": f"d-{i}"})
+    return gg
+
+
+def test_missing_thing_group_blocks(session, group_assembly):
+    gg = session.stub("greengrassv2")   # only the component name is asked: no deployments of a missing group
+    gg.add_client_error("describe_component", "ResourceNotFoundException", http_status_code=404)
+    findings = preflight.run(group_assembly, session)
+    (target,) = by_check(findings, "greengrass target")
+    assert target.status == BLOCKER
+    assert target.detail == f"thing group {GROUP} does not exist; create it and add the core devices"
+    assert f"aws iot create-thing-group --thing-group-name {GROUP}" in target.fix
+    assert "add-thing-to-thing-group" in target.fix
+    assert by_check(findings, "greengrass deployment") == []
+    gg.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize("deployments, status, text", [
+    ((), OK, f"thing group {GROUP} has no Greengrass deployment yet"),
+    ((("COMPLETED", [COMPONENT]),), OK, f"has only our components ({COMPONENT}); ours replaces it"),
+    ((("CANCELED", ["com.example.Camera"]),), OK, "no Greengrass deployment yet"),
+    ((("ACTIVE", ["aws.greengrass.Nucleus", COMPONENT, "com.example.Camera"]),), WARNING,
+     "deploying replaces the group's deployment: components aws.greengrass.Nucleus, com.example.Camera would be "
+     "removed from its devices"),
+])
+def test_thing_group_deployment(session, group_assembly, deployments, status, text):
+    session.base.client("iot").create_thing_group(thingGroupName=GROUP)
+    gg = greengrass_stub(session, *deployments)
+    findings = preflight.run(group_assembly, session)
+    (target,) = by_check(findings, "greengrass target")
+    assert target.status == OK and target.detail == f"thing group {GROUP} exists"
+    (deployment,) = by_check(findings, "greengrass deployment")
+    assert deployment.status == status and text in deployment.detail, deployment
+    if status == WARNING:
+        assert "deployment-0 (ACTIVE)" in deployment.detail and "-c greengrass_thing_group=" in deployment.fix
+    gg.assert_no_pending_responses()
+
+
+def test_missing_target_thing_blocks(session, tmp_path):
+    device = device_template(thing_group=GROUP)
+    device["Resources"]["EdgeClassifierDeploymentA6E50987"]["Properties"]["TargetArn"] = {
+        "Fn::Sub": "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:thing/core-1"}
+    app = write_assembly(tmp_path / "cdk.out", {"maskcam-device": device})
+    (target,) = by_check(preflight.run(app, session), "greengrass target")
+    assert target.status == BLOCKER and target.detail == "thing core-1 does not exist; register the core device first"
+
+
+def test_greengrass_deployments_access_denied_is_a_warning(session, group_assembly):
+    session.base.client("iot").create_thing_group(thingGroupName=GROUP)
+    gg = session.stub("greengrassv2")
+    gg.add_client_error("describe_component", "ResourceNotFoundException", http_status_code=404)
+    gg.add_client_error("list_deployments", "AccessDeniedException", http_status_code=403)
+    (deployment,) = by_check(preflight.run(group_assembly, session), "greengrass deployment")
+    assert deployment.status == WARNING and "access denied" in deployment.detail
+    assert "greengrass:ListDeployments" in deployment.fix
+
+
+def test_no_greengrass_deployment_no_target_calls(session, assembly):
+    """The default device stack has a component but no deployment: neither IoT groups nor deployments are asked."""
+    session.patched["iot", "describe_thing_group"] = client_error("should not be called")
+    findings = preflight.run(assembly, session)
+    assert by_check(findings, "greengrass target") == by_check(findings, "greengrass deployment") == []
+
+
+# --- imported IAM roles -------------------------------------------------------------------------------------------
+
+def quicksight_ready(session: FakeSession) -> Stubber:
+    qs = quicksight_stub(session)
+    qs.add_response("describe_account_subscription", {"AccountInfo": {
+        "AccountName": "maskcam", "Edition": "ENTERPRISE", "AccountSubscriptionStatus": "ACCOUNT_CREATED"}})
+    qs.add_response("describe_user", {"User": {"Arn": PRINCIPAL, "UserName": "ops"}})
+    return qs
+
+
+@pytest.mark.parametrize("role_exists", [False, True])
+def test_quicksight_service_role(session, dashboard_assembly, role_exists):
+    bootstrap(session)
+    if role_exists:
+        session.base.client("iam").create_role(RoleName=QS_ROLE, AssumeRolePolicyDocument=TRUST)
+    qs = quicksight_ready(session)
+    findings = preflight.run(dashboard_assembly, session)
+    (role,) = by_check(findings, "imported IAM role")
+    if role_exists:
+        assert role.status == OK and role.detail.startswith(f"role {QS_ROLE} exists")
+    else:
+        assert role.status == BLOCKER
+        assert role.detail == (f"role {QS_ROLE} does not exist; maskcam-dashboard/ServiceRoleAccessPolicy275E6A16 "
+                               "attaches a policy to it")
+        assert role.fix == ("turn on Athena access in QuickSight (which creates aws-quicksight-service-role-v0) or "
+                            "set -c quicksight_service_role=<name>")
+        assert [f for f in findings if f.status == BLOCKER] == [role]
+    qs.assert_no_pending_responses()
+
+
+def test_only_literal_role_names_not_created_by_the_templates_are_imported(tmp_path):
+    device = device_template()
+    device["Resources"].update({
+        "OwnRolePolicy": {"Type": "AWS::IAM::ManagedPolicy", "Properties": {   # the template creates that role
+            "Roles": ["deeplens_lambda"], "PolicyDocument": {}}},
+        "RefPolicy": {"Type": "AWS::IAM::Policy", "Properties": {              # a Ref: not a literal name
+            "Roles": [{"Ref": "DeepLensRole63F76CC2"}], "PolicyName": "x", "PolicyDocument": {}}},
+        "ImportedInline": {"Type": "AWS::IAM::Policy", "Properties": {
+            "Roles": ["ops-role"], "PolicyName": "y", "PolicyDocument": {}}}})
+    app = write_assembly(tmp_path / "cdk.out", {"maskcam-device": device, "maskcam-dashboard": dashboard_template()})
+    roles = preflight.imported_roles(preflight.load_assembly(app), preflight.pseudo_parameters(ACCOUNT, REGION))
+    assert {name: [label for _, label in users] for name, users in roles.items()} == {
+        "ops-role": ["maskcam-device/ImportedInline"],
+        QS_ROLE: ["maskcam-dashboard/ServiceRoleAccessPolicy275E6A16"]}
+
+
+def test_missing_imported_role_outside_quicksight_gets_the_generic_fix(session, tmp_path):
+    device = device_template()
+    device["Resources"]["ImportedInline"] = {"Type": "AWS::IAM::Policy", "Properties": {
+        "Roles": ["ops-role"], "PolicyName": "y", "PolicyDocument": {}}}
+    app = write_assembly(tmp_path / "cdk.out", {"maskcam-device": device})
+    (role,) = by_check(preflight.run(app, session), "imported IAM role")
+    assert role.status == BLOCKER and role.fix == "create role ops-role, or change the setting that names it"
+
+
+# --- bootstrap asset bucket encryption ----------------------------------------------------------------------------
+
+def customer_key(session: FakeSession) -> str:
+    return session.base.client("kms").create_key(Description="cdk assets")["KeyMetadata"]["Arn"]
+
+
+@pytest.mark.parametrize("encryption, status", [
+    ({"SSEAlgorithm": "AES256"}, OK),
+    ({"SSEAlgorithm": "aws:kms"}, OK),                                       # cdk bootstrap's default
+    ({"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "alias/aws/s3"}, OK),
+    ({"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "customer"}, WARNING),   # --bootstrap-customer-key
+])
+def test_asset_bucket_encryption(session, assembly, encryption, status):
+    if encryption.get("KMSMasterKeyID") == "customer":
+        encryption = {**encryption, "KMSMasterKeyID": customer_key(session)}
+    bootstrap(session, encryption=encryption)
+    (enc,) = by_check(preflight.run(assembly, session), "asset bucket encryption")
+    assert enc.status == status, enc
+    assert enc.detail.startswith(ASSET_BUCKET)
+    if status == WARNING:
+        key = encryption["KMSMasterKeyID"]
+        assert f"encrypts with customer managed KMS key {key}" in enc.detail
+        assert ("Greengrass core devices' token exchange role would also need kms:Decrypt on that key to download "
+                "the component's artifacts") in enc.detail
+        assert f"grant kms:Decrypt on {key} to the token exchange role" in enc.fix
+
+
+@pytest.mark.parametrize("manager, status", [("AWS", OK), (None, WARNING)])
+def test_asset_bucket_key_manager_from_kms(session, assembly, manager, status):
+    """A key given by id: KMS says whose it is; when it cannot (denied, another account's key), assume the worst."""
+    key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    bootstrap(session, encryption={"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key})
+    session.patched["kms", "describe_key"] = (
+        (lambda **_: {"KeyMetadata": {"KeyId": key, "KeyManager": manager}}) if manager
+        else client_error("AccessDeniedException", 400, "DescribeKey"))
+    (enc,) = by_check(preflight.run(assembly, session), "asset bucket encryption")
+    assert enc.status == status, enc
+    if status == WARNING:
+        assert "could not tell whether customer or AWS managed" in enc.detail
+
+
+def test_asset_bucket_missing_is_a_warning(session, assembly):
+    (enc,) = by_check(preflight.run(assembly, session), "asset bucket encryption")
+    assert enc.status == WARNING and f"{ASSET_BUCKET} not found" in enc.detail
+
+
+def test_asset_bucket_not_asked_without_a_greengrass_component(session, tmp_path):
+    app = write_assembly(tmp_path / "cdk.out", {"maskcam-storage": storage_template()})
+    session.patched["s3", "get_bucket_encryption"] = client_error("should not be called")
+    assert by_check(preflight.run(app, session), "asset bucket encryption") == []
+
+
 # --- usage errors -------------------------------------------------------------------------------------------------
 
 def test_missing_assembly_is_a_usage_error(tmp_path, capsys):
@@ -470,3 +684,29 @@ def test_real_app_assembly(session, tmp_path):
     assert f"deeplens-maskcam-models-{ACCOUNT}-{REGION}" in names and "awskrug" in names
     assert [f.detail.split(":")[0] for f in findings if f.status == BLOCKER] == ["deeplens_lambda"]
     assert preflight.main(["--app", str(app)], session=session) == 1
+
+
+@pytest.mark.slow
+def test_real_app_with_thing_group_and_dashboard(session, tmp_path):
+    """The synthesized deployment and service-role policy are what the new checks read."""
+    from tests.conftest import QUICKSIGHT_PRINCIPAL, synth_project, write_placeholder_export
+
+    export = write_placeholder_export(tmp_path / "export")
+    _, cloud_assembly = synth_project(tmp_path / "cdk.out", model_export=str(export), greengrass_thing_group=GROUP,
+                                      quicksight_principal_arn=QUICKSIGHT_PRINCIPAL)
+    bootstrap(session, encryption={"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": customer_key(session)})
+    not_found = client_error("ResourceNotFoundException", 404)
+    session.patched.update({
+        ("quicksight", "describe_data_source"): not_found, ("quicksight", "describe_data_set"): not_found,
+        ("quicksight", "describe_user"): lambda **_: {"User": {"Arn": QUICKSIGHT_PRINCIPAL}},
+        ("quicksight", "describe_account_subscription"): lambda **_: {"AccountInfo": {
+            "Edition": "ENTERPRISE", "AccountSubscriptionStatus": "ACCOUNT_CREATED"}}})
+
+    findings = preflight.run(Path(cloud_assembly.directory), session)
+
+    blockers = {f.check: f.detail for f in findings if f.status == BLOCKER}
+    assert blockers.keys() == {"greengrass target", "imported IAM role"}, findings
+    assert blockers["greengrass target"] == f"thing group {GROUP} does not exist; create it and add the core devices"
+    assert blockers["imported IAM role"].startswith(f"role {QS_ROLE} does not exist; maskcam-dashboard/")
+    (enc,) = by_check(findings, "asset bucket encryption")
+    assert enc.status == WARNING and "customer managed KMS key" in enc.detail

@@ -3,9 +3,13 @@
     python -m infra.ops.preflight --app cdk.out [--region R] [--profile P]
 
 Reads the templates in ``cdk.out`` (plain JSON) and, for the account of the caller's credentials, reports what would
-make ``cdk deploy`` fail half-way: explicit physical names that already exist outside our stacks, reserved Lambda
-concurrency the account cannot give, a missing or outdated CDK bootstrap, and a missing QuickSight subscription or
-principal. Prints a table (check | status | detail | fix) and a summary line.
+make ``cdk deploy`` fail half-way, or succeed and still not work: explicit physical names that already exist outside
+our stacks, reserved Lambda concurrency the account cannot give, a missing or outdated CDK bootstrap, a missing
+QuickSight subscription or principal, a Greengrass deployment's thing group that does not exist (or whose current
+deployment ours would replace, removing components from its devices), an imported role a policy is attached to that
+does not exist (the QuickSight service role), and a bootstrap asset bucket encrypted with a customer managed KMS key
+(the core devices could not download the component's artifacts). Prints a table (check | status | detail | fix) and
+a summary line.
 Exit codes: 0 nothing blocks, 1 at least one BLOCKER, 2 usage error (no assembly, no credentials).
 """
 from __future__ import annotations
@@ -105,6 +109,14 @@ def _environment(env: str) -> tuple:
         return None, None
     account, region = m.groups()
     return (None if account.startswith("unknown") else account), (None if region.startswith("unknown") else region)
+
+
+def _resources_of(assembly: Assembly, rtype: str):
+    """(stack, logical id, properties) of every template resource of type ``rtype``."""
+    for stack in assembly.stacks:
+        for logical_id, r in stack.resources.items():
+            if r.get("Type") == rtype:
+                yield stack, logical_id, r.get("Properties", {})
 
 
 # --- resolving names ----------------------------------------------------------------------------------------------
@@ -689,9 +701,195 @@ def _check_principal(aws: Aws, arn: str) -> Finding:
     return Finding(check, OK, f"{kind} {namespace}/{name} exists ({region})")
 
 
+# --- 5. Greengrass deployment target ------------------------------------------------------------------------------
+
+_IOT_TARGET = re.compile(r"^arn:[^:]+:iot:[^:]*:\d{12}:(thinggroup|thing)/(.+)$")
+_DEPLOYMENT_GONE = ("CANCELED", "INACTIVE")   # no longer what the target's devices are told to run
+
+
+@dataclass(frozen=True)
+class TargetKind:
+    what: str
+    describe: Callable   # (iot client, name) -> response; ResourceNotFoundException when it does not exist
+    permission: str
+    missing: str         # what to do, said after "<what> <name> does not exist; "
+    fix: str             # formatted with name
+
+
+TARGET_KINDS = {
+    "thinggroup": TargetKind(
+        "thing group", lambda iot, name: iot.describe_thing_group(thingGroupName=name), "iot:DescribeThingGroup",
+        "create it and add the core devices",
+        "aws iot create-thing-group --thing-group-name {name}, then add the core devices' things (aws iot "
+        "add-thing-to-thing-group --thing-group-name {name} --thing-name <core>), or set "
+        "-c greengrass_thing_group=<an existing group>"),
+    "thing": TargetKind(
+        "thing", lambda iot, name: iot.describe_thing(thingName=name), "iot:DescribeThing",
+        "register the core device first",
+        "install the Greengrass core software on the device (it registers thing {name}), or target another thing"),
+}
+
+
+def check_greengrass_targets(aws: Aws, assembly: Assembly) -> list:
+    check, findings = "greengrass target", []
+    for stack, logical_id, props in _resources_of(assembly, "AWS::GreengrassV2::Deployment"):
+        try:
+            arn = resolve(props.get("TargetArn"), aws.pseudo, stack, assembly)
+        except Unresolved:
+            findings.append(Finding(check, OK, f"note: the target of {stack.name}/{logical_id} is known only after "
+                                               "deploy, not checked"))
+            continue
+        findings.extend(_check_deployment_target(aws, check, arn, set(props.get("Components", {}))))
+    return findings
+
+
+def _check_deployment_target(aws: Aws, check: str, arn: str, ours: set) -> list:
+    m = _IOT_TARGET.match(arn)
+    if not m:
+        return [Finding(check, BLOCKER, f"{arn} is not a thing or thing group ARN",
+                        "set -c greengrass_thing_group=<group name>")]
+    kind, name = TARGET_KINDS[m.group(1)], m.group(2)
+    try:
+        kind.describe(aws.client("iot"), name)
+    except ClientError as e:
+        if _code(e) not in _NOT_FOUND:
+            return [_cannot_check(check, f"{kind.what} {name}", kind.permission, e)]
+        return [Finding(check, BLOCKER, f"{kind.what} {name} does not exist; {kind.missing}",
+                        kind.fix.format(name=name))]
+    return [Finding(check, OK, f"{kind.what} {name} exists"), _replaced_deployment(aws, arn, kind, name, ours)]
+
+
+def _replaced_deployment(aws: Aws, arn: str, kind: TargetKind, name: str, ours: set) -> Finding:
+    """A target has one deployment at a time: ours replaces the current one, and components only it lists are
+    removed from the devices."""
+    check, gg = "greengrass deployment", aws.client("greengrassv2")
+    try:
+        current = [d for d in gg.list_deployments(targetArn=arn, historyFilter="LATEST_ONLY")["deployments"]
+                   if d.get("deploymentStatus") not in _DEPLOYMENT_GONE]
+        theirs = {c for d in current for c in gg.get_deployment(deploymentId=d["deploymentId"]).get("components", {})}
+    except ClientError as e:
+        return _cannot_check(check, f"the deployments of {kind.what} {name}",
+                             "greengrass:ListDeployments, greengrass:GetDeployment", e)
+    if not current:
+        return Finding(check, OK, f"{kind.what} {name} has no Greengrass deployment yet")
+    shown = ", ".join(f"{d.get('deploymentName') or d['deploymentId']} ({d.get('deploymentStatus', '?')})"
+                      for d in current)
+    removed = sorted(theirs - ours)
+    if removed:
+        return Finding(check, WARNING, f"deploying replaces the group's deployment: components "
+                                       f"{', '.join(removed)} would be removed from its devices (current "
+                                       f"deployment of {kind.what} {name}: {shown})",
+                       "deploy to a thing group of its own (-c greengrass_thing_group=<new group>), or go ahead if "
+                       "those components are no longer wanted on these devices")
+    return Finding(check, OK, f"{kind.what} {name}: current deployment {shown} has only our components "
+                              f"({', '.join(sorted(theirs)) or 'none'}); ours replaces it")
+
+
+# --- 6. imported IAM roles ----------------------------------------------------------------------------------------
+
+ROLE_LISTS = {"AWS::IAM::ManagedPolicy": "Roles", "AWS::IAM::Policy": "Roles"}   # policy type -> its role list
+QUICKSIGHT_ROLE_FIX = ("turn on Athena access in QuickSight (which creates aws-quicksight-service-role-v0) or set "
+                       "-c quicksight_service_role=<name>")
+IMPORTED_ROLE_FIX = "create role {name}, or change the setting that names it"
+
+
+def imported_roles(assembly: Assembly, pseudo: Mapping[str, str]) -> dict:
+    """Role name -> [(stack, "stack/LogicalId")] for every literal role name a policy of the templates is attached to
+    that no template creates (a Ref to a template role is not literal)."""
+    created = set()
+    for stack, _, props in _resources_of(assembly, "AWS::IAM::Role"):
+        try:
+            created.add(resolve(props["RoleName"], pseudo, stack, assembly))
+        except (KeyError, Unresolved):
+            pass
+    found: dict = {}
+    for rtype, key in ROLE_LISTS.items():
+        for stack, logical_id, props in _resources_of(assembly, rtype):
+            for role in props.get(key, []):
+                if isinstance(role, str) and role not in created:
+                    found.setdefault(role, []).append((stack, f"{stack.name}/{logical_id}"))
+    return found
+
+
+def check_imported_roles(aws: Aws, assembly: Assembly) -> list:
+    check, findings = "imported IAM role", []
+    for role, users in sorted(imported_roles(assembly, aws.pseudo).items()):
+        policies = ", ".join(label for _, label in users)
+        quicksight = any(r.get("Type", "").startswith("AWS::QuickSight::")
+                         for stack, _ in users for r in stack.resources.values())
+        try:
+            state = _absent_if({"NoSuchEntity"}, lambda: aws.client("iam").get_role(RoleName=role))
+        except ClientError as e:
+            findings.append(_cannot_check(check, f"role {role}", "iam:GetRole", e))
+            continue
+        if state == FREE:
+            findings.append(Finding(check, BLOCKER, f"role {role} does not exist; {policies} attaches a policy to it",
+                                    QUICKSIGHT_ROLE_FIX if quicksight else IMPORTED_ROLE_FIX.format(name=role)))
+        else:
+            findings.append(Finding(check, OK, f"role {role} exists ({policies} attaches a policy to it)"))
+    return findings
+
+
+# --- 7. bootstrap asset bucket encryption -------------------------------------------------------------------------
+
+DEFAULT_QUALIFIER = "hnb659fds"
+
+
+def asset_bucket(aws: Aws, assembly: Assembly) -> str:
+    """The default synthesizer's file asset bucket, ``cdk-<qualifier>-assets-<account>-<region>``; the qualifier is
+    read from the bootstrap version parameter (``/cdk-bootstrap/<qualifier>/version``)."""
+    qualifiers = [m.group(1) for m in map(re.compile(r"^/cdk-bootstrap/([^/]+)/version$").match, assembly.bootstrap)
+                  if m]
+    return f"cdk-{(qualifiers or [DEFAULT_QUALIFIER])[0]}-assets-{aws.account}-{aws.region}"
+
+
+def check_asset_bucket_encryption(aws: Aws, assembly: Assembly) -> list:
+    """Greengrass core devices download the component's artifacts from the asset bucket with their token exchange
+    role: under a customer managed KMS key that role would also need kms:Decrypt on the key."""
+    if not any(True for _ in _resources_of(assembly, "AWS::GreengrassV2::ComponentVersion")):
+        return []
+    check, bucket = "asset bucket encryption", asset_bucket(aws, assembly)
+    try:
+        rules = aws.client("s3").get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    except ClientError as e:
+        if _code(e) == "ServerSideEncryptionConfigurationNotFoundError":
+            rules = []
+        elif _code(e) == "NoSuchBucket":
+            return [Finding(check, WARNING, f"bootstrap asset bucket {bucket} not found (bootstrapped with "
+                                            "--bootstrap-bucket-name, or not at all?)",
+                            "see cdk bootstrap; check that bucket's default encryption by hand")]
+        else:
+            return [_cannot_check(check, f"the encryption of {bucket}", "s3:GetEncryptionConfiguration", e)]
+    default = rules[0].get("ApplyServerSideEncryptionByDefault", {}) if rules else {}
+    algorithm, key = default.get("SSEAlgorithm", "AES256"), default.get("KMSMasterKeyID")
+    if not algorithm.startswith("aws:kms") or not key or key.startswith("alias/aws/"):
+        return [Finding(check, OK, f"{bucket}: {algorithm}" + (f" with key {key}" if key else "")
+                        + " (no key permission needed by the core devices)")]
+    manager = _key_manager(aws, key)
+    if manager == "AWS":
+        return [Finding(check, OK, f"{bucket}: {algorithm} with the AWS managed key {key}")]
+    return [Finding(check, WARNING,
+                    f"{bucket} encrypts with {'customer managed ' if manager else ''}KMS key {key}"
+                    + ("" if manager else " (could not tell whether customer or AWS managed)")
+                    + ": Greengrass core devices' token exchange role would also need kms:Decrypt on that key to "
+                      "download the component's artifacts",
+                    f"grant kms:Decrypt on {key} to the token exchange role, or re-bootstrap with the AWS managed "
+                    f"key (node_modules/.bin/cdk bootstrap aws://{aws.account}/{aws.region} "
+                    "--bootstrap-kms-key-id AWS_MANAGED_KEY)")]
+
+
+def _key_manager(aws: Aws, key: str) -> Optional[str]:
+    """AWS or CUSTOMER, None when KMS does not say (no kms:DescribeKey, a key of another account)."""
+    try:
+        return aws.client("kms").describe_key(KeyId=key)["KeyMetadata"].get("KeyManager")
+    except ClientError:
+        return None
+
+
 # --- run and report -----------------------------------------------------------------------------------------------
 
-CHECKS = (check_names, check_concurrency, check_bootstrap, check_quicksight)
+CHECKS = (check_names, check_concurrency, check_bootstrap, check_quicksight, check_greengrass_targets,
+          check_imported_roles, check_asset_bucket_encryption)
 
 
 def run(assembly_dir, session, region: Optional[str] = None) -> list:

@@ -4,25 +4,41 @@ Steps, one line each (ok / FAIL / skip, figures, seconds):
 
 1. ``resolve``: the stacks ``<project>-storage``, ``-analytics`` and ``-wifi`` are deployed; the data bucket, the
    delivery stream (output ``DeliveryStreamName``) and the IoT data endpoint are found;
-2. ``publish``: one schema-v1 inference event on each inference topic, device ``smoke-<id>`` as the topic level;
+2. ``publish``: one schema-v1 inference event with zero faces (no detections) on each inference topic, device
+   ``smoke-<id>`` as the topic level;
 3. ``rules``: no failed-action object of either IoT rule since the publish, and Firehose ``IncomingRecords`` reaches
-   the number published (CloudWatch lags by minutes: polled with backoff up to ``--timeout``);
-4. ``delivery`` (only with ``--wait-delivery``): a Parquet file under ``inference/dt=<day>/`` newer than the publish,
-   and no Firehose error object (Firehose buffers up to 900 s: waits up to 20 minutes);
+   the number published (CloudWatch lags by minutes: polled with backoff up to ``--timeout``). The metric counts the
+   whole stream, other devices' records too: necessary, not sufficient, and the line says so;
+4. ``delivery`` (only with ``--wait-delivery``; do this on a first deploy): Athena in the project workgroup counts
+   this run's rows, ``SELECT count(*) FROM <db>.inference_results WHERE dt IN (<publish day>) AND device_id =
+   '<smoke id>'``, until they are all there, and no object appears under ``errors/firehose/`` meanwhile (records the
+   partition query or the Parquet conversion refused). Firehose buffers up to 900 s: waits up to 20 minutes. Without
+   the option the step is ``skip`` and the summary says ``ok (delivery not checked)``: steps 2-3 cannot tell whether
+   our records reached the table;
 5. ``view <name>``: ``SELECT * FROM <db>.<view> LIMIT 1`` in the project workgroup, for every view query file;
-6. ``wifi``: a 3-row CP949 portal CSV under ``raw/smoke/`` gets an ``ok`` report from the ingest Lambda; its table
-   data is then deleted again (``--keep`` keeps it) so the smoke rows do not count in the charts.
+6. ``wifi``: a 3-row CP949 portal CSV under ``raw/smoke/`` gets an ``ok`` report from the ingest Lambda; then that
+   upload's own table file is deleted again (below).
 
 Exit 0 when every step passed, 1 when one failed, 2 without AWS credentials or region. Service errors (AccessDenied,
 missing resources) become a FAIL line naming the call and the error code.
 
-The smoke events stay in ``inference_results`` (device ids ``smoke-*``); Firehose files cannot be edited.
+What stays behind (nothing is deleted where nothing needs to be):
+
+- in ``inference_results``: one row per topic of device ``smoke-<id>`` with 0 faces, 0 masked, 0 unmasked (Firehose
+  files cannot be edited). They add nothing to the compliance sums; the device shows up with frames and no faces
+  (compliance rate NULL) and counts in "devices" figures: filter ``device_id NOT LIKE 'smoke-%'`` to leave it out;
+- ``raw/smoke/<time>-<id>.csv`` and its ``quarantine/`` report (raw files are never deleted);
+- the smoke CSV's table file is the one thing removed (``--keep`` keeps it), or its 3 fake rows would stay in the
+  Wi-Fi charts: only the exact key this run's report names, under the table prefix and derived from this run's
+  upload, and the step line names it. The bucket is versioned: the delete leaves a delete marker, and the file
+  stays as a noncurrent version until the bucket's noncurrent-version lifecycle rule expires it.
 """
 from __future__ import annotations
 
 import argparse
 import functools
 import json
+import re
 import sys
 import time
 import uuid
@@ -38,16 +54,19 @@ from functions.edge.maskcam import schema
 from functions.edge.maskcam.cloud import topic_for
 from functions.wifi_ingest import sample
 from functions.wifi_ingest.handler import OutputKeys, RawObject
-from functions.wifi_ingest.layout import RAW_PREFIX
+from functions.wifi_ingest.layout import RAW_PREFIX, TABLE_PREFIX
 from infra.settings import DEEPLENS_TOPIC, Settings
 
 DELIVERY_TIMEOUT = 20 * 60          # Firehose flushes at the latest 900 s after the first buffered record
+DELIVERY_SKIPPED = ("Firehose buffers up to 900 s; run with --wait-delivery to prove delivery (do this on a first "
+                    "deploy)")
 RULE_SETTLE_SECONDS = 10            # an IoT error action writes within seconds; wait at least this long for one
 WIFI_ROWS = 3
 SMOKE_MODEL = ("smoke-test", "0")   # model_name, model_version of the published events
 STABLE_STACK_STATUSES = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE")
 ATHENA_FINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
-PARQUET_MAGIC = b"PAR1"
+SMOKE_DEVICE_RE = re.compile(r"^smoke-[0-9a-f]{8}$")   # what new_device_id makes; the only ids put into SQL
+SMOKE_RAW_PREFIX = f"{RAW_PREFIX}smoke/"
 
 OK, FAIL, SKIP = "ok", "FAIL", "skip"
 
@@ -166,6 +185,39 @@ def read_json(s3, bucket: str, key: str) -> Optional[dict]:
         return None
 
 
+# --- Athena queries -------------------------------------------------------------------------------------------------
+
+def athena_query(athena, deployment: Deployment, sql: str, *, timeout: float, clock: Clock) -> dict:
+    """Runs ``sql`` in the project workgroup and returns its SUCCEEDED execution; a failed query or one still running
+    at the timeout (then stopped) raises StepFailed."""
+    execution_id = athena.start_query_execution(
+        QueryString=sql, WorkGroup=deployment.workgroup,
+        QueryExecutionContext={"Database": deployment.database})["QueryExecutionId"]
+
+    def finished():
+        execution = athena.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]
+        return execution if execution["Status"]["State"] in ATHENA_FINAL_STATES else None
+
+    execution = poll(finished, timeout=timeout, clock=clock, first=1.0, longest=10.0)
+    if execution is None:
+        athena.stop_query_execution(QueryExecutionId=execution_id)
+        raise StepFailed(f"query {execution_id} not finished after {timeout:.0f} s (stopped)")
+    status = execution["Status"]
+    if status["State"] != "SUCCEEDED":
+        raise StepFailed(f"{status['State']}: {status.get('StateChangeReason', 'no reason given')} "
+                         f"(query {execution_id})")
+    return execution
+
+
+def first_integer(athena, execution_id: str) -> int:
+    """The first column of the first data row (row 0 is the header), e.g. a ``count(*)``."""
+    rows = athena.get_query_results(QueryExecutionId=execution_id, MaxResults=2)["ResultSet"]["Rows"]
+    try:
+        return int(rows[1]["Data"][0]["VarCharValue"])
+    except (IndexError, KeyError, ValueError):
+        raise StepFailed(f"query {execution_id} returned no number: {rows!r}") from None
+
+
 # --- step 1: resolve the deployment ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -255,15 +307,20 @@ class Published:
         """The events' partition day (Firehose partitions by the event's ts)."""
         return datetime.fromtimestamp(self.ts_ms / 1000, timezone.utc).strftime(layout.PARTITION_STRFTIME)
 
+    @property
+    def days(self) -> Tuple[str, ...]:
+        """Every partition day of the published events (they share one ts, so one day)."""
+        return (self.day,)
+
 
 def new_device_id() -> str:
     return f"smoke-{uuid.uuid4().hex[:8]}"
 
 
 def smoke_event(device_id: str, ts_ms: int) -> str:
-    """One schema-v1 inference event (one masked face), as the JSON a device publishes."""
-    detection = {"label": "mask", "probability": 1.0, "box": [0, 0, 1, 1]}
-    return schema.to_json(schema.inference_event(device_id, ts_ms, *SMOKE_MODEL, [detection], latency_ms=0.0))
+    """One schema-v1 inference event with no detections (faces = masked = unmasked = 0, so it adds nothing to the
+    compliance figures), as the JSON a device publishes."""
+    return schema.to_json(schema.inference_event(device_id, ts_ms, *SMOKE_MODEL, [], latency_ms=0.0))
 
 
 @step("publish")
@@ -316,7 +373,8 @@ def rules_passed(s3, cloudwatch, deployment: Deployment, published: Published, *
     if errors:
         raise StepFailed(f"{len(errors)} IoT rule error object(s) since the publish: {shown(errors)}")
     figure = (f"Firehose IncomingRecords {seen['records']:g} (published {len(published.topics)}) on "
-              f"{deployment.stream} since {published.at:%H:%M:%S}Z")
+              f"{deployment.stream} since {published.at:%H:%M:%S}Z (whole stream, other devices count too: "
+              "necessary, not sufficient)")
     if errors is None:
         raise StepFailed(f"{figure} after {timeout:.0f} s; no IoT rule error objects")
     return f"{figure}; no error objects under {layout.IOT_ERRORS_PREFIX}{{{','.join(deployment.rules.values())}}}/"
@@ -329,30 +387,48 @@ def firehose_error_keys(s3, bucket: str, since: datetime, now: datetime) -> List
     return new_keys_under(s3, bucket, prefixes, since)
 
 
-def is_parquet(s3, bucket: str, key: str) -> bool:
-    return s3.get_object(Bucket=bucket, Key=key, Range="bytes=-4")["Body"].read() == PARQUET_MAGIC
+def smoke_rows_sql(database: str, published: Published) -> str:
+    """This run's rows in the inference table; only ids ``new_device_id`` makes get into the statement."""
+    if not SMOKE_DEVICE_RE.match(published.device_id):
+        raise ValueError(f"{published.device_id!r} is not a smoke device id (smoke-<8 hex digits>)")
+    days = ", ".join(f"'{day}'" for day in published.days)
+    return (f"SELECT count(*) FROM {database}.{layout.TABLE} WHERE {layout.PARTITION_KEY[0]} IN ({days}) "
+            f"AND device_id = '{published.device_id}'")
+
+
+def smoke_rows(athena, deployment: Deployment, published: Published, *, timeout: float, clock: Clock) -> int:
+    execution = athena_query(athena, deployment, smoke_rows_sql(deployment.database, published),
+                             timeout=timeout, clock=clock)
+    return first_integer(athena, execution["QueryExecutionId"])
 
 
 @step("delivery")
-def delivered(s3, deployment: Deployment, published: Published, *, timeout: float = DELIVERY_TIMEOUT,
-              clock: Clock):
-    """A Parquet file in the events' partition, newer than the publish; no Firehose error object meanwhile."""
-    bucket, prefix = deployment.bucket, layout.partition_path(published.day)
+def delivered(s3, athena, deployment: Deployment, published: Published, *, timeout: float = DELIVERY_TIMEOUT,
+              query_timeout: float = 300.0, clock: Clock):
+    """Athena finds every published event of this run's device in the table; no Firehose error object meanwhile.
+    Athena is only asked once a file newer than the publish is in the events' partition (nothing to count before)."""
+    bucket, prefix, wanted = deployment.bucket, layout.partition_path(published.day), len(published.topics)
+    seen = {"files": 0, "rows": None}
 
     def probe():
         errors = firehose_error_keys(s3, bucket, published.at, clock.now())
         if errors:
             raise StepFailed(f"{len(errors)} Firehose error object(s) since the publish: {shown(errors)}")
-        return new_objects(s3, bucket, prefix, published.at) or None
+        seen["files"] = len(new_objects(s3, bucket, prefix, published.at))
+        if not seen["files"]:
+            return None
+        seen["rows"] = smoke_rows(athena, deployment, published, timeout=query_timeout, clock=clock)
+        return seen["rows"] if seen["rows"] >= wanted else None
 
-    files = poll(probe, timeout=timeout, clock=clock, first=30.0, longest=120.0)
-    if files is None:
-        raise StepFailed(f"no file under s3://{bucket}/{prefix} newer than {published.at:%H:%M:%S}Z after "
-                         f"{timeout:.0f} s")
-    newest = files[-1]
-    if not is_parquet(s3, bucket, newest["Key"]):
-        raise StepFailed(f"s3://{bucket}/{newest['Key']} is not Parquet (no {PARQUET_MAGIC!r} footer)")
-    return f"{len(files)} new file(s) under {prefix}, newest {newest['Key']} ({newest['Size']:,} bytes, Parquet)"
+    rows = poll(probe, timeout=timeout, clock=clock, first=30.0, longest=120.0)
+    files = f"{seen['files']} new file(s) under s3://{bucket}/{prefix}"
+    if rows is None:
+        found = "not asked (no file yet)" if seen["rows"] is None else f"found {seen['rows']}"
+        raise StepFailed(f"after {timeout:.0f} s: {files}; Athena {found} of the {wanted} rows of "
+                         f"{published.device_id}; no Firehose error objects")
+    return (f"Athena: {rows} row(s) of {published.device_id} in {deployment.database}.{layout.TABLE} "
+            f"{layout.PARTITION_KEY[0]}={','.join(published.days)} (published {wanted}); {files}; no objects under "
+            f"{layout.FIREHOSE_ERRORS_PREFIX}")
 
 
 # --- step 5: views --------------------------------------------------------------------------------------------------
@@ -365,25 +441,11 @@ def view_names() -> List[str]:
 @step("view {view}")
 def view_query(athena, deployment: Deployment, *, view: str, timeout: float, clock: Clock):
     """``SELECT * FROM <db>.<view> LIMIT 1`` in the project workgroup."""
-    execution_id = athena.start_query_execution(
-        QueryString=f"SELECT * FROM {deployment.database}.{view} LIMIT 1", WorkGroup=deployment.workgroup,
-        QueryExecutionContext={"Database": deployment.database})["QueryExecutionId"]
-
-    def finished():
-        execution = athena.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]
-        return execution if execution["Status"]["State"] in ATHENA_FINAL_STATES else None
-
-    execution = poll(finished, timeout=timeout, clock=clock, first=1.0, longest=10.0)
-    if execution is None:
-        athena.stop_query_execution(QueryExecutionId=execution_id)
-        raise StepFailed(f"query {execution_id} not finished after {timeout:.0f} s (stopped)")
-    status = execution["Status"]
-    if status["State"] != "SUCCEEDED":
-        raise StepFailed(f"{status['State']}: {status.get('StateChangeReason', 'no reason given')} "
-                         f"(query {execution_id})")
+    execution = athena_query(athena, deployment, f"SELECT * FROM {deployment.database}.{view} LIMIT 1",
+                             timeout=timeout, clock=clock)
     stats = execution.get("Statistics", {})
     return (f"SUCCEEDED, {stats.get('DataScannedInBytes', 0):,} bytes scanned, "
-            f"{stats.get('EngineExecutionTimeInMillis', 0)} ms (query {execution_id})")
+            f"{stats.get('EngineExecutionTimeInMillis', 0)} ms (query {execution['QueryExecutionId']})")
 
 
 # --- step 6: Wi-Fi ingest -------------------------------------------------------------------------------------------
@@ -398,10 +460,43 @@ def report_figures(report: dict) -> str:
         f" encoding={report.get('encoding')}"
 
 
+def smoke_upload_key(clock: Clock) -> str:
+    """A fresh raw key of this run: ``raw/smoke/<UTC time>-<random>.csv``."""
+    return f"{SMOKE_RAW_PREFIX}{clock.now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}.csv"
+
+
+def smoke_table_key(report: dict, bucket: str, raw_key: str, outputs: OutputKeys) -> str:
+    """The one key the smoke run may delete: the table file of its own upload. ``outputs`` must be derived from this
+    run's raw key (under ``raw/smoke/``), its data key a ``.parquet`` file directly under the table prefix whose name
+    carries that upload's unique name, and the report must name exactly that key as its data; otherwise StepFailed,
+    and nothing is deleted."""
+    key, named = outputs.data, (report.get("outputs") or {}).get("data")
+    upload = raw_key.rsplit("/", 1)[-1].rsplit(".", 1)[0]          # <UTC time>-<random>, unique to this run
+    name = key[len(TABLE_PREFIX):] if key.startswith(TABLE_PREFIX) else ""
+    problems = (
+        (raw_key.startswith(SMOKE_RAW_PREFIX), f"upload {raw_key} is not under {SMOKE_RAW_PREFIX}"),
+        (bool(name) and "/" not in name and name.endswith(".parquet"),
+         f"{key} is not a .parquet file directly under {TABLE_PREFIX}"),
+        (bool(upload) and upload in name, f"{key} does not carry this upload's name {upload}"),
+        (named == f"s3://{bucket}/{key}", f"the report names the table data {named}, not s3://{bucket}/{key}"),
+    )
+    for holds, otherwise in problems:
+        if not holds:
+            raise StepFailed(f"not deleting the smoke table file: {otherwise}")
+    return key
+
+
+def remove_smoke_table_file(s3, bucket: str, key: str) -> str:
+    deleted = s3.delete_object(Bucket=bucket, Key=key)
+    marker = f", delete marker {deleted['VersionId']}" if deleted.get("VersionId") else ""
+    return f"deleted s3://{bucket}/{key} (this run's {WIFI_ROWS} smoke rows{marker})"
+
+
 @step("wifi")
 def wifi_ingested(s3, bucket: str, *, timeout: float, clock: Clock, keep: bool = False):
-    """Uploads a small CSV under ``raw/smoke/`` and waits for the ingest Lambda's report (``status: ok``)."""
-    key = f"{RAW_PREFIX}smoke/{clock.now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}.csv"
+    """Uploads a small CSV under ``raw/smoke/`` and waits for the ingest Lambda's report (``status: ok``); then
+    deletes that upload's table file (unless ``keep``), and nothing else."""
+    key = smoke_upload_key(clock)
     put = s3.put_object(Bucket=bucket, Key=key, Body=smoke_csv(), ContentType="text/csv")
     outputs = OutputKeys.for_object(RawObject(bucket, key, put.get("VersionId"), put.get("ETag")))
     report = poll(lambda: read_json(s3, bucket, outputs.report), timeout=timeout, clock=clock, first=2.0)
@@ -410,11 +505,10 @@ def wifi_ingested(s3, bucket: str, *, timeout: float, clock: Clock, keep: bool =
     figures = report_figures(report)
     if report.get("status") != "ok":
         raise StepFailed(f"report status {report.get('status')}: {report.get('error')}; {figures} ({outputs.report})")
-    if not keep:   # an ok report means the table data was written first
-        s3.delete_object(Bucket=bucket, Key=outputs.data)
+    removed = "" if keep else "; " + remove_smoke_table_file(s3, bucket, smoke_table_key(report, bucket, key, outputs))
     if (report.get("rows_in"), report.get("rows_ok")) != (WIFI_ROWS, WIFI_ROWS):
-        raise StepFailed(f"{figures}, expected all {WIFI_ROWS} rows ok ({outputs.report})")
-    return f"{figures}; report {outputs.report}" + ("" if keep else f"; smoke rows removed ({outputs.data})")
+        raise StepFailed(f"{figures}, expected all {WIFI_ROWS} rows ok ({outputs.report}){removed}")
+    return f"{figures}; report {outputs.report}{removed}"
 
 
 # --- run and CLI ----------------------------------------------------------------------------------------------------
@@ -444,8 +538,8 @@ def run(session, options: Options, *, clock: Clock = Clock(),
     if sent.ok:
         record(rules_passed(s3, session.client("cloudwatch"), deployment, sent.value, timeout=options.timeout,
                             clock=clock))
-        record(delivered(s3, deployment, sent.value, clock=clock) if options.wait_delivery else
-               skipped("delivery", f"pass --wait-delivery to wait up to {DELIVERY_TIMEOUT // 60} min for Parquet"))
+        record(delivered(s3, athena, deployment, sent.value, query_timeout=options.timeout, clock=clock)
+               if options.wait_delivery else skipped("delivery", DELIVERY_SKIPPED))
     else:
         record(skipped("rules", "nothing published"))
         record(skipped("delivery", "nothing published"))
@@ -471,7 +565,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> Options:
                         help="the devices' inference topic filter (setting inference_topic)")
     parser.add_argument("--timeout", type=float, default=Options.timeout,
                         help="seconds each waiting step may take (default %(default)s; --wait-delivery: 20 min)")
-    parser.add_argument("--wait-delivery", action="store_true", help="also wait for the Parquet file (up to 20 min)")
+    parser.add_argument("--wait-delivery", action="store_true",
+                        help="also wait (up to 20 min) until Athena finds the smoke rows in the table: the only "
+                             "proof of delivery (do this on a first deploy)")
     parser.add_argument("--keep", action="store_true", help="keep the Wi-Fi smoke rows in the table")
     args = parser.parse_args(argv)
     return Options(project=args.project, region=args.region, database=args.database, topic=args.topic,
@@ -487,10 +583,12 @@ def configuration_problem(session) -> Optional[str]:
 
 
 def summary(results: Sequence[StepResult]) -> str:
-    count = {status: sum(1 for r in results if r.status == status) for status in (OK, FAIL, SKIP)}
-    failed = [r.name for r in results if r.status == FAIL]
-    return (f"smoke: {count[OK]} ok, {count[FAIL]} failed, {count[SKIP]} skipped"
-            + (f": {', '.join(failed)}" if failed else ""))
+    """The verdict first: ``FAILED: <steps>``, ``ok (<steps> not checked)`` when a step was skipped, else ``ok``."""
+    names = {status: [r.name for r in results if r.status == status] for status in (OK, FAIL, SKIP)}
+    verdict = (f"FAILED: {', '.join(names[FAIL])}" if names[FAIL] else
+               f"ok ({', '.join(names[SKIP])} not checked)" if names[SKIP] else "ok")
+    return (f"smoke: {verdict} — {len(names[OK])} ok, {len(names[FAIL])} failed, "
+            f"{len(names[SKIP])} skipped")
 
 
 def main(argv: Optional[Sequence[str]] = None, session=None, *, clock: Clock = Clock()) -> int:
