@@ -11,6 +11,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
+from functions.edge.maskcam.manifest import ManifestError, load_manifest
+
 # Lambda runtimes a stack can still create (platform-facts: python2.7/3.7 creation is blocked, 3.8/3.9 are
 # deprecated with creation blocked from 2027-02-01). DeepLens devices themselves run 3.7; see README.
 CREATABLE_PYTHON_RUNTIMES = ("python3.10", "python3.11", "python3.12", "python3.13", "python3.14")
@@ -94,14 +96,13 @@ class Settings:
         values, given = {}, set()
         for f in fields(cls):
             raw = get(f.name)
-            values[f.name] = f.default if _is_unset(raw) else _PARSERS[f.name](f.name, raw)
-            given |= set() if _is_unset(raw) else {f.name}
-        if values["model_export"]:   # the export names the model unless the settings do
-            from functions.edge.maskcam.manifest import load_manifest
-
-            manifest = load_manifest(values["model_export"])
-            values.update({k: _PARSERS[k](k, v) for k, v in (("model_name", manifest.name),
-                                                             ("model_version", manifest.version)) if k not in given})
+            if _is_unset(raw):
+                values[f.name] = f.default
+            else:
+                values[f.name] = _PARSERS[f.name](f.name, raw)
+                given.add(f.name)
+        if values["model_export"]:
+            _take_model_from_export(values, given)
         settings = cls(**values)
         settings._check_combination()
         return settings
@@ -119,20 +120,23 @@ class Settings:
             raise SettingsError("greengrass_thing_group", self.greengrass_thing_group,
                                 "a Greengrass deployment needs the component, which needs a model export: also set "
                                 "-c model_export=<export directory>")
-        if self.model_export:
-            from functions.edge.maskcam.manifest import load_manifest
-
-            manifest = load_manifest(self.model_export)
-            for key, value in (("model_name", manifest.name), ("model_version", manifest.version)):
-                if getattr(self, key) != value:
-                    raise SettingsError(key, getattr(self, key),
-                                        f"the model export {self.model_export} is {manifest.name} version "
-                                        f"{manifest.version}; devices and the cloud classifier must run the same "
-                                        f"model, so set -c {key}={value}")
 
     @classmethod
     def from_mapping(cls, context: Mapping[str, Any]) -> "Settings":
         return cls.from_context(context.get)
+
+
+def _take_model_from_export(values: dict, given: set) -> None:
+    """The export names the model unless the settings do; when they do, they must agree: devices and the cloud
+    classifier run the same model."""
+    manifest = load_manifest(values["model_export"])
+    for key, value in (("model_name", manifest.name), ("model_version", manifest.version)):
+        if key not in given:
+            values[key] = _PARSERS[key](key, value)
+        elif values[key] != value:
+            raise SettingsError(key, values[key], f"the model export {values['model_export']} is {manifest.name} "
+                                                  f"version {manifest.version}; devices and the cloud classifier "
+                                                  f"must run the same model, so set -c {key}={value}")
 
 
 def _is_unset(raw: Any) -> bool:
@@ -171,8 +175,6 @@ def _topic(key: str, raw: Any) -> str:
 
 def _export_dir(key: str, raw: Any) -> str:
     """A model export directory (``python -m model export``): manifest.json and the ONNX file the devices run."""
-    from functions.edge.maskcam.manifest import ManifestError, load_manifest
-
     path = Path(str(raw).strip()).expanduser().resolve()
     try:
         load_manifest(str(path)).path("onnx")
