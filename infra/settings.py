@@ -36,7 +36,6 @@ _THING_GROUP_RE = re.compile(r"^[A-Za-z0-9:_-]{1,128}$")
 _MODEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _MODEL_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 _COMPONENT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_IAM_ROLE_NAME_RE = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")
 QUICKSIGHT_IMPORT_MODES = ("SPICE", "DIRECT_QUERY")
 _QS_PRINCIPAL_RE = re.compile(r"^arn:aws[a-z-]*:quicksight:[a-z0-9-]+:\d{12}:(user|group)/[^\s]+$")
 
@@ -78,7 +77,6 @@ class Settings:
     model_export: Optional[str] = None
     cloud_reserved_concurrency: Optional[int] = None
     quicksight_import_mode: str = "SPICE"
-    quicksight_service_role: str = "aws-quicksight-service-role-v0"
 
     @property
     def model_prefix(self) -> str:
@@ -233,7 +231,4 @@ _PARSERS: dict = {
     "model_export": _export_dir,
     "cloud_reserved_concurrency": _concurrency,
     "quicksight_import_mode": _import_mode,
-    "quicksight_service_role": _matching(_IAM_ROLE_NAME_RE, "an IAM role name without path (the role QuickSight "
-                                                           "uses for AWS data sources; default "
-                                                           "aws-quicksight-service-role-v0)"),
 }

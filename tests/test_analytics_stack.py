@@ -190,7 +190,7 @@ def test_workgroup_enforces_encrypted_results_and_the_scan_cutoff(templates):
 def test_data_bucket_expires_rejected_events_and_query_results(templates):
     buckets = resources(templates["maskcam-storage"], "AWS::S3::Bucket").values()
     rules = [r for b in buckets for r in b["Properties"].get("LifecycleConfiguration", {}).get("Rules", [])]
-    by_prefix = {r.get("Prefix"): r for r in rules}
+    by_prefix = {r.get("Prefix"): r for r in rules if "ExpirationInDays" in r}
     assert by_prefix[layout.ERRORS_PREFIX]["ExpirationInDays"] == 90
     assert by_prefix["athena-results/"]["ExpirationInDays"] == 30
 
@@ -198,5 +198,4 @@ def test_data_bucket_expires_rejected_events_and_query_results(templates):
 def test_iam_policies_name_their_resources(analytics):
     for policy in resources(analytics, "AWS::IAM::Policy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
-            if statement["Resource"] == "*":
-                assert statement["Action"] == "glue:GetSchemaVersion"  # acknowledged: no resource-level scope
+            assert statement["Resource"] != "*", statement

@@ -124,8 +124,6 @@ def test_import_mode_defaults_to_spice():
     assert Settings.from_mapping({"quicksight_import_mode": "direct_query"}).quicksight_import_mode == "DIRECT_QUERY"
     with pytest.raises(SettingsError, match="quicksight_import_mode.*SPICE, DIRECT_QUERY"):
         Settings.from_mapping({"quicksight_import_mode": "LIVE"})
-    with pytest.raises(SettingsError, match="quicksight_service_role"):
-        Settings.from_mapping({"quicksight_service_role": "service-role/aws-quicksight-service-role-v0"})
     assert '"SPICE"' in (ROOT / "cdk.json").read_text()
 
 
@@ -136,9 +134,9 @@ def statements(template):
     return props, {s["Sid"]: s for s in props["PolicyDocument"]["Statement"]}
 
 
-def test_service_role_policy_is_attached_by_name_and_scoped(template):
+def test_data_source_role_policy_is_scoped(template):
     props, by_sid = statements(template)
-    assert props["Roles"] == ["aws-quicksight-service-role-v0"]
+    assert len(props["Roles"]) == 1 and "Ref" in props["Roles"][0]
     text = json.dumps(props["PolicyDocument"])
     assert '"*"' not in text and "Resource\": \"*" not in text
     for statement in by_sid.values():
@@ -164,24 +162,16 @@ def test_service_role_policy_is_attached_by_name_and_scoped(template):
         sorted([f"{layout.DATA_PREFIX}*", f"{wifi_layout.TABLE_PREFIX}*", "athena-results/*"])
 
 
-def test_service_role_name_is_a_setting(tmp_path):
-    from infra.settings import Settings
-    from infra.stacks.storage_stack import StorageStack
-
-    app = make_app(tmp_path)
-    settings = Settings(quicksight_principal_arn=PRINCIPAL, quicksight_service_role="qs-custom")
-    storage = StorageStack(app, "s", settings=settings)
-    from aws_cdk import aws_glue as glue
-
-    stack = dashboard_stack.DashboardStack(
-        app, "d", settings=settings, data_bucket=storage.data_bucket, database=storage.database,
-        workgroup=storage.workgroup,
-        inference_table=glue.S3Table.from_table_arn(storage, "t1", "arn:aws:glue:us-east-1:1:table/a/b"),
-        wifi_table=glue.S3Table.from_table_arn(storage, "t2", "arn:aws:glue:us-east-1:1:table/a/c"),
-        views=storage.database)
-    props, _ = statements(Template.from_stack(stack))
-    assert props["Roles"] == ["qs-custom"]
-    Template.from_stack(stack).has_resource_properties("AWS::QuickSight::DataSet", {"ImportMode": "SPICE"})
+def test_the_data_source_uses_a_role_of_its_own_not_the_account_wide_service_role(template):
+    source, = template.find_resources("AWS::QuickSight::DataSource").values()
+    role_ref = source["Properties"]["DataSourceParameters"]["AthenaParameters"]["RoleArn"]
+    role_id = role_ref["Fn::GetAtt"][0]
+    role = template.find_resources("AWS::IAM::Role")[role_id]["Properties"]
+    statement, = role["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "quicksight.amazonaws.com"}
+    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    props, _ = statements(template)
+    assert props["Roles"] == [{"Ref": role_id}]
 
 
 def test_dataset_definitions_name_unknown_types():

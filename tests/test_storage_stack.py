@@ -71,3 +71,19 @@ def test_settings_flow_into_the_stack(tmp_path):
         "WorkGroupConfiguration": Match.object_like({"BytesScannedCutoffPerQuery": 100 * 1024 * 1024})})
     assert stacks.storage.stack_name == "lobby-storage"
     assert stacks.storage.region == "us-east-1"
+
+
+def test_old_versions_of_raw_uploads_never_expire(templates):
+    """raw/ is the only copy of what people uploaded: no lifecycle rule may expire any version under it, while every
+    prefix the system writes has its old versions expire."""
+    from functions.wifi_ingest.layout import RAW_PREFIX
+    from infra.stacks.storage_stack import ATHENA_RESULTS_PREFIX, DERIVED_PREFIXES
+
+    buckets = [r for r in templates["maskcam-storage"]["Resources"].values() if r["Type"] == "AWS::S3::Bucket"]
+    data = next(b for b in buckets if any(rule.get("Prefix") == ATHENA_RESULTS_PREFIX
+                                          for rule in b["Properties"].get("LifecycleConfiguration", {})
+                                          .get("Rules", [])))
+    rules = data["Properties"]["LifecycleConfiguration"]["Rules"]
+    covering_raw = [r for r in rules if RAW_PREFIX.startswith(r.get("Prefix", ""))]
+    assert covering_raw == [], covering_raw
+    assert {r["Prefix"] for r in rules if "NoncurrentVersionExpiration" in r} == set(DERIVED_PREFIXES)

@@ -5,23 +5,26 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from aws_cdk import aws_iot_actions_alpha as actions
-from aws_cdk import aws_iot_alpha as iot
-from aws_cdk import aws_kinesisfirehose as firehose
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_iot as iot
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from functions.analytics import layout
 from functions.edge.maskcam import schema
-from infra.acknowledge import acknowledge_resource_wildcards
+from infra.grants import grant_objects
 
 
 INGEST_EXPRESSIONS = {"ingest_ts": "timestamp()", "source_topic": "topic()"}
 
 
+def error_prefix(rule: str) -> str:
+    return f"{layout.IOT_ERRORS_PREFIX}{rule}/"
+
+
 def error_key(rule: str) -> str:
     """S3 key of one failed message's error record (IoT substitution templates)."""
-    return f"{layout.IOT_ERRORS_PREFIX}{rule}/${{parse_time('yyyy-MM-dd', timestamp())}}/${{timestamp()}}-${{newuuid()}}.json"
+    return f"{error_prefix(rule)}${{parse_time('yyyy-MM-dd', timestamp())}}/${{timestamp()}}-${{newuuid()}}.json"
 
 
 def device_id_expression(topic_filter: str) -> str:
@@ -43,25 +46,35 @@ def rule_sql(topic_filter: str) -> str:
 
 
 class InferenceRules(Construct):
-    """``.rules``: topic filter -> TopicRule."""
+    """``.rules``: topic filter -> CfnTopicRule, each with a role of its own that may put records into ``stream`` and
+    write objects under its own error prefix only (the alpha L2 action grants PutObject on the whole bucket)."""
 
-    def __init__(self, scope: Construct, id: str, *, project: str, topics: Sequence[str],
-                 stream: firehose.IDeliveryStream, errors_bucket: s3.IBucket) -> None:
+    def __init__(self, scope: Construct, id: str, *, project: str, topics: Sequence[str], stream_name: str,
+                 stream_arn: str, errors_bucket: s3.IBucket) -> None:
         super().__init__(scope, id)
         self.rules = {}
         for topic_filter in topics:
             name = layout.rule_name(project, topic_filter)
-            self.rules[topic_filter] = iot.TopicRule(
+            role = iam.Role(self, f"{name}Role", assumed_by=iam.ServicePrincipal("iot.amazonaws.com"),
+                            description=f"IoT rule {name}: Firehose records, failures under its error prefix")
+            role.add_to_policy(iam.PolicyStatement(actions=["firehose:PutRecord", "firehose:PutRecordBatch"],
+                                                   resources=[stream_arn]))
+            grant_objects(role, errors_bucket, actions=["s3:PutObject"], prefixes=[error_prefix(name)],
+                          reason="The IoT error action writes one object per failed message with a generated key "
+                                 "(timestamp + uuid) under this rule's own errors/iot-rule/<rule>/ prefix.")
+            self.rules[topic_filter] = rule = iot.CfnTopicRule(
                 self, name,
-                topic_rule_name=name,
-                description=f"Inference events from {topic_filter} -> Firehose -> Parquet (Glue {layout.TABLE})",
-                sql=iot.IotSql.from_string_as_ver20160323(rule_sql(topic_filter)),
-                # One record per message: batch mode is only for SQL that evaluates to an array.
-                actions=[actions.FirehosePutRecordAction(
-                    stream, batch_mode=False, record_separator=actions.FirehoseRecordSeparator.NEWLINE)],
-                error_action=actions.S3PutObjectAction(errors_bucket, key=error_key(name)),
-            )
-            acknowledge_resource_wildcards(
-                self.rules[topic_filter], [f"{errors_bucket.bucket_arn}/*"],
-                "The IoT error action writes one object per failure with a generated key (timestamp + uuid); the "
-                "alpha action grants s3:PutObject on the data bucket's objects only, no other action or bucket.")
+                rule_name=name,
+                topic_rule_payload=iot.CfnTopicRule.TopicRulePayloadProperty(
+                    description=f"Inference events from {topic_filter} -> Firehose -> Parquet (Glue {layout.TABLE})",
+                    sql=rule_sql(topic_filter),
+                    aws_iot_sql_version="2016-03-23",
+                    rule_disabled=False,
+                    # One record per message: batch mode is only for SQL that evaluates to an array.
+                    actions=[iot.CfnTopicRule.ActionProperty(firehose=iot.CfnTopicRule.FirehoseActionProperty(
+                        delivery_stream_name=stream_name, role_arn=role.role_arn, separator="\n",
+                        batch_mode=False))],
+                    error_action=iot.CfnTopicRule.ActionProperty(s3=iot.CfnTopicRule.S3ActionProperty(
+                        bucket_name=errors_bucket.bucket_name, key=error_key(name), role_arn=role.role_arn)),
+                ))
+            rule.node.add_dependency(role)

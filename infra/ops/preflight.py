@@ -788,8 +788,6 @@ def _replaced_deployment(aws: Aws, arn: str, kind: TargetKind, name: str, ours: 
 # --- 6. imported IAM roles ----------------------------------------------------------------------------------------
 
 ROLE_LISTS = {"AWS::IAM::ManagedPolicy": "Roles", "AWS::IAM::Policy": "Roles"}   # policy type -> its role list
-QUICKSIGHT_ROLE_FIX = ("turn on Athena access in QuickSight (which creates aws-quicksight-service-role-v0) or set "
-                       "-c quicksight_service_role=<name>")
 IMPORTED_ROLE_FIX = "create role {name}, or change the setting that names it"
 
 
@@ -815,8 +813,6 @@ def check_imported_roles(aws: Aws, assembly: Assembly) -> list:
     check, findings = "imported IAM role", []
     for role, users in sorted(imported_roles(assembly, aws.pseudo).items()):
         policies = ", ".join(label for _, label in users)
-        quicksight = any(r.get("Type", "").startswith("AWS::QuickSight::")
-                         for stack, _ in users for r in stack.resources.values())
         try:
             state = _absent_if({"NoSuchEntity"}, lambda: aws.client("iam").get_role(RoleName=role))
         except ClientError as e:
@@ -824,7 +820,7 @@ def check_imported_roles(aws: Aws, assembly: Assembly) -> list:
             continue
         if state == FREE:
             findings.append(Finding(check, BLOCKER, f"role {role} does not exist; {policies} attaches a policy to it",
-                                    QUICKSIGHT_ROLE_FIX if quicksight else IMPORTED_ROLE_FIX.format(name=role)))
+                                    IMPORTED_ROLE_FIX.format(name=role)))
         else:
             findings.append(Finding(check, OK, f"role {role} exists ({policies} attaches a policy to it)"))
     return findings

@@ -33,7 +33,8 @@ class AnalyticsStack(Stack):
         self.table = InferenceTable(self, "InferenceTable", database=database, bucket=data_bucket)
         self.delivery = InferenceDelivery(self, "Delivery", bucket=data_bucket, table=self.table)
         self.rules = InferenceRules(self, "Rules", project=settings.project, topics=settings.inference_topics,
-                                    stream=self.delivery.stream, errors_bucket=data_bucket)
+                                    stream_name=self.delivery.stream_name, stream_arn=self.delivery.stream_arn,
+                                    errors_bucket=data_bucket)
         files = query_files.load(query_files.QUERIES_DIR, *(query_dirs or ()))
         self.named_queries = NamedQueries(
             self, "NamedQueries",
@@ -45,5 +46,5 @@ class AnalyticsStack(Stack):
                                  database_name=settings.glue_database, workgroup=workgroup,
                                  table=self.table.table, runtime=project_runtime(settings))
         acknowledge_runtime_choice(self.views.function, settings)
-        CfnOutput(self, "DeliveryStreamName", value=self.delivery.stream.delivery_stream_name)
+        CfnOutput(self, "DeliveryStreamName", value=self.delivery.stream_name)
         CfnOutput(self, "TableName", value=f"{settings.glue_database}.{self.table.table.table_name}")

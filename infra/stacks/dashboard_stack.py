@@ -52,15 +52,20 @@ def skip_message(settings: Settings) -> Optional[str]:
 
 
 class QuickSightServiceAccess(Construct):
-    """Managed policy on the (imported) QuickSight service role: run queries in the workgroup, read the two tables'
-    data and the Glue metadata, read and write the workgroup's result prefix. Nothing else in the bucket."""
+    """A role of the project's own for the Athena data source (``AthenaParameters.RoleArn`` overrides the account-wide
+    QuickSight service role for this one data source), so the account's other QuickSight authors and data sources
+    gain nothing: run queries in the workgroup, read the tables' data and Glue metadata, read and write the
+    workgroup's result prefix. Nothing else in the bucket. ``.role``, ``.policy``."""
 
-    def __init__(self, scope: Construct, id: str, *, role_name: str, data_bucket: s3.IBucket,
+    def __init__(self, scope: Construct, id: str, *, data_bucket: s3.IBucket,
                  workgroup: AthenaWorkGroup, database_name: str, table_names: Sequence[str],
                  data_prefixes: Sequence[str]) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
-        self.role = iam.Role.from_role_name(self, "Role", role_name)
+        self.role = iam.Role(
+            self, "Role", description="QuickSight, for the project's Athena data source only",
+            assumed_by=iam.ServicePrincipal("quicksight.amazonaws.com",
+                                            conditions={"StringEquals": {"aws:SourceAccount": stack.account}}))
         workgroup_arn = stack.format_arn(service="athena", resource="workgroup", resource_name=workgroup.name)
         catalog_arn = stack.format_arn(service="athena", resource="datacatalog", resource_name="AwsDataCatalog")
         glue_arns = [stack.format_arn(service="glue", resource="catalog"),
@@ -71,8 +76,8 @@ class QuickSightServiceAccess(Construct):
         results_objects = workgroup.results_objects_arn
         self.policy = iam.ManagedPolicy(
             self, "Policy",
-            description="QuickSight service role: Athena in the project workgroup over the inference and Wi-Fi "
-                        "tables (least privilege)",
+            description="QuickSight data source role: Athena in the project workgroup over the inference and "
+                        "Wi-Fi tables (least privilege)",
             roles=[self.role],
             statements=[
                 iam.PolicyStatement(sid="AthenaWorkGroup", actions=list(ATHENA_WORKGROUP_ACTIONS),
@@ -116,8 +121,7 @@ class DashboardStack(Stack):
         database_name = settings.glue_database
 
         self.access = QuickSightServiceAccess(
-            self, "ServiceRoleAccess",
-            role_name=settings.quicksight_service_role,
+            self, "DataSourceAccess",
             data_bucket=data_bucket,
             workgroup=workgroup,
             database_name=database_name,
@@ -133,12 +137,13 @@ class DashboardStack(Stack):
             name=f"{project} Athena ({workgroup.name})",
             type="ATHENA",
             data_source_parameters=quicksight.CfnDataSource.DataSourceParametersProperty(
-                athena_parameters=quicksight.CfnDataSource.AthenaParametersProperty(work_group=workgroup.name)),
+                athena_parameters=quicksight.CfnDataSource.AthenaParametersProperty(
+                    work_group=workgroup.name, role_arn=self.access.role.role_arn)),
             ssl_properties=quicksight.CfnDataSource.SslPropertiesProperty(disable_ssl=False),
             permissions=[quicksight.CfnDataSource.ResourcePermissionProperty(
                 principal=principal, actions=list(DATA_SOURCE_OWNER_ACTIONS))],
         )
-        # QuickSight checks the data source by querying through the service role once it exists.
+        # QuickSight checks the data source by querying through the role once it exists.
         self.data_source.node.add_dependency(self.access.policy)
         # The tables come from other stacks: reference them so those deploy first.
         self.data_source.node.add_dependency(inference_table, wifi_table)

@@ -8,13 +8,17 @@ from aws_cdk import aws_glue as glue
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from functions.analytics.layout import ERRORS_PREFIX
+from functions.analytics.layout import DATA_PREFIX, ERRORS_PREFIX
+from functions.edge.maskcam.cloud import FRAMES_PREFIX
+from functions.wifi_ingest.layout import QUARANTINE_PREFIX, TABLE_PREFIX
 from infra.constructs.athena_workgroup import AthenaWorkGroup
 from infra.constructs.secure_bucket import AccessLogsBucket, SecureBucket
 from infra.settings import Settings
 from infra.settings import model_bucket_name as settings_bucket_name
 
 ATHENA_RESULTS_PREFIX = "athena-results/"
+# Everything in the data bucket the system derives or receives from machines (not raw/, people's uploads).
+DERIVED_PREFIXES = (DATA_PREFIX, ERRORS_PREFIX, ATHENA_RESULTS_PREFIX, TABLE_PREFIX, QUARANTINE_PREFIX, FRAMES_PREFIX)
 
 
 def model_bucket_name(project: str) -> str:
@@ -47,7 +51,10 @@ class StorageStack(Stack):
                 s3.LifecycleRule(id="athena-results", prefix=ATHENA_RESULTS_PREFIX,
                                  expiration=Duration.days(30)),
                 s3.LifecycleRule(id="rejected-events", prefix=ERRORS_PREFIX, expiration=Duration.days(90)),
-                s3.LifecycleRule(id="noncurrent", noncurrent_version_expiration=Duration.days(30)),
+                # Old versions of what the system writes expire; raw/ keeps every version: it is the only copy of
+                # what people uploaded.
+                *(s3.LifecycleRule(id=f"noncurrent-{prefix.strip('/')}", prefix=prefix,
+                                   noncurrent_version_expiration=Duration.days(30)) for prefix in DERIVED_PREFIXES),
             ],
         )
 
