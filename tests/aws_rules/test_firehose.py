@@ -120,6 +120,7 @@ ingest_times = st.one_of(st.just(NOW_MS), st.integers(min_value=layout.PROJECTIO
                         values)
 
 
+@pytest.mark.property
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.fixed_dictionaries({}, optional={"ts": values, "ingest_ts": ingest_times}), min_size=1,
                 max_size=40))
