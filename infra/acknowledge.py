@@ -6,7 +6,7 @@ import re
 from typing import Sequence
 
 import jsii
-from aws_cdk import Acknowledgment, Stack, Validations
+from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
 from constructs import IConstruct, IValidation
 
 _MIN_REASON = 40
@@ -18,12 +18,28 @@ def _check_reason(scope: IConstruct, rule_id: str, reason: str) -> None:
                          f"(at least {_MIN_REASON} characters), got {reason!r}")
 
 
-def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
-    """Acknowledges ``rule_id`` (e.g. ``AwsSolutions-IAM5[Resource::*]``) on ``scope`` and its children.
+def acknowledge(scope: IConstruct, rule_id: str, reason: str, *, checkov: Sequence[str] = ()) -> None:
+    """Acknowledges ``rule_id`` (e.g. ``AwsSolutions-IAM5[Resource::*]``) on ``scope`` and its children, and the
+    ``checkov`` checks that are the same decision (same reason) on ``scope``'s CloudFormation resource.
 
     The reason must say why this resource is fine, not just that it is; short boilerplate is refused."""
     _check_reason(scope, rule_id, reason)
     Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+    for check in checkov:
+        skip_checkov(scope, check, reason)
+
+
+def skip_checkov(scope: IConstruct, check_id: str, reason: str) -> None:
+    """Records in the metadata of ``scope``'s CloudFormation resource (``checkov: skip``, which checkov reads from
+    the template) that ``check_id`` (e.g. ``CKV_AWS_117``) does not apply, and why; visible in ``cdk diff``."""
+    _check_reason(scope, check_id, reason)
+    resource = scope if isinstance(scope, CfnResource) else scope.node.default_child
+    if not isinstance(resource, CfnResource):
+        raise ValueError(f"{scope.node.path} has no CloudFormation resource to record {check_id} on")
+    metadata = resource.get_metadata("checkov") or {"skip": []}
+    if not any(skip["id"] == check_id for skip in metadata["skip"]):
+        metadata["skip"].append({"id": check_id, "comment": reason})
+    resource.add_metadata("checkov", metadata)
 
 
 def acknowledge_resource_wildcards(scope: IConstruct, resources: Sequence[str], reason: str,

@@ -19,6 +19,8 @@ from functions.analytics.queries import NamedQuery
 from infra.acknowledge import acknowledge, acknowledge_resource_wildcards
 from infra.constructs.athena_workgroup import AthenaWorkGroup
 from infra.constructs.python_function import PythonFunction
+from infra.lambda_runtime import CUSTOM_RESOURCE_FAILURES, record_function_decisions
+from infra.logs import project_log_group
 
 RESOURCE_TYPE = "Custom::AthenaViews"
 HANDLER_TIMEOUT = Duration.minutes(5)  # the handler stops polling 20 s before this (SAFETY_MARGIN_SECONDS)
@@ -38,8 +40,7 @@ class AthenaViews(Construct):
 
         role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                         description=f"Athena views in {database_name}: run their DDL in {workgroup.name}")
-        log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.THREE_MONTHS,
-                                  removal_policy=RemovalPolicy.DESTROY)
+        log_group = project_log_group(self, "Logs")
         log_group.grant_write(role)
         self.function = PythonFunction(
             self, "Function",
@@ -56,11 +57,12 @@ class AthenaViews(Construct):
         # The framework function gets a role of its own without AWSLambdaBasicExecutionRole: logs go to one group.
         provider_role = iam.Role(self, "ProviderRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                                  description="CDK provider framework for the Athena views resource")
-        provider_logs = logs.LogGroup(self, "ProviderLogs", retention=logs.RetentionDays.THREE_MONTHS,
-                                      removal_policy=RemovalPolicy.DESTROY)
+        provider_logs = project_log_group(self, "ProviderLogs")
         provider_logs.grant_write(provider_role)
         provider = cr.Provider(self, "Provider", on_event_handler=self.function,
                                framework_on_event_role=provider_role, log_group=provider_logs)
+        for function in (self.function, provider.node.find_child("framework-onEvent")):
+            record_function_decisions(function, failures=CUSTOM_RESOURCE_FAILURES)
         # grantInvoke adds "<function arn>:*"; cdk-nag names it after the function's logical id.
         logical_id, attribute = stack.resolve(self.function.function_arn)["Fn::GetAtt"]
         acknowledge(provider_role, f"AwsSolutions-IAM5[Resource::<{logical_id}.{attribute}>:*]",

@@ -14,7 +14,9 @@ from constructs import Construct
 from infra.acknowledge import acknowledge
 from infra.constructs.edge_code import CLOUD_PRUNE, CLOUD_REQUIREMENTS, EDGE_DIR, EDGE_EXCLUDES
 from infra.constructs.python_function import ROOT, PythonDependenciesLayer
-from infra.lambda_runtime import acknowledge_runtime_choice, project_runtime
+from infra.lambda_runtime import (ASYNC_FAILURES, acknowledge_runtime_choice, project_runtime,
+                                  record_function_decisions)
+from infra.logs import project_log_group
 from infra.settings import Settings
 from infra.stacks.storage_stack import model_bucket_name
 
@@ -58,8 +60,7 @@ class DeepLensFunction(Construct):
 
         # Named by CloudFormation, not /aws/lambda/<name>: an account that ran the workshop (or a second copy of
         # the project) already has that group, and creating it again would fail the deploy.
-        self.log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.ONE_MONTH,
-                                       removal_policy=RemovalPolicy.DESTROY)
+        self.log_group = project_log_group(self, "Logs", retention=logs.RetentionDays.ONE_MONTH)
 
         self.role = iam.Role(
             self, "Role", role_name=ROLE_NAME,
@@ -106,4 +107,5 @@ class DeepLensFunction(Construct):
                         "Inference topics carry the device's thing name as one level ($aws/things/<thing>/infer); "
                         "the cloud-side function may publish for any device, but only to the inference topic.")
         acknowledge_runtime_choice(self.function, settings)
+        record_function_decisions(self.function, failures=ASYNC_FAILURES)
 

@@ -12,6 +12,7 @@ from constructs import Construct
 from functions.analytics import layout
 from infra.constructs.inference_table import InferenceTable
 from infra.grants import grant_listing, grant_objects
+from infra.logs import project_log_group
 
 
 
@@ -65,8 +66,7 @@ class InferenceDelivery(Construct):
                        stack.format_arn(service="glue", resource="database", resource_name=database),
                        stack.format_arn(service="glue", resource="table",
                                         resource_name=f"{database}/{table.table.table_name}")]))
-        log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.THREE_MONTHS,
-                                  removal_policy=RemovalPolicy.DESTROY)
+        log_group = project_log_group(self, "Logs")
         log_stream = logs.LogStream(self, "LogStream", log_group=log_group, removal_policy=RemovalPolicy.DESTROY)
         log_group.grant_write(self.role)
 

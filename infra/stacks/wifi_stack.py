@@ -19,7 +19,9 @@ from infra.constructs.athena_workgroup import AthenaWorkGroup
 from infra.constructs.named_queries import NamedQueries
 from infra.constructs.object_created_trigger import ObjectCreatedTrigger
 from infra.constructs.python_function import PythonFunction
-from infra.lambda_runtime import acknowledge_runtime_choice, project_runtime
+from infra.lambda_runtime import (ASYNC_FAILURES, acknowledge_runtime_choice, project_runtime,
+                                  record_function_decisions)
+from infra.logs import project_log_group
 from infra.settings import Settings
 
 GLUE_TYPES = {"string": glue.Schema.STRING, "date": glue.Schema.DATE, "float": glue.Schema.FLOAT}
@@ -53,8 +55,7 @@ class WifiIngest(Construct):
     def __init__(self, scope: Construct, id: str, *, bucket: s3.IBucket, table_prefix: str,
                  runtime: lambda_.Runtime) -> None:
         super().__init__(scope, id)
-        log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.THREE_MONTHS,
-                                  removal_policy=RemovalPolicy.DESTROY)
+        log_group = project_log_group(self, "Logs")
         role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                         description="Wi-Fi ingest: read raw/, write the table prefix and quarantine/, log")
         self.function = PythonFunction(
@@ -114,6 +115,7 @@ class WifiStack(Stack):
         self.ingest = WifiIngest(self, "Ingest", bucket=data_bucket, table_prefix=self.table.prefix,
                                  runtime=project_runtime(settings))
         acknowledge_runtime_choice(self.ingest.function, settings)
+        record_function_decisions(self.ingest.function, failures=ASYNC_FAILURES)
         self.named_queries = NamedQueries(
             self, "NamedQueries",
             workgroup_name=workgroup.resource.ref,
