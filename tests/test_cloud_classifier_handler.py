@@ -119,7 +119,7 @@ def test_unreadable_image_gets_an_error_record_and_an_error_event_not_a_crash(cl
     record = json.loads(cloud.s3.get_object(Bucket=DATA_BUCKET, Key="errors/frames/cam-1/broken.jpg.json")["Body"]
                         .read())
     assert record["key"] == key and record["device_id"] == "cam-1" and record["request_id"] == "req-1"
-    assert "not a decodable image" in record["reason"]
+    assert "not an image of an accepted format (JPEG, PNG, BMP, WebP)" in record["reason"]
     (topic, event), = cloud.events()
     assert topic == "maskcam/cam-1/infer" and event["event_type"] == "error" and schema.problems(event) == []
     assert key in event["message"]
@@ -149,11 +149,12 @@ def test_batch_with_one_bad_object_still_publishes_the_others(cloud):
 
 def test_model_is_downloaded_once_and_reused_by_warm_invocations(cloud, monkeypatch):
     put_frame(cloud, "frames/cam-1/a.jpg", jpeg(stream_frame()))
+    put_frame(cloud, "frames/cam-1/b.jpg", jpeg(stream_frame()))
     cloud.handler(eventbridge_event("frames/cam-1/a.jpg"), context())
     # the model bucket's export disappears: a warm invocation must not need it any more
     for obj in cloud.s3.list_objects_v2(Bucket=MODEL_BUCKET)["Contents"]:
         cloud.s3.delete_object(Bucket=MODEL_BUCKET, Key=obj["Key"])
-    result = cloud.handler(eventbridge_event("frames/cam-1/a.jpg"), context())
+    result = cloud.handler(eventbridge_event("frames/cam-1/b.jpg"), context())
     assert result["published"] == 1 and len(cloud.events()) == 2
 
     monkeypatch.setattr(cloud.cloud, "_PIPELINES", {})  # a cold start now fails the invocation (Lambda retries it)
@@ -194,7 +195,8 @@ def test_pure_helpers_key_layout_topic_and_times():
     assert c.topic_for("maskcam/+/infer", "cam-1") == "maskcam/cam-1/infer"
     assert c.topic_for("cameras/all", "cam-1") == "cameras/all"
     assert c._iso_ms("2026-11-27T10:00:00.250Z") == 1795773600250 and c._iso_ms("yesterday") is None
-    assert c.error_record_key("raw/x.jpg") == "errors/frames/_outside-frames-prefix/raw/x.jpg.json"
+    # '.' is no thing-name character: records of keys outside frames/ cannot clash with a device's records
+    assert c.error_record_key("raw/x.jpg") == "errors/frames/.outside-frames-prefix/raw/x.jpg.json"
     obj = c.FrameObject("b", "frames/cam-1/x.jpg", None, 1795773600000)
     assert c.capture_ts(obj, {}, 1) == 1795773600000 and c.capture_ts(obj._replace(event_ms=None), {}, 7) == 7
     with pytest.raises(c.FrameRejected, match="metadata ts='soon'"):

@@ -14,13 +14,14 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from functions.edge.maskcam.cloud import ERRORS_PREFIX, FRAMES_PREFIX, OUTCOMES_DIR
 from infra.acknowledge import acknowledge_resource_wildcards
 from infra.constructs.object_created_trigger import ObjectCreatedTrigger
+from infra.grants import grant_listing, grant_objects
 from infra.settings import Settings
 from infra.stacks.storage_stack import model_bucket_name
 
-FRAMES_PREFIX = "frames/"          # maskcam.cloud.FRAMES_PREFIX
-ERRORS_PREFIX = "errors/frames/"   # maskcam.cloud.ERRORS_PREFIX (under the data bucket's errors/ lifecycle rule)
+OUTCOMES_PREFIX = ERRORS_PREFIX + OUTCOMES_DIR   # under the data bucket's errors/ lifecycle rule
 
 
 class CloudClassifierTrigger(Construct):
@@ -40,19 +41,17 @@ class CloudClassifierTrigger(Construct):
         }.items():
             function.add_environment(key, value)
 
-        role.add_to_principal_policy(iam.PolicyStatement(
-            actions=["s3:GetObject", "s3:GetObjectVersion"], resources=[bucket.arn_for_objects(f"{FRAMES_PREFIX}*")]))
-        role.add_to_principal_policy(iam.PolicyStatement(
-            actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{ERRORS_PREFIX}*")]))
-        # ListBucket on frames/ only, so that a frame deleted before it is read reads as missing (404, rejected with
-        # a record) rather than forbidden (403, retried and then dead-lettered)
-        role.add_to_principal_policy(iam.PolicyStatement(
-            actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{FRAMES_PREFIX}*"]}}))
-        acknowledge_resource_wildcards(
-            role, [bucket.arn_for_objects(f"{p}*") for p in (FRAMES_PREFIX, ERRORS_PREFIX)],
-            "Object wildcards limited to one prefix of the data bucket each (frames/ to read uploaded frames, "
-            "errors/frames/ to keep records of rejected ones): frame names are chosen by the cameras.")
+        grant_objects(role, bucket, actions=["s3:GetObject", "s3:GetObjectVersion"], prefixes=[FRAMES_PREFIX],
+                      reason="Read uploaded frames: their names under frames/<device>/ are chosen by the cameras.")
+        grant_objects(role, bucket, actions=["s3:PutObject"], prefixes=[ERRORS_PREFIX],
+                      reason="Records of rejected frames and the per-object outcome records (errors/frames/.outcomes/) "
+                             "are named after the frames, which the cameras name.")
+        grant_objects(role, bucket, actions=["s3:GetObject"], prefixes=[OUTCOMES_PREFIX],
+                      reason="The outcome record of each frame is looked up before publishing, so that a retried "
+                             "event does not publish a frame's result twice.")
+        # ListBucket on these prefixes only, so that a missing frame or outcome record reads as missing (404) rather
+        # than forbidden (403, retried and then dead-lettered)
+        grant_listing(role, bucket, prefixes=[FRAMES_PREFIX, OUTCOMES_PREFIX])
 
         trigger = ObjectCreatedTrigger(
             self, "FrameUploads", bucket=bucket, prefix=FRAMES_PREFIX, function=function,
