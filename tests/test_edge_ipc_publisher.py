@@ -1,39 +1,49 @@
 """The Greengrass V2 publisher against the real ``awsiot.greengrasscoreipc`` client class (awsiotsdk): only the IPC
 socket is replaced, and every call is bound to the real method signature, so a renamed parameter or a wrong QoS type
 fails here instead of on a core device."""
+import concurrent.futures
 import inspect
 import json
 import time
 
 import pytest
 from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
-from awsiot.greengrasscoreipc.model import QOS
+from awsiot.greengrasscoreipc.model import QOS, InvalidArgumentsError
 
 from functions.edge.maskcam import schema
 from functions.edge.maskcam.adapters.publishers import IpcPublisher, make_publisher
-from functions.edge.maskcam.runner import Backoff, Dispatcher
+from functions.edge.maskcam.runner import Backoff, Dispatcher, PublishRefused
 from functions.edge.maskcam.spool import Spool
 
-REAL_PUBLISH = GreengrassCoreIPCClientV2.publish_to_iot_core
+REAL_PUBLISH = GreengrassCoreIPCClientV2.publish_to_iot_core_async
 
 
 @pytest.fixture
 def core(monkeypatch):
-    """Replaces the IPC connection (no nucleus here) and records what would cross it."""
-    calls, state = [], {"down": 0}
+    """Replaces the IPC connection (no nucleus here) and records what would cross it. ``state``: ``down`` (that
+    many calls fail), ``hang`` (the nucleus never answers), ``invalid`` (it refuses the arguments)."""
+    calls, state = [], {"down": 0, "hang": False, "invalid": False}
 
     def connect(self, client=None, executor=True):
         pass
 
-    def publish_to_iot_core(self, **kwargs):
+    def publish_to_iot_core_async(self, **kwargs):
         inspect.signature(REAL_PUBLISH).bind(self, **kwargs)  # TypeError on any argument the real API lacks
-        if state["down"]:
+        future = concurrent.futures.Future()
+        if state["hang"]:
+            return future  # never completes
+        if state["invalid"]:
+            future.set_exception(InvalidArgumentsError(message="payload too large"))
+        elif state["down"]:
             state["down"] -= 1
-            raise ConnectionError("IPC connection to the nucleus lost")
-        calls.append(kwargs)
+            future.set_exception(ConnectionError("IPC connection to the nucleus lost"))
+        else:
+            calls.append(kwargs)
+            future.set_result(None)
+        return future
 
     monkeypatch.setattr(GreengrassCoreIPCClientV2, "__init__", connect)
-    monkeypatch.setattr(GreengrassCoreIPCClientV2, "publish_to_iot_core", publish_to_iot_core)
+    monkeypatch.setattr(GreengrassCoreIPCClientV2, "publish_to_iot_core_async", publish_to_iot_core_async)
     monkeypatch.setenv("AWS_IOT_THING_NAME", "lobby-cam")
     return calls, state
 
@@ -75,3 +85,30 @@ def test_lost_ipc_connection_spools_and_replays_everything(core, tmp_path):
     assert dispatcher.dropped == 0
     assert dispatcher.stats["spooled"] >= 1 and dispatcher.stats["publish_errors"] == 3
     assert dispatcher.stats["published"] + dispatcher.stats["replayed"] == 10
+
+
+def test_a_nucleus_that_never_answers_times_out_instead_of_hanging_the_publisher(core):
+    _, state = core
+    state["hang"] = True
+    publisher = IpcPublisher(timeout=0.05)
+    started = time.monotonic()
+    with pytest.raises(concurrent.futures.TimeoutError):
+        publisher.publish(schema.to_json(event(0)))
+    assert time.monotonic() - started < 2
+
+
+def test_a_payload_the_nucleus_refuses_is_publish_refused_and_dead_lettered(core, tmp_path):
+    calls, state = core
+    state["invalid"] = True
+    with pytest.raises(PublishRefused, match="payload too large"):
+        IpcPublisher().publish("{}")
+    dispatcher = Dispatcher(IpcPublisher(), Spool(str(tmp_path / "spool")), rejected_path=str(tmp_path / "r.jsonl"))
+    dispatcher.submit(event(1))
+    dispatcher.step()
+    state["invalid"] = False
+    dispatcher.submit(event(2))
+    dispatcher.step()
+    dispatcher.close()
+    counts = dispatcher.counts()
+    assert (counts["published"], counts["rejected"], counts["dead_lettered"], counts["pending"]) == (1, 1, 1, 0)
+    assert json.loads(json.loads((tmp_path / "r.jsonl").read_text())["payload"]) == event(1)

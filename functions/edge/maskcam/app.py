@@ -1,6 +1,7 @@
 """Builds the runner from plain options (CLI flags or DeepLens environment variables): adapters chosen by name."""
 import os
 import socket
+import time
 
 from .manifest import load_manifest
 from .pipeline import FramePipeline
@@ -84,7 +85,7 @@ def pipeline_factory(options):
 
     def load_pipeline():
         return FramePipeline(load_detector(options["detector"], DETECTOR_THREADS), load_classifier(),
-                             margin=float(options["margin"]))
+                             margin=float(options["margin"]), timer=getattr(time, "monotonic", time.time))
     return load_pipeline
 
 
@@ -112,8 +113,14 @@ def build_runner(options):
                   max_frames=int(options["max_frames"]) if options["max_frames"] else None)
 
 
+SUMMARY_KEYS = ("submitted", "published", "replayed", "spooled", "pending", "queued", "dropped", "rejected",
+                "carried_over", "lost", "dead_lettered", "clock_rejected", "spool_errors", "rejected_write_errors")
+
+
 def summary(runner):
-    stats = runner.dispatcher.stats
-    return ("frames=%d errors=%d submitted=%d published=%d replayed=%d spooled=%d pending=%d dropped=%d rejected=%d"
-            % (runner.frames, runner.errors, stats["submitted"], stats["published"], stats["replayed"],
-               stats["spooled"], len(runner.dispatcher.spool), stats["dropped"], stats["rejected"]))
+    """The exit line. Every event is accounted for: ``submitted + carried_over = published + replayed + pending +
+    queued + dropped + rejected``, with ``queued=0`` after the run (``lost``: part of dropped, deleted from the spool
+    by someone else; ``dead_lettered`` and ``clock_rejected``: part of rejected)."""
+    counts = runner.dispatcher.counts()
+    return "frames=%d errors=%d " % (runner.frames, runner.errors) + \
+        " ".join("%s=%d" % (key, counts[key]) for key in SUMMARY_KEYS)

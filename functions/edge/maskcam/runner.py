@@ -4,16 +4,26 @@
   reopened after ``reopen_after`` consecutive failures;
 - model/detector fails to load: error event, backoff, retry;
 - publish fails: the event goes to the bounded on-disk ``Spool``; replayed oldest-first when publishing works again;
-  when the spool is full the event is dropped and counted;
-- every ``heartbeat_s`` a heartbeat event carries fps, frames, errors and dropped.
+  when the spool is full or the disk refuses, the event is dropped and counted;
+- a spooled event the publisher keeps refusing while newer ones get through (or refuses with ``PublishRefused``), and
+  a spool file that is no event, go to the dead-letter file ``rejected.jsonl`` (bounded) and are counted as rejected;
+- events the schema refuses are counted as rejected and kept in ``rejected.jsonl``; when it is because of the device
+  clock (a ts outside 2000-2100, e.g. 1970 before NTP), a rate-limited log line says so, and the first valid event
+  after is preceded by an ``error`` event saying how many were rejected;
+- every ``heartbeat_s`` a heartbeat event carries fps, frames, errors (faults survived, publish errors and rejected
+  events) and dropped;
+- intervals (heartbeats, fps, retry timers, the frame rate) use a monotonic clock; event timestamps the wall clock.
 
 Two stages overlap: while the loop thread runs the model on frame k, a stage thread detects faces in frame k+1 and
 prepares their model inputs (``FramePipeline.prepare`` / ``finish``). Events still leave in frame order.
 
-Every emitted event ends up published, still in the spool, or dropped: ``Dispatcher.stats`` counts each."""
+Every submitted event ends up published, still in the spool, dropped or rejected, and ``Dispatcher.counts()`` says
+so: ``submitted + carried_over == published + replayed + pending + queued + dropped + rejected`` at any time, with
+``queued == 0`` once ``close()`` returned (also when the publisher hangs: what it has not taken is spooled)."""
 import concurrent.futures
 import json
 import logging
+import os
 import threading
 import time
 
@@ -24,12 +34,27 @@ try:
 except ImportError:  # pragma: no cover - Python 2 on very old DeepLens images
     import Queue as queue  # noqa: N813
 
+try:
+    from reprlib import repr as _short_repr
+except ImportError:  # pragma: no cover - Python 2
+    from repr import repr as _short_repr
+
 LOG = logging.getLogger("maskcam")
 UNLOADED = "unloaded"
+_monotonic = getattr(time, "monotonic", time.time)
+_SANE_TS = 1767225600000  # 2026-01-01T00:00:00Z: a ts the schema accepts, to tell clock problems from others
+REJECTED_MAX_BYTES = 1 << 20
+REJECTED_MAX_RECORD = 16 * 1024
+SPOOL_REFRESH_S = 5.0
 
 
 class EndOfStream(Exception):
     """A finite source (video file, image folder) has no more frames."""
+
+
+class PublishRefused(Exception):
+    """Raised by a publisher for a payload it will never accept (e.g. invalid for the service): the event is
+    dead-lettered at once instead of being retried. Any other exception means "try again later"."""
 
 
 class Backoff(object):
@@ -37,63 +62,206 @@ class Backoff(object):
         self.base, self.factor, self.cap = base, factor, cap
 
     def delay(self, attempt):
-        return min(self.cap, self.base * self.factor ** max(0, attempt - 1))
+        try:
+            return min(self.cap, self.base * self.factor ** max(0, attempt - 1))
+        except OverflowError:  # 2.0 ** 1024: about 1025 failures in a row (hours of a camera or network outage)
+            return self.cap
+
+
+class Throttle(object):
+    """At most one log line per key every ``every_s`` seconds (``clock``: monotonic); the next one says how many
+    were held back."""
+
+    def __init__(self, every_s=60.0, clock=_monotonic):
+        self.every_s, self.clock = every_s, clock
+        self._last, self._held = {}, {}
+
+    def log(self, key, level, message, *args):
+        """Never raises (callers log after counting)."""
+        try:
+            now = self.clock()
+            last = self._last.get(key)
+            if last is not None and 0 <= now - last < self.every_s:
+                self._held[key] = self._held.get(key, 0) + 1
+                return False
+            held = self._held.pop(key, 0)
+            self._last[key] = now
+            if held:
+                message += " (%d similar message(s) held back)" % held
+            LOG.log(level, message, *args)
+            return True
+        except Exception:
+            return False
+
+
+def _utc(ts_ms):
+    try:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts_ms / 1000.0))
+    except Exception:
+        return repr(ts_ms)
+
+
+class RejectedLog(object):
+    """``rejected.jsonl``: one JSON line per event that will never be published (refused by the schema, or a spool
+    entry dead-lettered), with the reason.
+
+    Bounded: before a line would take the file past ``max_bytes`` the file is renamed to ``<path>.1`` (replacing the
+    previous one) and a new one started, so both together never exceed ``2 * max_bytes``; a record longer than
+    ``max_record`` keeps the reason and only the head of the event (``event_head``). Never raises: a line that
+    cannot be written is counted in ``write_errors``."""
+
+    def __init__(self, path, max_bytes=REJECTED_MAX_BYTES, max_record=REJECTED_MAX_RECORD):
+        self.path = path
+        self.max_bytes = max(256, int(max_bytes))
+        self.max_record = max(128, min(int(max_record), self.max_bytes))
+        self.write_errors = 0
+        self.rotations = 0
+        self._size = None
+        self._lock = threading.Lock()
+
+    def _line(self, record):
+        try:
+            line = json.dumps(record, default=str, sort_keys=True)
+        except Exception as err:  # circular, too deep, ...
+            record = {k: v for k, v in record.items() if k not in ("event", "payload")}
+            record["event_repr"] = _short_repr(record.get("event"))
+            record["unserializable"] = "%s: %s" % (type(err).__name__, err)
+            line = json.dumps(record, default=str, sort_keys=True)
+        if len(line) + 1 > self.max_record:
+            head = {k: v for k, v in record.items() if k not in ("event", "payload")}
+            head = json.loads(json.dumps(head, default=str))
+            head["error"] = str(head.get("error", ""))[:1024]
+            head["event_bytes"] = len(line)
+            room = self.max_record - len(json.dumps(head, sort_keys=True)) - 64
+            head["event_head"] = line[:max(0, room)]
+            line = json.dumps(head, sort_keys=True)[:self.max_record - 1]
+        return (line + "\n").encode("utf-8")
+
+    def write(self, record):
+        with self._lock:
+            try:
+                data = self._line(record)
+                if self._size is None:
+                    self._size = os.path.getsize(self.path) if os.path.exists(self.path) else 0
+                if self._size and self._size + len(data) > self.max_bytes:
+                    os.rename(self.path, self.path + ".1")
+                    self._size = 0
+                    self.rotations += 1
+                with open(self.path, "ab") as handle:
+                    handle.write(data)
+                self._size += len(data)
+                return True
+            except Exception as err:
+                self.write_errors += 1
+                self._size = None
+                if self.write_errors == 1 or self.write_errors % 1000 == 0:
+                    LOG.error("cannot write %s (%d failed writes): %s: %s", self.path, self.write_errors,
+                              type(err).__name__, err)
+                return False
+
+
+def _payload_problem(payload):
+    """Why a spooled payload cannot be published as an event (None when it can)."""
+    if len(payload.encode("utf-8")) > schema.MAX_PAYLOAD_BYTES:
+        return "payload over the %d-byte IoT limit" % schema.MAX_PAYLOAD_BYTES
+    try:
+        event = json.loads(payload)
+        found = schema.problems(event)
+    except Exception as err:
+        return "not a JSON event: %s: %s" % (type(err).__name__, err)
+    return "; ".join(found) if found else None
+
+
+def _clock_problem(event):
+    """True when ``event`` fails validation only because of its ts (the device clock)."""
+    try:
+        return isinstance(event, dict) and "ts" in event and not schema.problems(dict(event, ts=_SANE_TS))
+    except Exception:
+        return False
+
+
+_OK, _FAILED, _REFUSED = "ok", "failed", "refused"
 
 
 class Dispatcher(object):
-    """Publisher thread: takes events from a bounded queue, publishes, spools on failure, replays on recovery."""
+    """Publisher thread: takes events from a bounded queue, publishes, spools on failure, replays on recovery.
 
-    def __init__(self, publisher, spool, queue_size=1000, retry=Backoff(1.0, 2.0, 60.0), clock=time.time,
-                 rejected_path=None):
+    ``clock`` is monotonic (retry timers, log throttling). ``max_attempts``: after a spooled event failed that many
+    times, the newest spooled event is tried; when it gets through, the old one is tried once more and then
+    dead-lettered (an outage, where nothing gets through, never dead-letters anything)."""
+
+    def __init__(self, publisher, spool, queue_size=1000, retry=Backoff(1.0, 2.0, 60.0), clock=_monotonic,
+                 rejected_path=None, max_attempts=5, rejected_max_bytes=REJECTED_MAX_BYTES, log_every_s=60.0):
         self.publisher = publisher
         self.spool = spool
         self.retry = retry
         self.clock = clock
         self.rejected_path = rejected_path
+        self.rejected = RejectedLog(rejected_path, rejected_max_bytes) if rejected_path else None
+        self.max_attempts = max(1, int(max_attempts))
         self.queue = queue.Queue(maxsize=queue_size)
-        self.stats = {"submitted": 0, "published": 0, "replayed": 0, "spooled": 0, "dropped": 0,
-                      "publish_errors": 0, "rejected": 0, "carried_over": len(spool)}
-        self._lock = threading.Lock()
+        self._stats = {"submitted": 0, "published": 0, "replayed": 0, "spooled": 0, "dropped": 0,
+                       "publish_errors": 0, "rejected": 0, "carried_over": len(spool),
+                       "lost": 0, "dead_lettered": 0, "clock_rejected": 0, "rejected_write_errors": 0,
+                       "spool_errors": 0, "internal_errors": 0, "spooled_at_close": 0}
+        self._spool_seen = dict(self._spool_stats())
+        self._lock = threading.Lock()      # counters
+        self._state = threading.Lock()     # the event in flight, and abandoning the thread at close
+        self._log = Throttle(log_every_s, clock)
         self._down_since = None
         self._failures = 0
         self._next_try = 0.0
+        self._head = (None, 0, 0)          # (oldest spool entry, its consecutive failures, _oks at its first)
+        self._oks = 0                      # successful publishes so far
+        self._next_refresh = 0.0           # when to look at an unusable spool directory again
+        self._inflight = None              # [payload] taken from the queue and not accounted for yet
+        self._abandoned = False            # close() gave up on the thread: it must not account anything more
+        self._closed = False
+        self._clock_streak = None          # (first bad ts, count) while events are rejected for their ts
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="maskcam-publish")
         self._thread.daemon = True
+        self._started = False
 
     def start(self):
+        self._started = True
         self._thread.start()
         return self
 
+    # -- counters ----------------------------------------------------------------------------------------------
     def _count(self, key, n=1):
         with self._lock:
-            self.stats[key] += n
+            self._stats[key] += n
 
-    def submit(self, event):
-        """Called from the inference thread; never waits on the network."""
-        try:
-            payload = schema.to_json(event)
-        except schema.SchemaError as err:
-            self._reject(event, err)
-            return
-        self._count("submitted")
-        try:
-            self.queue.put_nowait(payload)
-        except queue.Full:  # the publisher thread is stuck: keep the event on disk instead of waiting
-            self._to_spool(payload)
+    def _spool_stats(self):
+        stats = getattr(self.spool, "stats", None) or {}
+        return {k: stats.get(k, 0) for k in ("lost", "adopted", "io_errors")}
 
-    def _reject(self, event, err):
-        self._count("rejected")
-        LOG.error("event rejected: %s", err)
-        if self.rejected_path:
-            with open(self.rejected_path, "a") as handle:
-                handle.write(json.dumps({"error": str(err), "event": event}, default=str) + "\n")
+    def _absorb_spool(self):
+        """Spool counters into ours: entries deleted underneath are dropped, entries found later are carried over."""
+        now = self._spool_stats()
+        with self._lock:
+            lost = now["lost"] - self._spool_seen["lost"]
+            self._stats["lost"] += lost
+            self._stats["dropped"] += lost
+            self._stats["carried_over"] += now["adopted"] - self._spool_seen["adopted"]
+            self._stats["spool_errors"] += now["io_errors"] - self._spool_seen["io_errors"]
+            self._spool_seen = now
 
-    def _to_spool(self, payload):
-        if self.spool.append(payload):
-            self._count("spooled")
-        else:
-            self._count("dropped")
+    @property
+    def stats(self):
+        self._absorb_spool()
+        return self._stats
+
+    def counts(self):
+        """A snapshot of the counters plus ``pending`` (in the spool) and ``queued`` (not handled yet)."""
+        self._absorb_spool()
+        with self._lock:
+            snapshot = dict(self._stats)
+        snapshot["pending"] = len(self.spool)
+        snapshot["queued"] = self.queue.qsize() + (1 if self._inflight is not None else 0)
+        return snapshot
 
     @property
     def dropped(self):
@@ -103,58 +271,321 @@ class Dispatcher(object):
     def healthy(self):
         return self._down_since is None
 
+    # -- the inference thread's side ---------------------------------------------------------------------------
+    def submit(self, event):
+        """Called from the inference thread; never waits on the network and never raises."""
+        self._count("submitted")
+        try:
+            self._submit(event)
+        except Exception as err:  # nothing planned for this: the event is counted, the loop goes on
+            self._count("internal_errors")
+            self._count("dropped")
+            self._log.log("submit", logging.ERROR, "event dropped, submit failed: %s: %s", type(err).__name__, err)
+
+    def _submit(self, event):
+        try:
+            payload = schema.to_json(event)
+        except Exception as err:  # SchemaError, or an event json cannot even serialize
+            self._reject(event, err)
+            return
+        if self._clock_streak is not None:
+            self._clock_fixed(event)
+        if self._closed:  # no thread takes from the queue any more
+            self._to_spool(payload)
+            return
+        try:
+            self.queue.put_nowait(payload)
+        except queue.Full:  # the publisher thread is stuck: keep the event on disk instead of waiting
+            self._to_spool(payload)
+            return
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def _reject(self, event, err):
+        clock = _clock_problem(event)
+        where = self.rejected_path or "nowhere (no rejected file)"
+        if self.rejected is not None and not self.rejected.write({"error": str(err), "event": event}):
+            self._count("rejected_write_errors")
+        if clock:
+            first, count = self._clock_streak or (event.get("ts"), 0)
+            self._clock_streak = (first, count + 1)
+            self._count("clock_rejected")
+            self._log.log("clock", logging.ERROR, "device clock reads %s: events fail validation (ts must be 2000-2100 "
+                          "epoch ms); %d rejected since, kept in %s; fix the device clock (NTP)",
+                          _utc(event.get("ts")), count + 1, where)
+        else:
+            self._log.log("rejected", logging.ERROR, "event rejected (kept in %s): %s", where, err)
+        self._count("rejected")
+
+    def _clock_fixed(self, event):
+        """The first valid event after events were rejected for their ts: an error event says so first."""
+        (first, count), self._clock_streak = self._clock_streak, None
+        message = ("device clock was wrong (read %s): %d event(s) rejected for their timestamp, kept in %s"
+                   % (_utc(first), count, self.rejected_path or "no rejected file"))
+        LOG.warning(message)
+        self.submit(schema.error_event(event["device_id"], event["ts"], event["model_name"], event["model_version"],
+                                       message))
+
+    def _spool_append(self, payload):
+        try:
+            return self.spool.append(payload)
+        except Exception as err:  # our Spool never raises; any other spool might
+            self._count("internal_errors")
+            self._log.log("spool-raise", logging.ERROR, "spool append failed: %s: %s", type(err).__name__, err)
+            return False
+
+    def _log_dropped(self):
+        self._log.log("dropped", logging.WARNING, "event dropped: the spool (%d/%d) cannot take it%s; %d dropped",
+                      len(self.spool), getattr(self.spool, "max_events", 0),
+                      " (%s)" % self.spool.error if getattr(self.spool, "error", None) else "",
+                      self._stats["dropped"])
+
+    def _to_spool(self, payload):
+        if self._spool_append(payload):
+            self._count("spooled")
+            return True
+        self._count("dropped")
+        self._log_dropped()
+        return False
+
+    # -- the publisher thread ----------------------------------------------------------------------------------
     def _publish(self, payload):
         try:
             self.publisher.publish(payload)
-        except Exception as err:  # any publisher fault: network, IPC, SDK
+        except PublishRefused as err:
+            self._down_since, self._failures = None, 0  # the publisher answered: it works, this payload does not
+            return _REFUSED, err
+        except Exception as err:  # any publisher fault: network, IPC, SDK, timeout
             self._count("publish_errors")
             self._failures += 1
-            self._next_try = self.clock() + self.retry.delay(self._failures)
+            now = self.clock()
+            self._next_try = now + self.retry.delay(self._failures)
             if self._down_since is None:
-                self._down_since = self.clock()
+                self._down_since = now
                 LOG.warning("publish failed, spooling until it works again: %s", err)
-            return False
+            return _FAILED, err
         if self._down_since is not None:
             LOG.info("publishing again after %.1fs", self.clock() - self._down_since)
         self._down_since, self._failures = None, 0
-        return True
-
-    def _replay(self):
-        """Publishes spooled events oldest first while publishing works; returns True when the spool is empty."""
-        while True:
-            payload = self.spool.peek()
-            if payload is None:
-                return True
-            if not self._publish(payload):
-                return False
-            self.spool.pop()
-            self._count("replayed")
+        self._oks += 1
+        return _OK, None
 
     def _retry_due(self):
         return self.healthy or self.clock() >= self._next_try
 
+    def _take(self):
+        with self._state:
+            if self._abandoned:
+                return None
+            try:
+                payload = self.queue.get_nowait()
+            except queue.Empty:
+                return None
+            self._inflight = [payload]
+            return self._inflight
+
+    def _settle(self, box):
+        """Claims the event in flight for accounting; False when close() took it over (it accounted it)."""
+        with self._state:
+            if self._inflight is not box:
+                return False
+            self._inflight = None
+            return True
+
+    def _replayed(self, entry):
+        with self._state:
+            if self._abandoned:
+                return False
+            self.spool.remove(entry.name)
+            self._count("replayed")
+            return True
+
+    def _dead_letter(self, entry, reason):
+        with self._state:
+            if self._abandoned:
+                return
+            if self.rejected is not None and not self.rejected.write(
+                    {"error": reason, "spool_entry": entry.name, "payload": entry.payload}):
+                self._count("rejected_write_errors")
+            self.spool.remove(entry.name)
+            self._count("dead_lettered")
+            self._count("rejected")
+        self._head = (None, 0, 0)
+        self._log.log("dead-letter", logging.ERROR, "spooled event %s dead-lettered to %s: %s", entry.name,
+                      self.rejected_path or "nowhere (no rejected file)", reason)
+
+    def _poisoned(self, entry, err):
+        """After the oldest entry failed ``max_attempts`` times: is it this entry, or is publishing down? When
+        another event was published since its first failure, or the newest entry gets through now, the oldest is
+        tried once more and then dead-lettered; when nothing gets through it is an outage. True when the spool
+        moved on."""
+        name, failures, oks = self._head
+        if name != entry.name:
+            failures, oks = 0, self._oks
+        failures += 1
+        self._head = (entry.name, failures, oks)
+        if failures < self.max_attempts:
+            return False
+        if self._oks == oks:  # no sign yet that publishing works: the newest entry tells
+            newest = self.spool.tail()
+            if newest is None or newest.name == entry.name:
+                return False
+            problem = newest.problem or _payload_problem(newest.payload)
+            if problem:
+                self._dead_letter(newest, "unusable spool entry: " + problem)
+                return True
+            status, newest_err = self._publish(newest.payload)
+            if status == _REFUSED:
+                self._dead_letter(newest, "refused by the publisher: %s" % newest_err)
+                return True
+            if status != _OK:
+                return False  # nothing gets through: an outage, not this entry
+            self._replayed(newest)
+        status, again = self._publish(entry.payload)
+        if status == _OK:
+            self._replayed(entry)
+            self._head = (None, 0, 0)
+        else:
+            self._dead_letter(entry, "refused %d times while other events were published: %s"
+                              % (failures + 1, again or err))
+        return True
+
+    def _replay(self):
+        """Publishes spooled events oldest first while publishing works; returns True when the spool is empty."""
+        while not self._abandoned:
+            entry = self.spool.head()
+            if entry is None:
+                return True
+            problem = entry.problem or _payload_problem(entry.payload)
+            if problem:
+                self._dead_letter(entry, "unusable spool entry: " + problem)
+                continue
+            status, err = self._publish(entry.payload)
+            if status == _OK:
+                self._replayed(entry)
+                self._head = (None, 0, 0)
+            elif status == _REFUSED:
+                self._dead_letter(entry, "refused by the publisher: %s" % err)
+            elif not self._poisoned(entry, err):
+                return False
+        return False
+
+    def _handle(self, box, spool_empty):
+        """One event from the queue: published when the spool is empty and publishing works (or no retry is
+        pending), else spooled behind the others; when the spool cannot take it (full, disk fault) it is published
+        directly if a retry is due, and dropped only when that fails too."""
+        payload = box[0]
+        if spool_empty and self._retry_due():
+            status, err = self._publish(payload)
+            if status != _FAILED:
+                if self._settle(box):
+                    if status == _OK:
+                        self._count("published")
+                    else:
+                        self._dead_letter_live(payload, err)
+                return
+        with self._state:  # spooled under the lock: close() cannot take it over half-way
+            if self._inflight is not box:
+                return
+            if self._spool_append(payload):
+                self._inflight = None
+                self._count("spooled")
+                return
+        status, err = self._publish(payload) if self._retry_due() else (_FAILED, None)
+        if self._settle(box):
+            if status == _OK:
+                self._count("published")
+            elif status == _REFUSED:
+                self._dead_letter_live(payload, err)
+            else:
+                self._count("dropped")
+                self._log_dropped()
+
+    def _dead_letter_live(self, payload, err):
+        if self.rejected is not None and not self.rejected.write(
+                {"error": "refused by the publisher: %s" % err, "payload": payload}):
+            self._count("rejected_write_errors")
+        self._count("dead_lettered")
+        self._count("rejected")
+        self._log.log("dead-letter", logging.ERROR, "event refused by the publisher, dead-lettered: %s", err)
+
+    def step(self, timeout=0.0):
+        """One round of the publisher thread (tests drive it directly, without the thread): waits up to
+        ``timeout`` s for an event, replays the spool when a retry is due, then handles the event. Returns False
+        once stopped and nothing is queued."""
+        box = self._take()
+        if box is None and timeout > 0 and not self._stop.is_set():
+            self._wake.wait(timeout)
+            self._wake.clear()
+            box = self._take()
+        took, handling = box is not None, None
+        try:
+            if getattr(self.spool, "error", None) and self.clock() >= self._next_refresh:
+                self._next_refresh = self.clock() + SPOOL_REFRESH_S
+                self.spool.refresh()  # entries an earlier run left in a directory that could not be read
+            pending = len(self.spool)
+            if box is not None and pending >= getattr(self.spool, "max_events", pending + 1):
+                handling, box = box, None  # a full spool: this event first (when it gets through, the spool's
+                self._handle(handling, False)  # oldest entry is shown to be the problem, not the network)
+            if pending and self._retry_due():
+                pending = 0 if self._replay() else 1
+            self._absorb_spool()
+            if box is not None:
+                handling, box = box, None
+                self._handle(handling, pending == 0)
+        except Exception as err:  # a fault nobody planned for must not stop publishing, nor lose the event
+            self._count("internal_errors")
+            self._log.log("internal", logging.ERROR, "publisher thread fault: %s: %s", type(err).__name__, err)
+            for lost in (box, handling):
+                if lost is not None and self._settle(lost):
+                    self._count("dropped")
+        if not took:
+            return not (self._stop.is_set() or self._abandoned)
+        return not self._abandoned
+
     def _run(self):
         while True:
             try:
-                payload = self.queue.get(timeout=0.1)
-            except queue.Empty:
-                payload = None
-            spool_empty = len(self.spool) == 0
-            if not spool_empty and self._retry_due():
-                spool_empty = self._replay()
-            if payload is None:
-                if self._stop.is_set():
+                if not self.step(0.1):
                     return
-                continue
-            if spool_empty and self._retry_due() and self._publish(payload):
-                self._count("published")
-            else:
-                self._to_spool(payload)
+            except Exception:  # pragma: no cover - step() catches everything; this is the last line of defence
+                self._count("internal_errors")
+                if self._stop.wait(0.1) and self._abandoned:
+                    return
 
     def close(self, timeout=10.0):
-        """Drains the queue (publishing or spooling every queued event), then stops the thread."""
+        """Stops the publisher thread. It publishes (or spools) what is queued for at most ``timeout`` seconds;
+        whatever it has not taken then (a hung or slow publisher) is spooled, or counted as dropped when the spool
+        cannot take it; the event inside a hung ``publish`` call is spooled too (it may be published twice: at
+        least once). Returns after about ``timeout`` seconds at most, plus the spool writes."""
+        self._closed = True
         self._stop.set()
-        self._thread.join(timeout)
+        self._wake.set()
+        if self._started:
+            self._thread.join(max(0.0, timeout))
+        hung = self._started and self._thread.is_alive()
+        left = []
+        if hung or not self._started:
+            got = self._state.acquire(True, max(0.1, min(timeout, 1.0)))
+            try:
+                self._abandoned = True
+                if got and self._inflight is not None:
+                    left.append(self._inflight[0])
+                    self._inflight = None
+            finally:
+                if got:
+                    self._state.release()
+        while True:  # what the thread did not take (or a submit that raced with close)
+            try:
+                left.append(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        spooled = sum(1 for payload in left if self._to_spool(payload))
+        self._count("spooled_at_close", spooled)
+        if hung:
+            LOG.warning("publisher still busy after %.1fs: %d unpublished event(s) spooled, %d dropped",
+                        timeout, spooled, len(left) - spooled)
+        self._absorb_spool()
 
 
 class DisplayWorker(object):
@@ -204,11 +635,13 @@ class DisplayWorker(object):
 
 class Runner(object):
     """Reads frames, runs the pipeline, emits events. ``open_source()`` and ``load_pipeline()`` are factories so a
-    failing camera or model is simply opened/loaded again."""
+    failing camera or model is simply opened/loaded again. ``clock`` is the wall clock (event timestamps),
+    ``monotonic`` the interval clock (heartbeats, fps, frame rate); ``close_timeout`` bounds the wait for the
+    publisher at shutdown."""
 
     def __init__(self, open_source, load_pipeline, dispatcher, device_id, display=None, rate=None,
                  heartbeat_s=60.0, backoff=Backoff(), reopen_after=5, error_every=50, max_frames=None,
-                 clock=time.time, sleep=time.sleep):
+                 clock=time.time, sleep=time.sleep, monotonic=_monotonic, close_timeout=10.0):
         self.open_source = open_source
         self.load_pipeline = load_pipeline
         self.dispatcher = dispatcher
@@ -221,7 +654,9 @@ class Runner(object):
         self.error_every = error_every
         self.max_frames = max_frames
         self.clock = clock
+        self.monotonic = monotonic
         self.sleep = sleep
+        self.close_timeout = close_timeout
         self.pipeline = None
         self.source = None
         self.frames = 0
@@ -229,15 +664,22 @@ class Runner(object):
         self.stop_event = threading.Event()
         self._hb_time = None
         self._hb_frames = 0
+        self._hb_prev = None
 
     # -- events -------------------------------------------------------------------------------------------------
     def _model(self):
         if self.pipeline is None:
             return UNLOADED, UNLOADED
-        return self.pipeline.model_name, self.pipeline.model_version
+        try:
+            return self.pipeline.model_name, self.pipeline.model_version
+        except Exception:
+            return UNLOADED, UNLOADED
 
     def _now_ms(self):
-        return int(self.clock() * 1000)
+        try:
+            return int(self.clock() * 1000)
+        except Exception:  # a clock that returns nonsense: the event is rejected for its ts, and counted
+            return 0
 
     def error(self, message):
         self.errors += 1
@@ -246,18 +688,22 @@ class Runner(object):
         self.dispatcher.submit(schema.error_event(self.device_id, self._now_ms(), name, version, message))
 
     def heartbeat(self, force=False):
-        now = self.clock()
+        now = self.monotonic()
         if self._hb_time is None:
             self._hb_time = now
             return
         if not force and now - self._hb_time < self.heartbeat_s:
             return
-        elapsed = max(now - self._hb_time, 1e-6)
-        fps = (self.frames - self._hb_frames) / elapsed
+        since, frames = self._hb_time, self._hb_frames
+        if now - since < self.heartbeat_s / 2.0 and self._hb_prev is not None:
+            since, frames = self._hb_prev  # a forced beat just after the last one: measure over both windows
+        fps = (self.frames - frames) / max(now - since, 1e-6)
         name, version = self._model()
-        errors = self.errors + self.dispatcher.stats["publish_errors"]
+        stats = self.dispatcher.stats
+        errors = self.errors + stats["publish_errors"] + stats["rejected"]
         self.dispatcher.submit(schema.heartbeat_event(self.device_id, self._now_ms(), name, version, fps,
-                                                      self.frames, errors, self.dispatcher.dropped))
+                                                      self.frames, errors, stats["dropped"]))
+        self._hb_prev = (self._hb_time, self._hb_frames)
         self._hb_time, self._hb_frames = now, self.frames
 
     # -- loop ---------------------------------------------------------------------------------------------------
@@ -302,13 +748,55 @@ class Runner(object):
         try:
             prepared = preparing.result()
             result = self.pipeline.finish(prepared)
+            event = self.pipeline.event(self.device_id, result, self._now_ms())
         except Exception as err:
             self.error("inference failed: %s: %s" % (type(err).__name__, err))
             return
         self.frames += 1
-        self.dispatcher.submit(self.pipeline.event(self.device_id, result, self._now_ms()))
+        self.dispatcher.submit(event)
         if self.display is not None:
             self.display.offer(prepared.frame, result.detections)
+
+    def _iterate(self, stage, tries):
+        """One frame (or one attempt to get the model or the source ready); False to end the loop."""
+        if self.pipeline is None:
+            tries["load"] += 1
+            if not self._ensure_pipeline(tries["load"]):
+                return True
+        if self.source is None:
+            tries["open"] += 1
+            if not self._ensure_source(tries["open"]):
+                return True
+            tries["open"] = 0
+        started = self.monotonic()
+        try:
+            frame, problem = self._read()
+        except EndOfStream:
+            return False
+        if problem is not None:
+            tries["read"] += 1
+            failures = tries["read"]
+            if failures == 1 or failures % self.error_every == 0:
+                self.error("frame read failed (%d in a row): %s" % (failures, problem))
+            else:
+                self.errors += 1
+            if failures % self.reopen_after == 0:
+                self._close_source()
+            self.sleep(self.backoff.delay(failures))
+            self.heartbeat()
+            return True
+        tries["read"] = 0
+        previous, self._preparing = self._preparing, stage.submit(self.pipeline.prepare, frame)
+        if previous is not None:
+            self._finish(previous)
+        self.heartbeat()
+        if self.max_frames is not None and self.frames + 1 >= self.max_frames:
+            return False
+        if self.rate:
+            pause = 1.0 / self.rate - (self.monotonic() - started)
+            if pause > 0:
+                self.sleep(pause)
+        return True
 
     def run(self):
         """Runs until ``stop_event`` is set, ``max_frames`` are processed or a finite source ends."""
@@ -316,56 +804,29 @@ class Runner(object):
         if self.display is not None:
             self.display.start()
         self.heartbeat()
-        load_attempts = open_attempts = read_failures = 0
+        tries = {"load": 0, "open": 0, "read": 0}
+        faults = 0
         stage = concurrent.futures.ThreadPoolExecutor(1)
-        preparing = None  # the next frame's detection and preprocessing, running on the stage thread
+        self._preparing = None  # the next frame's detection and preprocessing, running on the stage thread
         try:
             while not self.stop_event.is_set():
-                if self.pipeline is None:
-                    load_attempts += 1
-                    if not self._ensure_pipeline(load_attempts):
-                        continue
-                if self.source is None:
-                    open_attempts += 1
-                    if not self._ensure_source(open_attempts):
-                        continue
-                    open_attempts = 0
-                started = self.clock()
                 try:
-                    frame, problem = self._read()
-                except EndOfStream:
-                    break
-                if problem is not None:
-                    read_failures += 1
-                    if read_failures == 1 or read_failures % self.error_every == 0:
-                        self.error("frame read failed (%d in a row): %s" % (read_failures, problem))
-                    else:
-                        self.errors += 1
-                    if read_failures % self.reopen_after == 0:
-                        self._close_source()
-                    self.sleep(self.backoff.delay(read_failures))
-                    self.heartbeat()
-                    continue
-                read_failures = 0
-                previous, preparing = preparing, stage.submit(self.pipeline.prepare, frame)
-                if previous is not None:
-                    self._finish(previous)
-                self.heartbeat()
-                if self.max_frames is not None and self.frames + 1 >= self.max_frames:
-                    break
-                if self.rate:
-                    pause = 1.0 / self.rate - (self.clock() - started)
-                    if pause > 0:
-                        self.sleep(pause)
+                    if not self._iterate(stage, tries):
+                        break
+                    faults = 0
+                except Exception as err:  # a fault nobody planned for: reported, backed off, the loop goes on
+                    faults += 1
+                    self.error("loop fault (%d in a row): %s: %s" % (faults, type(err).__name__, err))
+                    self.sleep(self.backoff.delay(faults))
         finally:
-            if preparing is not None:
-                self._finish(preparing)
+            if self._preparing is not None:
+                self._finish(self._preparing)
             stage.shutdown()
             self.heartbeat(force=True)
             self._close_source()
             if self.display is not None:
                 self.display.close()
-            self.dispatcher.close()
+            self.dispatcher.close(self.close_timeout)
         return self
 
     def stop(self):

@@ -1,16 +1,23 @@
-"""Publishers: ``publish(payload_json_str)``, raising on failure (the dispatcher then spools the event).
+"""Publishers: ``publish(payload_json_str)``, raising on failure (the dispatcher then spools the event and retries),
+or raising ``PublishRefused`` for a payload that will never be accepted (the dispatcher dead-letters it).
 
 - ``GreengrassV1Publisher``: ``greengrasssdk.client("iot-data")`` on a DeepLens / Greengrass V1 core, topic
   ``$aws/things/<AWS_IOT_THING_NAME>/infer``;
 - ``IpcPublisher``: Greengrass V2 IPC ``PublishToIoTCore`` (``awsiot.greengrasscoreipc``), topic from the component
-  configuration (``maskcam/<thing>/infer`` by default);
-- ``JsonLinesPublisher``: one JSON object per line to a local file (``-`` = stdout)."""
+  configuration (``maskcam/<thing>/infer`` by default); a call the nucleus does not answer within ``timeout``
+  seconds fails (the event is spooled) instead of hanging the publisher thread; ``InvalidArgumentsError`` (a payload
+  the nucleus will never take) is ``PublishRefused``;
+- ``JsonLinesPublisher``: one JSON object per line to a local file (``-`` = stdout); a write that fails half-way
+  (full disk) is cut back, so the file never holds a partial line."""
 import os
 import sys
 import threading
 
+from ..runner import PublishRefused
+
 DEEPLENS_TOPIC = "$aws/things/{thing}/infer"
 V2_TOPIC = "maskcam/{thing}/infer"
+IPC_TIMEOUT_S = 10.0
 
 
 def thing_name(default="local"):
@@ -28,15 +35,22 @@ class GreengrassV1Publisher(object):
 
 
 class IpcPublisher(object):
-    def __init__(self, topic=None):
+    def __init__(self, topic=None, timeout=IPC_TIMEOUT_S):
         from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
-        from awsiot.greengrasscoreipc.model import QOS
+        from awsiot.greengrasscoreipc.model import QOS, InvalidArgumentsError
         self.client = GreengrassCoreIPCClientV2()
         self.qos = QOS.AT_LEAST_ONCE
         self.topic = topic or V2_TOPIC.format(thing=thing_name())
+        self.timeout = timeout
+        self._refused = InvalidArgumentsError
 
     def publish(self, payload):
-        self.client.publish_to_iot_core(topic_name=self.topic, qos=self.qos, payload=payload.encode("utf-8"))
+        future = self.client.publish_to_iot_core_async(topic_name=self.topic, qos=self.qos,
+                                                       payload=payload.encode("utf-8"))
+        try:
+            future.result(self.timeout)  # concurrent.futures.TimeoutError when the nucleus does not answer
+        except self._refused as err:
+            raise PublishRefused("the nucleus refuses this payload: %s" % (getattr(err, "message", None) or err))
 
 
 class JsonLinesPublisher(object):
@@ -45,13 +59,25 @@ class JsonLinesPublisher(object):
         self._lock = threading.Lock()
 
     def publish(self, payload):
+        line = payload + "\n"
         with self._lock:
             if self.path == "-":
-                sys.stdout.write(payload + "\n")
+                sys.stdout.write(line)
                 sys.stdout.flush()
                 return
-            with open(self.path, "a") as handle:
-                handle.write(payload + "\n")
+            data = line.encode("utf-8")
+            with open(self.path, "ab", buffering=0) as handle:  # unbuffered: a failed write leaves nothing queued
+                start = handle.seek(0, os.SEEK_END)
+                try:
+                    done = 0
+                    while done < len(data):
+                        done += handle.write(data[done:])
+                except Exception:
+                    try:
+                        handle.truncate(start)
+                    except Exception:
+                        pass
+                    raise
 
 
 def make_publisher(spec, topic=None):
