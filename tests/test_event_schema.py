@@ -52,3 +52,12 @@ def test_worst_case_payload_stays_far_below_the_iot_limit():
 def test_schema_module_parses_as_python_37():
     source = Path(schema.__file__).read_text()
     ast.parse(source, feature_version=(3, 7))
+
+
+def test_an_event_type_that_is_not_a_string_is_a_problem_not_a_crash():
+    from functions.edge.maskcam import schema
+
+    for value in ({"a": 1}, ["inference"], 3):
+        found = schema.problems({"schema_version": 1, "event_type": value, "device_id": "d", "ts": 1764547200000,
+                                 "model_name": "m", "model_version": "1"})
+        assert any("event_type" in p for p in found)

@@ -93,7 +93,7 @@ def problems(event):
     event_type = event.get("event_type")
     if event_type is not None and event_type not in EVENT_TYPES:
         found.append("event_type %r is not one of %s" % (event_type, ", ".join(EVENT_TYPES)))
-    for name in REQUIRED_BY_TYPE.get(event_type, ()):
+    for name in REQUIRED_BY_TYPE.get(event_type, ()) if isinstance(event_type, str) else ():
         if event.get(name) is None:
             found.append("%s event missing %s" % (event_type, name))
     if _is_int(event.get("ts")) and not 946684800000 <= event["ts"] <= 4102444800000:
