@@ -29,6 +29,9 @@ PROJECTION_FUTURE_DAYS = 1
 PROJECTION_RANGE = ("2020-01-01", f"NOW+{PROJECTION_FUTURE_DAYS}DAYS")
 DAY_MS = 86_400_000
 PROJECTION_MIN_MS = 1_577_836_800_000      # PROJECTION_RANGE[0], 2020-01-01T00:00:00Z
+# 2100-01-01T00:00:00Z, the schema's own upper bound; also keeps jq's strftime away from years past 9999, where
+# jq 1.6 aborts instead of raising an error.
+LATEST_TS_MS = 4_102_444_800_000
 
 # Firehose writes one file per buffer flush (at most 900 s or 128 MiB); the local writer mimics it.
 FLUSH_SECONDS = 900
@@ -45,7 +48,7 @@ def partition_problem(ts, now_ms):
         return f"ingest_ts {now_ms!r} is not a number of epoch milliseconds"
     if ts < PROJECTION_MIN_MS:
         return f"ts {ts!r} is before {PROJECTION_RANGE[0]} (seconds instead of milliseconds, or a clock not set?)"
-    if ts >= (now_ms // DAY_MS + PROJECTION_FUTURE_DAYS + 1) * DAY_MS:
+    if ts >= min(LATEST_TS_MS, (now_ms // DAY_MS + PROJECTION_FUTURE_DAYS + 1) * DAY_MS):
         return (f"ts {ts!r} is more than {PROJECTION_FUTURE_DAYS} day(s) ahead of the receiving clock "
                 "(microseconds instead of milliseconds, or a device clock ahead?)")
     return None

@@ -26,7 +26,7 @@ def partition_jq() -> str:
     Parenthesized: the L2 wraps it as ``{"dt": <query>}`` and jq object values take no bare pipes."""
     limit = f"((($in / {layout.DAY_MS}) | floor) + {layout.PROJECTION_FUTURE_DAYS + 1}) * {layout.DAY_MS}"
     return (f'(.ts as $ts | .ingest_ts as $in | if ($ts | type) == "number" and ($in | type) == "number" '
-            f'and $ts >= {layout.PROJECTION_MIN_MS} and $ts < {limit} '
+            f'and $ts >= {layout.PROJECTION_MIN_MS} and $ts < {layout.LATEST_TS_MS} and $ts < {limit} '
             f'then ($ts / 1000 | floor | strftime("{layout.PARTITION_STRFTIME}")) '
             f'else error("ts outside the partition projection: \\($ts)") end)')
 

@@ -153,3 +153,12 @@ def test_a_small_buffer_is_reported(templates):
     bad = json.loads(json.dumps(templates["maskcam-analytics"]))
     _destination(bad)["BufferingHints"]["SizeInMBs"] = 5
     assert prefix_problems(bad)
+
+
+def test_a_year_past_9999_is_an_error_not_a_jq_abort(templates, jq):
+    """jq 1.6's strftime aborts the whole process on such a year (found by the property test above): the query must
+    reject the record before it gets there, whatever the ingest time says."""
+    query = partition_query(templates["maskcam-analytics"])
+    records = [{"ts": 253402300800000.0, "ingest_ts": 253402224278016.0},
+               {"ts": 6.77680361916768e+19, "ingest_ts": 6.77680361915904e+19}]
+    assert run_query(jq, query, records) == [None, None]
