@@ -3,34 +3,61 @@
 Triggered by S3 "Object Created" events through EventBridge (direct S3 notifications work too). For
 ``s3://<bucket>/raw/<path>`` version ``V`` it writes
 
-- ``<TABLE_PREFIX><path with / as __>.parquet``: the table data. One file per raw path, so a newer upload of the
-  same path replaces that file's rows instead of duplicating them;
+- ``<TABLE_PREFIX><table_name(path)>.parquet``: the table data. One file per raw path, so a newer upload of the
+  same path replaces that file's rows instead of duplicating them. ``table_name`` is injective: ``/`` becomes
+  ``__``, and ``_`` itself ``_5F`` (so ``raw/a/b.csv`` -> ``a__b``, ``raw/a__b.csv`` -> ``a_5F_5Fb``), see there;
 - ``quarantine/<path>/<V>/rejects.csv`` (only when records were rejected) and ``quarantine/<path>/<V>/report.json``,
   written last.
 
+**Versions.** The table file holds the data of the raw key's *current* version only. An event for a version that
+is no longer current (an older upload delivered late, or re-delivered after a newer one) gets a report with
+``status: superseded`` and never touches the table file. The check is repeated at the moment of writing, which is a
+compare-and-swap (S3 conditional writes): the table file's ETag is read first, then the raw key's current version
+is checked, then the file is written with ``If-Match`` on that ETag (``If-None-Match: *`` when there is none); when
+another invocation wrote in between, the write fails with 412 and the steps repeat. So of two uploads processed at
+the same time the newer one's data always ends up in the table, whatever the order the invocations finish in.
+(Reading the ETag needs ``s3:GetObject`` on the table prefix; without it the write is unconditional after the
+version check, and a warning says so.)
+
 Re-delivery of the same version finds its report and changes nothing. The raw object is only read, never deleted.
-A file that is unusable as a whole gets a report with ``status: failed`` and no table data; raising would only make
-Lambda retry a file that cannot succeed. Errors of the service itself (S3 access, timeouts) raise, so Lambda
-retries and finally sends the event to the dead-letter queue.
+A file that is unusable as a whole gets a report with ``status: failed`` and no table data; so does an object
+version that disappeared and a file the normalizer fails on (``internal error``): retrying would not help.
+**One event, many objects** (S3 notifications): every object is processed; errors of the service or of this
+machine (S3 access, throttling, timeouts, a full disk) are collected and raised at the end, so Lambda retries the
+event and finally sends it to the dead-letter queue: the objects already done are skipped then (their reports
+exist), exactly the failed ones are tried again.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import tempfile
+import time
 from dataclasses import dataclass
-from typing import Iterable, List, Optional
-from urllib.parse import unquote_plus
+from typing import Iterable, List, Optional, Tuple
+from urllib.parse import quote, unquote_plus
 
 import boto3
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from functions.wifi_ingest.layout import QUARANTINE_PREFIX, RAW_PREFIX, TABLE_PREFIX
+from functions.wifi_ingest.normalize import Report
 from functions.wifi_ingest.outputs import LocalOutputs, run
 
 logger = Logger(service="wifi-ingest")
 
+S3_KEY_BYTES = 1024                      # S3's limit on a key (UTF-8 bytes)
+_MISSING = ("404", "NoSuchKey", "NotFound")
+_GONE = ("NoSuchKey", "NoSuchVersion", "404", "NotFound", "InvalidObjectState")
+_CONFLICT = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
+WRITE_ATTEMPTS = 8
+
+
+class IngestRetry(RuntimeError):
+    """Raised after a whole event was processed when some objects failed for a reason a retry may cure."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +73,54 @@ class RawObject:
         return self.version_id or (self.etag or "").strip('"') or "unversioned"
 
 
+def _hash(text: str, chars: int = 32) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:chars]
+
+
+def table_name(path: str, room: int = S3_KEY_BYTES) -> str:
+    """The table file's name (without ``.parquet``) for a raw path: one name per path, never two paths on one name.
+
+    Read as a prefix code: ``__`` is ``/``; ``_XX`` (hex) is the UTF-8 of ``_`` or ``~``; a final single ``_``
+    means the path did not end in ``.csv`` (which is dropped otherwise); a leading ``~`` is only there to keep the
+    name from starting with ``_`` or ``.`` (Athena skips such files) or from being empty. Ordinary names stay as
+    they were: ``2020/전국무료와이파이표준데이터.csv`` -> ``2020__전국무료와이파이표준데이터``. A name that would
+    make the key longer than ``room`` bytes is cut at a token boundary and ends in ``_h`` + 32 hex digits of the
+    path's SHA-256 (``h`` is no hex digit: no unhashed name has that token)."""
+    csv_suffix = path.endswith(".csv")
+    stem = path[:-4] if csv_suffix else path
+    tokens = []
+    for ch in stem:
+        if ch == "/":
+            tokens.append("__")
+        elif ch in "_~":
+            tokens.append("".join(f"_{b:02X}" for b in ch.encode("utf-8")))
+        else:
+            tokens.append(ch)
+    if not csv_suffix:
+        tokens.append("_")
+    if not tokens or tokens[0][0] in "_.":
+        tokens.insert(0, "~")
+    name = "".join(tokens)
+    if len(name.encode("utf-8", "surrogatepass")) <= room:
+        return name
+    suffix = "_h" + _hash(path)
+    budget, size, kept = room - len(suffix), 0, []
+    for token in tokens:
+        size += len(token.encode("utf-8", "surrogatepass"))
+        if size > budget:
+            break
+        kept.append(token)
+    if not kept or kept[0][0] in "_.":
+        kept.insert(0, "~")
+        while len("".join(kept).encode("utf-8", "surrogatepass")) > budget:
+            kept.pop()
+    return "".join(kept) + suffix
+
+
+def _version_segment(version: str) -> str:
+    return version.replace("%", "%25").replace("/", "%2F")   # S3 version ids may hold "/" (old style)
+
+
 @dataclass(frozen=True)
 class OutputKeys:
     data: str
@@ -56,25 +131,37 @@ class OutputKeys:
     def for_object(cls, obj: RawObject, *, table_prefix: str = TABLE_PREFIX,
                    raw_prefix: str = RAW_PREFIX, quarantine_prefix: str = QUARANTINE_PREFIX) -> "OutputKeys":
         path = obj.key[len(raw_prefix):]
-        # Athena skips files whose name starts with "_" or "."; the table location is read without subfolders
-        flat = path.replace("/", "__").lstrip("_.") or "file"
-        stem = flat.rsplit(".", 1)[0] if flat.lower().endswith(".csv") else flat
-        base = f"{quarantine_prefix}{path}/{obj.version}/"
-        return cls(data=f"{table_prefix}{stem}.parquet", rejects=base + "rejects.csv", report=base + "report.json")
+        room = S3_KEY_BYTES - len(table_prefix.encode("utf-8")) - len(".parquet")
+        version = _version_segment(obj.version)
+        base = f"{quarantine_prefix}{path}/{version}/"
+        if len((base + "rejects.csv").encode("utf-8", "surrogatepass")) > S3_KEY_BYTES:
+            # "<hash>/" as a path would end in "/": a folder marker, never ingested, so never a real path
+            base = f"{quarantine_prefix}{_hash(path, 64)}//{version}/"
+        return cls(data=f"{table_prefix}{table_name(path, room)}.parquet", rejects=base + "rejects.csv",
+                   report=base + "report.json")
 
 
 def raw_objects(event: dict) -> List[RawObject]:
-    """The objects of an EventBridge "Object Created" event or of an S3 notification."""
+    """The objects of an EventBridge "Object Created" event or of an S3 notification (records that are not
+    understood are logged and left out: retrying cannot make them readable)."""
     if event.get("source") == "aws.s3":
         detail = event["detail"]
         obj = detail["object"]
         return [RawObject(detail["bucket"]["name"], obj["key"], obj.get("version-id"), obj.get("etag"))]
     found = []
-    for record in event.get("Records", []):
-        s3 = record["s3"]
-        found.append(RawObject(s3["bucket"]["name"], unquote_plus(s3["object"]["key"]),
-                               s3["object"].get("versionId"), s3["object"].get("eTag")))
+    for index, record in enumerate(event.get("Records", [])):
+        try:
+            s3 = record["s3"]
+            found.append(RawObject(s3["bucket"]["name"], unquote_plus(s3["object"]["key"]),
+                                   s3["object"].get("versionId"), s3["object"].get("eTag")))
+        except (KeyError, TypeError, AttributeError) as err:
+            logger.error("event record not understood", extra={"index": index, "error": repr(err)})
     return found
+
+
+def _code(err: ClientError) -> Tuple[str, int]:
+    return (err.response.get("Error", {}).get("Code", ""),
+            err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
 
 
 def _exists(s3, bucket: str, key: str) -> bool:
@@ -82,34 +169,153 @@ def _exists(s3, bucket: str, key: str) -> bool:
         s3.head_object(Bucket=bucket, Key=key)
         return True
     except ClientError as err:
-        if err.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+        if _code(err)[0] in _MISSING:
             return False
         raise
 
 
+def _current_version(s3, obj: RawObject) -> Optional[str]:
+    """The raw key's current version (the ETag on unversioned buckets), ``""`` when it has none (deleted)."""
+    try:
+        head = s3.head_object(Bucket=obj.bucket, Key=obj.key)
+    except ClientError as err:
+        if _code(err)[0] in _MISSING:
+            return ""
+        raise
+    if obj.version_id:
+        return head.get("VersionId") or ""
+    return (head.get("ETag") or "").strip('"')
+
+
+def _newer(s3, obj: RawObject) -> Optional[str]:
+    """The version that supersedes ``obj`` (``""``: the key was deleted), or None while ``obj`` is current."""
+    if not (obj.version_id or obj.etag):
+        return None                                   # nothing to compare with
+    current = _current_version(s3, obj)
+    return None if current == obj.version else current
+
+
+def _etag(s3, bucket: str, key: str) -> Tuple[bool, Optional[str]]:
+    """(readable, ETag or None when there is no such object)."""
+    try:
+        return True, s3.head_object(Bucket=bucket, Key=key)["ETag"]
+    except ClientError as err:
+        code, status = _code(err)
+        if code in _MISSING:
+            return True, None
+        if code in ("AccessDenied", "403") or status == 403:
+            return False, None
+        raise
+
+
+def _write_table(s3, obj: RawObject, key: str, path: str) -> Optional[str]:
+    """Writes the table file unless a newer version of the raw key exists (compare-and-swap, see the module);
+    returns None when written, else the version that supersedes ``obj``."""
+    condition = {"IfNoneMatch": "*"}                  # first guess: no table file yet
+    metadata = {"raw-key": quote(obj.key, safe="/"), "raw-version": quote(obj.version, safe="")}
+    for attempt in range(WRITE_ATTEMPTS):
+        newer = _newer(s3, obj)
+        if newer is not None:
+            return newer
+        try:
+            with open(path, "rb") as body:
+                s3.put_object(Bucket=obj.bucket, Key=key, Body=body, Metadata=metadata,
+                              ContentType="application/vnd.apache.parquet", **condition)
+            return None
+        except ClientError as err:
+            code, status = _code(err)
+            if code not in _CONFLICT and status not in (409, 412) and not ("IfMatch" in condition and
+                                                                           code in _MISSING):
+                raise
+        time.sleep(min(0.05 * 2 ** attempt, 1.0))
+        readable, etag = _etag(s3, obj.bucket, key)   # read before the next version check
+        if not readable:
+            logger.warning("cannot read the table file's ETag (s3:GetObject on the table prefix): writing after "
+                           "the version check alone", extra={"key": key})
+            condition = {}
+        else:
+            condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+    raise RuntimeError(f"the table file {key} changed {WRITE_ATTEMPTS} times while being written")
+
+
+def _download(s3, obj: RawObject, path: str) -> Optional[str]:
+    """Copies the raw object version to ``path``; returns why it cannot be read when that is final (gone)."""
+    selector = {"VersionId": obj.version_id} if obj.version_id else ({"IfMatch": obj.etag} if obj.etag else {})
+    try:
+        body = s3.get_object(Bucket=obj.bucket, Key=obj.key, **selector)["Body"]
+    except ClientError as err:
+        code, status = _code(err)
+        if code in _GONE or code == "PreconditionFailed" or status == 412:
+            return f"the object version cannot be read any more ({code or status})"
+        raise
+    with open(path, "wb") as f:
+        shutil.copyfileobj(body, f, 1 << 20)
+    return None
+
+
+def _put_report(s3, obj: RawObject, keys: OutputKeys, report: Report, **extra) -> None:
+    document = {**report.as_dict(), **extra}
+    body = json.dumps(document, ensure_ascii=False, indent=2, default=str).encode("utf-8")
+    s3.put_object(Bucket=obj.bucket, Key=keys.report, Body=body, ContentType="application/json")
+
+
+def _superseded(s3, obj: RawObject, keys: OutputKeys, newer: str, report: Optional[Report] = None) -> dict:
+    report = report or Report(source=_source(obj))
+    report.status = "superseded"
+    report.outputs = {"data": None, "rejects": report.outputs.get("rejects"),
+                      "report": f"s3://{obj.bucket}/{keys.report}"}
+    by = newer or "(deleted)"
+    _put_report(s3, obj, keys, report, superseded_by=by)
+    logger.info("superseded", extra={"key": obj.key, "version": obj.version, "superseded_by": by})
+    return {"key": obj.key, "status": "superseded", "superseded_by": by, "report": keys.report}
+
+
+def _source(obj: RawObject) -> str:
+    return f"s3://{obj.bucket}/{obj.key}?versionId={obj.version}"
+
+
 def ingest(s3, obj: RawObject, *, table_prefix: str = TABLE_PREFIX, work_dir: Optional[str] = None) -> dict:
-    """Processes one raw object; returns a summary (status ok / failed / skipped)."""
+    """Processes one raw object; returns a summary (status ok / failed / superseded / skipped). Raises only for
+    errors a retry may cure (the service, this machine)."""
     if not obj.key.startswith(RAW_PREFIX) or obj.key.endswith("/"):
         return {"key": obj.key, "status": "skipped", "why": f"not a file under {RAW_PREFIX}"}
     keys = OutputKeys.for_object(obj, table_prefix=table_prefix)
     if _exists(s3, obj.bucket, keys.report):
         logger.info("already processed", extra={"key": obj.key, "version": obj.version, "report": keys.report})
         return {"key": obj.key, "status": "skipped", "why": "already processed", "report": keys.report}
-    selector = {"VersionId": obj.version_id} if obj.version_id else ({"IfMatch": obj.etag} if obj.etag else {})
-    body = s3.get_object(Bucket=obj.bucket, Key=obj.key, **selector)["Body"]
+    newer = _newer(s3, obj)
+    if newer is not None:                             # not worth reading: its data would not be kept
+        return _superseded(s3, obj, keys, newer)
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        raw_path = os.path.join(tmp, "raw.csv")
+        gone = _download(s3, obj, raw_path)
         local = LocalOutputs.in_dir(tmp, "object")
-        report = run(body, local, source=f"s3://{obj.bucket}/{obj.key}?versionId={obj.version}")
+        if gone is not None:
+            report = Report(source=_source(obj), status="failed", error=gone, outputs={"data": None, "rejects": None})
+        else:
+            try:
+                with open(raw_path, "rb") as stream:
+                    report = run(stream, local, source=_source(obj))
+            except (OSError, MemoryError):
+                raise                                 # this machine: a retry (maybe elsewhere) may succeed
+            except Exception as err:  # noqa: BLE001 - a defect on this input: retrying gives the same result
+                logger.exception("normalizer failed", extra={"key": obj.key})
+                report = Report(source=_source(obj), status="failed",
+                                error=f"internal error: {type(err).__name__}: {err}",
+                                outputs={"data": None, "rejects": None})
         uploaded = {"data": None, "rejects": None, "report": f"s3://{obj.bucket}/{keys.report}"}
+        newer = None
         if report.status == "ok":
-            s3.upload_file(local.data, obj.bucket, keys.data)
-            uploaded["data"] = f"s3://{obj.bucket}/{keys.data}"
             if report.outputs.get("rejects"):
                 s3.upload_file(local.rejects, obj.bucket, keys.rejects)
                 uploaded["rejects"] = f"s3://{obj.bucket}/{keys.rejects}"
+            newer = _write_table(s3, obj, keys.data, local.data)
+            if newer is None:
+                uploaded["data"] = f"s3://{obj.bucket}/{keys.data}"
         report.outputs = uploaded
-        body_json = json.dumps(report.as_dict(), ensure_ascii=False, indent=2, default=str).encode("utf-8")
-        s3.put_object(Bucket=obj.bucket, Key=keys.report, Body=body_json, ContentType="application/json")
+        if newer is not None:
+            return _superseded(s3, obj, keys, newer, report)
+        _put_report(s3, obj, keys, report)
     summary = {k: getattr(report, k) for k in ("status", "rows_in", "rows_ok", "rows_rejected", "encoding")}
     if report.status == "ok":
         logger.info("ingested", extra={"key": obj.key, **summary})
@@ -119,9 +325,23 @@ def ingest(s3, obj: RawObject, *, table_prefix: str = TABLE_PREFIX, work_dir: Op
 
 
 def _handle(objects: Iterable[RawObject]) -> List[dict]:
+    """Every object of the event, whatever happens to the others; raises ``IngestRetry`` at the end when some
+    failed for a reason a retry may cure."""
     s3 = boto3.client("s3")
     table_prefix = os.environ.get("TABLE_PREFIX", TABLE_PREFIX)
-    return [ingest(s3, obj, table_prefix=table_prefix) for obj in objects]
+    results, retry = [], []
+    objects = list(objects)
+    for obj in objects:
+        try:
+            results.append(ingest(s3, obj, table_prefix=table_prefix))
+        except Exception as err:  # noqa: BLE001 - collected, raised below
+            logger.exception("ingest failed, will be retried", extra={"key": obj.key, "version": obj.version})
+            results.append({"key": obj.key, "status": "error", "error": f"{type(err).__name__}: {err}"})
+            retry.append(obj.key)
+    if retry:
+        raise IngestRetry(f"{len(retry)} of {len(objects)} raw objects failed with a service or machine error "
+                          f"and are retried (the others are done): {', '.join(retry)}")
+    return results
 
 
 @logger.inject_lambda_context

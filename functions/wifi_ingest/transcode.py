@@ -8,7 +8,12 @@ reject the records holding one.
   the GIL, so transcoding on the reader's thread overlaps the parsing and conversion on the main thread (the
   benchmark's iconv comparison is the same library);
 - ``CodecTranscoder``: Python's codecs (decode, then encode), used where the C library has no converter for the
-  encoding (a libc without iconv, or without the CP949/UHC gconv module).
+  encoding (a libc without iconv, or without the CP949/UHC gconv module), and always for UTF-8 sources.
+
+UTF-8 sources are never given to iconv: glibc's UTF-8 decoder passes sequences above U+10FFFF (``F4 90 80 80``)
+and the old 5- and 6-byte forms (``F8 88 80 80 80``) through as "valid", and Arrow's parser then refuses the whole
+file ("invalid UTF8 data"). Python's decoder follows the Unicode standard; valid chunks are passed on as they are
+(only validated), so the common case costs one decode and no encode.
 
 ``open_transcoder`` picks the first that works; the report names it (``transcoder``).
 """
@@ -19,11 +24,13 @@ import ctypes
 import ctypes.util
 import errno
 import functools
+import threading
 from typing import Optional
 
 REPLACEMENT = "\ufffd".encode()
-# Python codec name -> what glibc calls it (CP949 is Microsoft's "unified Hangul code", glibc's UHC)
-_ICONV_NAMES = {"cp949": b"CP949", "utf-8": b"UTF-8"}
+# Python codec name -> what glibc calls it (CP949 is Microsoft's "unified Hangul code", glibc's UHC). Not UTF-8:
+# glibc accepts code points above U+10FFFF and 5/6-byte forms there (see above).
+_ICONV_NAMES = {"cp949": b"CP949"}
 _FAILED = ctypes.c_size_t(-1).value
 
 
@@ -101,40 +108,74 @@ class IconvTranscoder:
 
 
 class _CountedReplace:
-    """Codec error handler: "replace", counted (a process-wide count; each transcoder reads its difference)."""
+    """Codec error handler: "replace", counted per thread (each transcoder reads the difference on its thread)."""
 
     name = "wifi_ingest.counted-replace"
-    count = 0
+    _counts = threading.local()
+
+    @classmethod
+    def count(cls) -> int:
+        return getattr(cls._counts, "n", 0)
 
     @classmethod
     def handle(cls, err: UnicodeDecodeError):
-        cls.count += 1
+        cls._counts.n = cls.count() + 1
         return "\ufffd", err.end
 
 
 codecs.register_error(_CountedReplace.name, _CountedReplace.handle)
 
 
+def _complete_utf8(data: bytes) -> int:
+    """Length of ``data`` without a UTF-8 sequence cut short at its end (which waits for the next chunk)."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 != 0x80:                                     # a lead byte (or ASCII)
+            need = 2 if 0xC2 <= byte <= 0xDF else 3 if 0xE0 <= byte <= 0xEF else 4 if 0xF0 <= byte <= 0xF4 else 1
+            return len(data) - back if need > back else len(data)
+    return len(data)
+
+
 class CodecTranscoder:
     name = "python-codecs"
 
     def __init__(self, encoding: str) -> None:
+        self._utf8 = codecs.lookup(encoding).name == "utf-8"
         self._decoder = codecs.getincrementaldecoder(encoding)(errors=_CountedReplace.name)
+        self._carry = b""
         self.invalid = 0
 
     def convert(self, data: bytes, final: bool = False) -> bytes:
-        before = _CountedReplace.count
+        if self._utf8:
+            return self._check_utf8(data, final)
+        before = _CountedReplace.count()
         text = self._decoder.decode(data, final=final)
-        self.invalid += _CountedReplace.count - before
+        self.invalid += _CountedReplace.count() - before
         return text.encode("utf-8")
+
+    def _check_utf8(self, data: bytes, final: bool) -> bytes:
+        if self._carry:
+            data, self._carry = self._carry + data, b""
+        if not final:
+            cut = _complete_utf8(data)
+            data, self._carry = data[:cut], data[cut:]
+        try:
+            data.decode("utf-8")
+            return data
+        except UnicodeDecodeError:
+            before = _CountedReplace.count()
+            text = data.decode("utf-8", errors=_CountedReplace.name)
+            self.invalid += _CountedReplace.count() - before
+            return text.encode("utf-8")
 
     def close(self) -> None:
         pass
 
 
 def open_transcoder(encoding: str, prefer_iconv: bool = True):
-    """The fastest transcoder for ``encoding`` this machine has (``prefer_iconv=False`` forces Python's codecs)."""
-    if prefer_iconv:
+    """The fastest correct transcoder for ``encoding`` this machine has (``prefer_iconv=False`` forces Python's
+    codecs; UTF-8 always uses them, see above)."""
+    if prefer_iconv and codecs.lookup(encoding).name != "utf-8":
         try:
             return IconvTranscoder(encoding)
         except LookupError:
