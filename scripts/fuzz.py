@@ -5,6 +5,7 @@ failing example in ``.hypothesis/`` so the next ``make test`` replays it. Prints
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import re
 import subprocess
@@ -26,7 +27,8 @@ def main(argv=None) -> int:
         seed = random.randrange(2**32)
         command = [sys.executable, "-m", "pytest", "-m", "property", "--ignore=tests/model", "-q", "-x",
                    "--no-header", f"--hypothesis-seed={seed}", *(["-k", args.keyword] if args.keyword else [])]
-        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                              env={**os.environ, "HYPOTHESIS_PROFILE": "fuzz"})
         rounds += 1
         counts = re.search(r"(\d+) passed", proc.stdout)
         passed += int(counts.group(1)) if counts else 0

@@ -14,10 +14,17 @@ if _NODE22.is_dir():  # jsii spawns `node` from PATH at first aws_cdk import; us
 os.environ.pop("CDK_DEFAULT_ACCOUNT", None)
 
 import aws_cdk as cdk  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
 
 from infra.app_stacks import add_gates, build_stacks  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from tests.model_export_fixture import model_export  # noqa: E402,F401  (fixture: a real tiny SqueezeNet export)
+
+# `make test` draws the same examples on every run (a CI result never depends on luck); `make fuzz` sets
+# HYPOTHESIS_PROFILE=fuzz and a new seed per round to search further.
+hypothesis_settings.register_profile("repeatable", derandomize=True)
+hypothesis_settings.register_profile("fuzz", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 def cdk_json_context() -> dict:
