@@ -90,6 +90,19 @@ def test_an_undecodable_utf8_sequence_far_in_rejects_only_its_row(tmp_path, bad)
     assert recs[2500]["name"] not in names(rows) and recs[2501]["name"] in names(rows)
 
 
+def test_a_byte_order_mark_after_the_header_is_text_of_a_record(tmp_path):
+    """Found by the fuzz run: Arrow drops a BOM at the start of what it reads, which here is the first record."""
+    recs = sample.records(2, seed=34)
+    data = sample.file_bytes(recs, encoding="utf-8")
+    header_end = data.index(b"\r\n") + 2
+    data = data[:header_end] + b"\xef\xbb\xbf" + data[header_end:]      # the first record starts with U+FEFF
+    report, rows, rejects = normalized(tmp_path, data)
+    assert (report.rows_ok, report.rows_rejected) == (2, 0) and rows[0]["name"] == recs[0]["name"]
+    report, rows, rejects = normalized(tmp_path, data[:header_end] + b"\xef\xbb\xbf\r\n")
+    assert (report.rows_in, report.rows_rejected, rejects[0][1]) == (1, 1, "expected 15 fields as in the header, "
+                                                                            "got 1")
+
+
 # --- a record longer than the parser's block ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("megabytes, at", [(1, 0), (2, 1), (2, 5000), (10, 50)])

@@ -40,6 +40,7 @@ def test_every_record_of_a_hostile_portal_file_is_in_the_table_or_the_rejects(tm
 @example(b"\xf4\x90\x80\x80", 1 << 14)                                   # undecodable UTF-8 lead, in the sample
 @example(fuzz.HEADER_UTF8 + b'x,"' + b"y\n" * 50, 1 << 12)              # an unbalanced quote swallowing lines
 @example(fuzz.HEADER_CP949 + b"a" * 20_000 + b"\r\n", 1 << 12)          # a record longer than the block
+@example(fuzz.HEADER_UTF8[:-1] + b"\xef\xbb\xbf", 1 << 14)              # U+FEFF after the header (fuzz run)
 def test_no_exception_escapes_and_counts_add_up_for_any_bytes(tmp_path_factory, data, block):
     fuzz.check_bytes(data, str(tmp_path_factory.mktemp("bytes")), block)
 

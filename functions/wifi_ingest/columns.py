@@ -26,6 +26,10 @@ _NULL_FLOAT = pa.scalar(None, pa.float32())
 # each: re's literal search runs at memchr speed, a character class ([\r\n]) twenty times slower.
 _HAS_REPLACEMENT = re.compile(re.escape(REPLACEMENT)).search
 _HAS_CR, _HAS_LF, _HAS_EQUALS = re.compile(b"\r").search, re.compile(b"\n").search, re.compile(b"=").search
+_HAS_BOM = re.compile(b"\xef\xbb\xbf").search
+# Unicode White_Space (what utf8_trim_whitespace trims) and U+FEFF, the byte-order mark concatenated files leave
+TRIMMED = "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + \
+    "\u2028\u2029\u202f\u205f\u3000\ufeff"
 # Excel's way of keeping a value as text (leading zeros, dashes): ="02-123-4567", quotes inside doubled
 EXCEL_TEXT = r'^="((?:[^"]|"")*)"$'
 
@@ -73,18 +77,22 @@ def _blank_to_null(text: pa.ChunkedArray) -> pa.ChunkedArray:
     return text
 
 
-def clean_strings(raw: pa.ChunkedArray, line_breaks: bool = True, equals: bool = True) -> pa.ChunkedArray:
-    """Trimmed (Unicode spaces too, such as U+3000 and U+00A0), line breaks as \\n, Excel's ``="..."`` text form
-    unwrapped, blank -> NULL. (``raw``: empty fields are NULL already, the reader's ``null_values``;
-    ``line_breaks=False`` / ``equals=False``: the caller knows no value holds a line break / an ``=``.)"""
+def clean_strings(raw: pa.ChunkedArray, line_breaks: bool = True, equals: bool = True,
+                  marks: bool = True) -> pa.ChunkedArray:
+    """Trimmed (Unicode spaces too, such as U+3000 and U+00A0, and U+FEFF), line breaks as \\n, Excel's
+    ``="..."`` text form unwrapped, blank -> NULL. (``raw``: empty fields are NULL already, the reader's
+    ``null_values``; ``line_breaks=False`` / ``equals=False`` / ``marks=False``: the caller knows no value holds
+    a line break / an ``=`` / a U+FEFF.)"""
     text = pc.utf8_trim_whitespace(raw)
+    if marks and _text_has(text, _HAS_BOM):
+        text = pc.utf8_trim(text, TRIMMED)
     if line_breaks and _text_has(text, _HAS_CR):
         text = pc.replace_substring_regex(text, "\r\n?", "\n")  # line breaks inside quoted values
     if equals and _text_has(text, _HAS_EQUALS):
         wrapped = pc.match_substring_regex(text, EXCEL_TEXT)
         if any(chunk.true_count for chunk in wrapped.chunks):
             inner = pc.replace_substring(pc.replace_substring_regex(text, EXCEL_TEXT, r"\1"), '""', '"')
-            text = pc.if_else(wrapped, pc.utf8_trim_whitespace(inner), text)
+            text = pc.if_else(wrapped, pc.utf8_trim(inner, TRIMMED), text)
     return _blank_to_null(text)
 
 

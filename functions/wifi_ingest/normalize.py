@@ -139,6 +139,7 @@ class _Utf8Source(io.RawIOBase):
         self.bytes_read = consumed
         self.closed_early = False
         self.may_have_equals = False
+        self.may_have_marks = False
         self.may_have_long_values = False
         self._since_break = 0
 
@@ -193,6 +194,8 @@ class _Utf8Source(io.RawIOBase):
         ``MAX_VALUE_BYTES`` so far means no value can start like a formula or be too long."""
         if not self.may_have_equals and out.find(b"=") >= 0:
             self.may_have_equals = True
+        if not self.may_have_marks and out.find(codecs.BOM_UTF8) >= 0:
+            self.may_have_marks = True
         if self.may_have_long_values:
             return
         first, last = _line_break(out.find, 0, len(out)), max(out.rfind(b"\n"), out.rfind(b"\r"))
@@ -428,7 +431,10 @@ def _arrow_pass(stream, text: _Text, mapping: HeaderMapping, report: Report, dat
     """The fast path; returns whether rejects were written. Raises ``_UseLineReader`` (outputs abandoned)."""
     out = _Pass(data_path, rejects_path, mapping, report)
     batcher = out.batcher
-    source_stream = _Utf8Source(text.transcoder, text.rest, stream, text.consumed, READ_AHEAD_BLOCKS)
+    # Arrow drops a byte-order mark at the start of what it reads, which here is a record (U+FEFF is text after
+    # the header): a blank line first keeps it (blank lines are skipped and not counted).
+    rest = b"\n" + text.rest if not text.rest or text.rest.startswith(codecs.BOM_UTF8) else text.rest
+    source_stream = _Utf8Source(text.transcoder, rest, stream, text.consumed, READ_AHEAD_BLOCKS)
     names = [f"f{i}" for i in range(mapping.width)]
 
     def invalid_row(row) -> str:  # rows cut short by an early end (an error being handled) are not rejects
@@ -469,6 +475,7 @@ def _arrow_pass(stream, text: _Text, mapping: HeaderMapping, report: Report, dat
                 out.sink.add(batcher.convert(pa.Table.from_batches(group),
                                              check_undecodable=source_stream.replacements, spanning_ok=False,
                                              check_equals=source_stream.may_have_equals,
+                                             check_marks=source_stream.may_have_marks,
                                              check_lengths=source_stream.may_have_long_values))
                 group = []
             if progress:
@@ -697,10 +704,10 @@ class _Batcher:
         self.next_row = end
 
     def convert(self, batch: pa.Table, *, check_undecodable: bool, spanning_ok: bool, check_equals: bool = True,
-                check_lengths: bool = True) -> pa.Table:
+                check_marks: bool = True, check_lengths: bool = True) -> pa.Table:
         """The table rows of ``batch`` (every field a string); ``spanning_ok=False`` (Arrow's batches): raises
         ``_UseLineReader`` when a value holds a line break. ``check_*=False``: the caller knows that no value holds
-        U+FFFD / ``=`` / more than ``MAX_VALUE_BYTES``."""
+        U+FFFD / ``=`` / U+FEFF / more than ``MAX_VALUE_BYTES``."""
         problems: Dict[int, List[Tuple[str, str]]] = {}   # record index -> [(count key, reason)]
 
         def note(key: str, label: str, bad: List[int], source, why: Callable[[object], str]) -> None:
@@ -723,7 +730,7 @@ class _Batcher:
                 note(key, label, columns.long_values(raw, MAX_VALUE_BYTES), raw, _too_long)
             if check_undecodable:
                 note(key, label, columns.undecodable(raw), raw, self._undecodable_reason)
-            strings = columns.clean_strings(raw, line_breaks=spanning_ok, equals=check_equals)
+            strings = columns.clean_strings(raw, line_breaks=spanning_ok, equals=check_equals, marks=check_marks)
             if column.glue_type == "date":
                 dates_of = self._dates[ci]
                 dates, bad = dates_of(strings)
