@@ -171,9 +171,14 @@ def test_every_error_path_of_arrows_reader_ends_the_process_cleanly(tmp_path):
 
 # --- unbalanced quotes ---------------------------------------------------------------------------------------------
 
-def open_quote_file(count: int, at: int, newline: str = "\r\n") -> bytes:
-    """Records where record ``at`` opens a quote (at its 관리기관명 field) that never closes on its line."""
+def open_quote_file(count: int, at: int, newline: str = "\r\n", unquoted: bool = False) -> bytes:
+    """Records where record ``at`` opens a quote (at its 관리기관명 field) that never closes on its line;
+    ``unquoted``: no other field needs quotes, so the quote stays open to the end of the file."""
     recs = sample.records(count, seed=26)
+    if unquoted:
+        for r in recs:
+            for name, value in r.items():
+                r[name] = value.replace(",", " ").replace('"', "")
     rows = [sample.row(r, "standard-15") for r in recs]
     text = sample.csv_text([OLD_LAYOUT_HEADER, *rows], newline)
     damaged = f',"{rows[at][10]},'
@@ -195,12 +200,14 @@ def test_an_unbalanced_quote_does_not_swallow_the_records_after_it(tmp_path, at,
     assert names(rows) == [r["name"] for i, r in enumerate(recs) if i != at]
 
 
-def test_an_unbalanced_quote_in_a_large_file_rejects_one_record(tmp_path):
-    data, recs = open_quote_file(30_000, 12_345)
+@pytest.mark.parametrize("unquoted", [False, True], ids=["closed by the next quote", "open to the end"])
+def test_an_unbalanced_quote_in_a_large_file_rejects_one_record(tmp_path, unquoted):
+    data, recs = open_quote_file(12_000, 2_345, unquoted=unquoted)
+    assert len(data) > 3 * (3 << 18)                                    # several of Arrow's blocks
     report, rows, rejects = normalized(tmp_path, data)
-    assert (report.rows_in, report.rows_ok, report.rows_rejected) == (30_000, 29_999, 1)
-    assert rejects[0][0] == "12347" and report.parser == "lines"
-    assert names(rows)[12_344:12_346] == [recs[12_344]["name"], recs[12_346]["name"]]
+    assert (report.rows_in, report.rows_ok, report.rows_rejected) == (12_000, 11_999, 1)
+    assert rejects[0][0] == "2347" and report.parser == "lines"
+    assert names(rows)[2_344:2_346] == [recs[2_344]["name"], recs[2_346]["name"]]
 
 
 def test_quoted_line_breaks_are_still_values(tmp_path):

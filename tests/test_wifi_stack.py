@@ -80,7 +80,7 @@ def test_permissions_are_least_privilege(project):
             suffix = text.rsplit('"/', 1)[1].rstrip('"]}') if '"/' in text else "bucket-or-other"
             by_suffix.setdefault(suffix, set()).update(actions)
     assert by_suffix["raw/*"] == {"s3:GetObject", "s3:GetObjectVersion"}
-    assert by_suffix["tables/free_wifi_standard_data/*"] == {"s3:PutObject", "s3:AbortMultipartUpload"}
+    assert by_suffix["tables/free_wifi_standard_data/*"] == {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"}
     assert by_suffix["quarantine/*"] == {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"}
     listing = [s for s in statements if s["Action"] == "s3:ListBucket"]
     assert listing and listing[0]["Condition"] == {"StringLike": {"s3:prefix": ["quarantine/*"]}}

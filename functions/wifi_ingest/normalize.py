@@ -194,8 +194,8 @@ class _Utf8Source(io.RawIOBase):
         ``MAX_VALUE_BYTES`` so far means no value can start like a formula or be too long."""
         if not self.may_have_equals and out.find(b"=") >= 0:
             self.may_have_equals = True
-        if not self.may_have_marks and out.find(codecs.BOM_UTF8) >= 0:
-            self.may_have_marks = True
+        if not self.may_have_marks and out.find(b"\xef") >= 0 and out.find(codecs.BOM_UTF8) >= 0:
+            self.may_have_marks = True   # (one byte first: memchr; Hangul is EA..ED in UTF-8)
         if self.may_have_long_values:
             return
         first, last = _line_break(out.find, 0, len(out)), max(out.rfind(b"\n"), out.rfind(b"\r"))

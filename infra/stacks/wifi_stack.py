@@ -87,7 +87,8 @@ class WifiIngest(Construct):
             resources=[bucket.arn_for_objects(f"{RAW_PREFIX}*")]))
         role.add_to_policy(iam.PolicyStatement(
             actions=["s3:GetObject"],
-            resources=[bucket.arn_for_objects(f"{QUARANTINE_PREFIX}*")]))
+            # the table file's ETag: its write is a compare-and-swap, so an older raw version never wins
+            resources=[bucket.arn_for_objects(f"{QUARANTINE_PREFIX}*"), bucket.arn_for_objects(f"{table_prefix}*")]))
         role.add_to_policy(iam.PolicyStatement(
             actions=["s3:PutObject", "s3:AbortMultipartUpload"],
             resources=[bucket.arn_for_objects(f"{table_prefix}*"), bucket.arn_for_objects(f"{QUARANTINE_PREFIX}*")]))
