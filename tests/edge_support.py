@@ -44,6 +44,28 @@ def overlaps(box, expected, min_iou=0.5):
     return inter / float(union) >= min_iou
 
 
+# -- test doubles of the pipeline: one face per frame, always 80% mask ------------------------------------------------
+class OneFaceDetector(object):
+    def detect(self, frame):
+        from functions.edge.maskcam.faces import Box
+        return [Box(10, 10, 30, 30, 0.9)]
+
+
+class FixedClassifier(object):
+    name, version, classes = "fake", "1", ["mask", "no_mask"]
+
+    def prepare(self, crops):
+        return crops
+
+    def predict(self, crops):
+        return np.array([[0.8, 0.2]] * len(crops))
+
+
+def fake_pipeline():
+    from functions.edge.maskcam.pipeline import FramePipeline
+    return FramePipeline(OneFaceDetector(), FixedClassifier())
+
+
 # -- fault injection harness for the edge runner ----------------------------------------------------------------------
 import errno  # noqa: E402
 import importlib.util  # noqa: E402

@@ -35,12 +35,10 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from functions.edge.maskcam import app, schema
 from functions.edge.maskcam import runner as runner_mod
 from functions.edge.maskcam import spool as spool_mod
-from functions.edge.maskcam.faces import Box
-from functions.edge.maskcam.pipeline import FramePipeline
 from functions.edge.maskcam.runner import Backoff, Dispatcher, EndOfStream, Runner
 from functions.edge.maskcam.spool import Spool
-from tests.edge_support import (T0_MS, FakeClock, FaultyFS, Publisher, inference, parse_summary,
-                                summary_balance)
+from tests.edge_support import (T0_MS, FakeClock, FaultyFS, Publisher, fake_pipeline, inference,
+                                parse_summary, summary_balance)
 
 pytestmark = pytest.mark.property
 MAX_ENTRY_BYTES = getattr(spool_mod, "MAX_ENTRY_BYTES", 256 * 1024)
@@ -366,21 +364,6 @@ test_dispatcher_under_random_faults = DispatcherMachine.TestCase
 
 
 # -- the whole runner, threads included -------------------------------------------------------------------------------
-class _OneFace(object):
-    def detect(self, frame):
-        return [Box(10, 10, 30, 30, 0.9)]
-
-
-class _Classifier(object):
-    name, version, classes = "fake", "1", ["mask", "no_mask"]
-
-    def prepare(self, crops):
-        return crops
-
-    def predict(self, crops):
-        return np.array([[0.8, 0.2]] * len(crops))
-
-
 RUNNER_FAULTS = ("publisher-down", "publisher-up", "publisher-fails-3", "publisher-hangs", "disk-full", "disk-ok",
                  "spool-unlistable", "spool-replaced-by-file", "spool-restored", "delete-spool-file",
                  "corrupt-spool-file", "wall-back-1h", "wall-to-1970", "wall-ok", "rejected-unwritable",
@@ -468,7 +451,7 @@ def test_runner_survives_any_schedule_of_faults_and_its_exit_line_adds_up(schedu
     try:
         d = Dispatcher(publisher, Spool(where, 10), queue_size=4, retry=Backoff(0.01, 2.0, 0.05), clock=mono,
                        rejected_path=os.path.join(root, "rejected.jsonl"), max_attempts=2, rejected_max_bytes=2048)
-        r = Runner(Source, lambda: FramePipeline(_OneFace(), _Classifier()), d, "cam-1", sleep=lambda s: None,
+        r = Runner(Source, fake_pipeline, d, "cam-1", sleep=lambda s: None,
                    backoff=Backoff(0.0, 1.0, 0.0), clock=wall, monotonic=mono, heartbeat_s=0.3, close_timeout=0.05)
         r.run()
         counts = parse_summary(app.summary(r))

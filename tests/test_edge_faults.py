@@ -20,34 +20,17 @@ from functions.edge.maskcam import app, schema
 from functions.edge.maskcam import runner as runner_mod
 from functions.edge.maskcam import spool as spool_mod
 from functions.edge.maskcam.adapters import publishers as publishers_mod
-from functions.edge.maskcam.faces import Box
-from functions.edge.maskcam.pipeline import FramePipeline
 from functions.edge.maskcam.runner import Backoff, Dispatcher, EndOfStream, Runner
 from functions.edge.maskcam.spool import Spool
-from tests.edge_support import (T0_MS, FakeClock, FaultyFS, Publisher, balance, inference, load_runner_copy,
-                                parse_summary, summary_balance, wait_until)
+from tests.edge_support import (T0_MS, FakeClock, FaultyFS, Publisher, balance, fake_pipeline, inference,
+                                load_runner_copy, parse_summary, summary_balance, wait_until)
 
 FRAME = np.zeros((48, 64, 3), np.uint8)
 FAST = Backoff(0.0, 1.0, 0.0)
 
 
-class OneFace(object):
-    def detect(self, frame):
-        return [Box(10, 10, 30, 30, 0.9)]
-
-
-class Classifier(object):
-    name, version, classes = "fake", "1", ["mask", "no_mask"]
-
-    def prepare(self, crops):
-        return crops
-
-    def predict(self, crops):
-        return np.array([[0.8, 0.2]] * len(crops))
-
-
 def pipeline():
-    return FramePipeline(OneFace(), Classifier())
+    return fake_pipeline()
 
 
 class Frames(object):

@@ -7,31 +7,16 @@ import numpy as np
 import pytest
 
 from functions.edge.maskcam import schema
-from functions.edge.maskcam.faces import Box
 from functions.edge.maskcam.pipeline import FramePipeline
 from functions.edge.maskcam.runner import Backoff, Dispatcher, EndOfStream, Runner
 from functions.edge.maskcam.spool import Spool
+from tests.edge_support import FixedClassifier, OneFaceDetector, fake_pipeline
 
 FRAME = np.zeros((48, 64, 3), np.uint8)
 
 
-class OneFaceDetector(object):
-    def detect(self, frame):
-        return [Box(10, 10, 30, 30, 0.9)]
-
-
-class FixedClassifier(object):
-    name, version, classes = "fake", "1", ["mask", "no_mask"]
-
-    def prepare(self, crops):
-        return crops
-
-    def predict(self, crops):
-        return np.array([[0.8, 0.2]] * len(crops))
-
-
 def pipeline():
-    return FramePipeline(OneFaceDetector(), FixedClassifier())
+    return fake_pipeline()
 
 
 class ScriptedSource(object):
