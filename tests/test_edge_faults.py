@@ -10,6 +10,8 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 
@@ -22,6 +24,7 @@ from functions.edge.maskcam import spool as spool_mod
 from functions.edge.maskcam.adapters import publishers as publishers_mod
 from functions.edge.maskcam.runner import Backoff, Dispatcher, EndOfStream, Runner
 from functions.edge.maskcam.spool import Spool
+from tests.conftest import ROOT
 from tests.edge_support import (T0_MS, FakeClock, FaultyFS, Publisher, balance, fake_pipeline, inference,
                                 load_runner_copy, parse_summary, summary_balance, wait_until)
 
@@ -370,6 +373,60 @@ def test_the_runner_shutdown_is_bounded_with_a_hung_publisher(tmp_path):
         assert summary_balance(counts) == 0 and counts["queued"] == 0 and counts["pending"] >= 5
     finally:
         release.set()
+
+
+class HangingDetector(object):
+    """Finds one face per frame until ``hang_at`` frames were seen, then never returns (until ``release`` is set)."""
+
+    def __init__(self, hang_at):
+        self.hang_at, self.seen, self.release, self.hung = hang_at, 0, threading.Event(), threading.Event()
+
+    def detect(self, frame):
+        from functions.edge.maskcam.faces import Box
+        self.seen += 1
+        if self.seen > self.hang_at:
+            self.hung.set()
+            self.release.wait()
+        return [Box(10, 10, 30, 30, 0.9)]
+
+
+def test_a_detector_that_never_returns_is_reported_and_shutdown_stays_bounded(tmp_path):
+    from functions.edge.maskcam.pipeline import FramePipeline
+    from tests.edge_support import FixedClassifier
+    detector = HangingDetector(hang_at=3)
+    publisher = Publisher()
+    d = dispatcher(tmp_path, publisher)
+    r = Runner(lambda: Frames(10 ** 6), lambda: FramePipeline(detector, FixedClassifier()), d, "cam-1",
+               backoff=FAST, sleep=lambda s: None, close_timeout=0.3, stall_report_s=0.05)
+    loop = threading.Thread(target=r.run)
+    try:
+        loop.start()
+        assert detector.hung.wait(5.0)
+        assert wait_until(lambda: any("has not returned" in e.get("message", "") for e in publisher.published))
+        stopped = time.monotonic()
+        r.stop()
+        loop.join(5.0)
+        assert not loop.is_alive(), "run() did not return with the detector hung"
+        assert time.monotonic() - stopped < 2.0
+        messages = [e.get("message", "") for e in publisher.published if e.get("event_type") == "error"]
+        assert any("did not return within 0.3 s of the stop" in m for m in messages), messages
+        assert sum(1 for e in publisher.published if e.get("event_type") == "inference") == 3
+        counts = parse_summary(app.summary(r))
+        assert summary_balance(counts) == 0 and counts["queued"] == 0
+    finally:
+        detector.release.set()
+
+
+def test_a_hung_detector_does_not_keep_the_process_from_exiting(tmp_path):
+    script = (
+        "import threading, time\n"
+        "from functions.edge.maskcam.runner import Runner, _Stage\n"
+        "stage = _Stage()\n"
+        "stage.submit(threading.Event().wait)\n"   # never returns
+        "time.sleep(0.1)\n"
+        "print('exiting', flush=True)\n")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=str(ROOT), capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0 and "exiting" in proc.stdout, proc.stderr
 
 
 # -- clocks ---------------------------------------------------------------------------------------------------------

@@ -15,7 +15,10 @@
 - intervals (heartbeats, fps, retry timers, the frame rate) use a monotonic clock; event timestamps the wall clock.
 
 Two stages overlap: while the loop thread runs the model on frame k, a stage thread detects faces in frame k+1 and
-prepares their model inputs (``FramePipeline.prepare`` / ``finish``). Events still leave in frame order.
+prepares their model inputs (``FramePipeline.prepare`` / ``finish``). Events still leave in frame order. A detector
+that stops returning is reported (an error event every ``stall_report_s`` while the loop waits for it); at shutdown
+the loop waits for it at most ``close_timeout`` seconds, counts the frame as an error and still flushes the events
+(the stage thread is a daemon, so a hung detector cannot keep the process from exiting).
 
 Every submitted event ends up published, still in the spool, dropped or rejected, and ``Dispatcher.counts()`` says
 so: ``submitted + carried_over == published + replayed + pending + queued + dropped + rejected`` at any time, with
@@ -46,6 +49,39 @@ _SANE_TS = 1767225600000  # 2026-01-01T00:00:00Z: a ts the schema accepts, to te
 REJECTED_MAX_BYTES = 1 << 20
 REJECTED_MAX_RECORD = 16 * 1024
 SPOOL_REFRESH_S = 5.0
+
+
+class _Stage(object):
+    """One daemon worker thread running submitted calls in order (``submit`` returns a Future). Unlike
+    ``ThreadPoolExecutor``, whose workers the interpreter joins at exit, a call that never returns leaves the
+    process free to exit."""
+
+    def __init__(self):
+        self._calls = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="maskcam-stage")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def submit(self, fn, *args):
+        future = concurrent.futures.Future()
+        self._calls.put((future, fn, args))
+        return future
+
+    def _run(self):
+        while True:
+            call = self._calls.get()
+            if call is None:
+                return
+            future, fn, args = call
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as err:  # handed to the loop thread, which reports it
+                future.set_exception(err)
+
+    def shutdown(self):
+        self._calls.put(None)
 
 
 class EndOfStream(Exception):
@@ -637,11 +673,12 @@ class Runner(object):
     """Reads frames, runs the pipeline, emits events. ``open_source()`` and ``load_pipeline()`` are factories so a
     failing camera or model is simply opened/loaded again. ``clock`` is the wall clock (event timestamps),
     ``monotonic`` the interval clock (heartbeats, fps, frame rate); ``close_timeout`` bounds the wait for the
-    publisher at shutdown."""
+    publisher and for a detector still running at shutdown; ``stall_report_s`` how often a detector that does not
+    return is reported while the loop waits for it."""
 
     def __init__(self, open_source, load_pipeline, dispatcher, device_id, display=None, rate=None,
                  heartbeat_s=60.0, backoff=Backoff(), reopen_after=5, error_every=50, max_frames=None,
-                 clock=time.time, sleep=time.sleep, monotonic=_monotonic, close_timeout=10.0):
+                 clock=time.time, sleep=time.sleep, monotonic=_monotonic, close_timeout=10.0, stall_report_s=30.0):
         self.open_source = open_source
         self.load_pipeline = load_pipeline
         self.dispatcher = dispatcher
@@ -657,6 +694,7 @@ class Runner(object):
         self.monotonic = monotonic
         self.sleep = sleep
         self.close_timeout = close_timeout
+        self.stall_report_s = stall_report_s
         self.pipeline = None
         self.source = None
         self.frames = 0
@@ -743,10 +781,29 @@ class Runner(object):
             return None, "no frame"
         return frame, None
 
-    def _finish(self, preparing):
+    def _prepared(self, preparing, shutting_down=False):
+        """The stage thread's result for a frame. While it does not come, an error event every ``stall_report_s``;
+        once the runner is stopping, until ``close_timeout`` seconds after the stop, then ``TimeoutError``."""
+        started = self.monotonic()
+        while True:
+            if shutting_down or self.stop_event.is_set():
+                if self._stop_deadline is None:
+                    self._stop_deadline = self.monotonic() + self.close_timeout
+                try:
+                    return preparing.result(timeout=max(0.0, self._stop_deadline - self.monotonic()))
+                except concurrent.futures.TimeoutError:
+                    raise concurrent.futures.TimeoutError(
+                        "face detection did not return within %.1f s of the stop (%.0f s in all): frame abandoned"
+                        % (self.close_timeout, self.monotonic() - started))
+            try:
+                return preparing.result(timeout=self.stall_report_s)
+            except concurrent.futures.TimeoutError:
+                self.error("face detection has not returned for %.0f s" % (self.monotonic() - started))
+
+    def _finish(self, preparing, shutting_down=False):
         """The model on a frame whose preparation ran on the stage thread; then its event and display."""
         try:
-            prepared = preparing.result()
+            prepared = self._prepared(preparing, shutting_down)
             result = self.pipeline.finish(prepared)
             event = self.pipeline.event(self.device_id, result, self._now_ms())
         except Exception as err:
@@ -806,8 +863,9 @@ class Runner(object):
         self.heartbeat()
         tries = {"load": 0, "open": 0, "read": 0}
         faults = 0
-        stage = concurrent.futures.ThreadPoolExecutor(1)
+        stage = _Stage()
         self._preparing = None  # the next frame's detection and preprocessing, running on the stage thread
+        self._stop_deadline = None
         try:
             while not self.stop_event.is_set():
                 try:
@@ -820,7 +878,7 @@ class Runner(object):
                     self.sleep(self.backoff.delay(faults))
         finally:
             if self._preparing is not None:
-                self._finish(self._preparing)
+                self._finish(self._preparing, shutting_down=True)
             stage.shutdown()
             self.heartbeat(force=True)
             self._close_source()
