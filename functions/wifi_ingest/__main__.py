@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-# Peak memory of a long file (README "Benchmarks"); all of this must happen before pyarrow loads:
+# Peak memory of a long file (docs/benchmarks.md); all of this must happen before pyarrow loads:
 # - pyarrow's allocator (mimalloc) commits whole arenas eagerly and keeps freed pages by default (~40 MB);
 MIMALLOC_OPTIONS = {"MIMALLOC_ARENA_EAGER_COMMIT": "0", "MIMALLOC_PURGE_DELAY": "0"}
 # - glibc raises its mmap threshold to the largest block freed, after which the reader's ~1 MB buffers stay in

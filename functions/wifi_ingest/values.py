@@ -2,7 +2,7 @@
 
 Pure Python; the normalizer applies them column-wise (see ``columns``) and the tests call them directly.
 
-Rules (README "Korean public Wi-Fi data", Values):
+Rules (docs/wifi-ingest.md, Values):
 
 - **Digits are ASCII.** A date or coordinate written with full-width characters (``２０１５－０３``, ``３７．５``, as a
   Korean IME types them) is read after Unicode NFKC normalization, which maps exactly those to ASCII; text columns

@@ -8,7 +8,7 @@ EDGE_EXCLUDES = ["tests", "**/tests", "**/__pycache__", "*.pyc", "**/*.pyc", ".p
                  "maskcam-spool", "*.jsonl"]
 
 # The cloud Lambda's dependencies (maskcam.cloud; a layer) and the files of them it never loads, removed after pip
-# to stay under Lambda's 250 MB unzipped limit (everything installed is ~295 MB; see README "Cloud classifier").
+# to stay under Lambda's 250 MB unzipped limit (everything installed is ~295 MB; see docs/cloud-classifier.md).
 CLOUD_REQUIREMENTS = EDGE_DIR.parent / "cloud_classifier_layer" / "requirements.txt"
 CLOUD_PRUNE = (
     "onnxruntime/capi/libonnxruntime.so.*",  # C API library for native programs; the Python binding is self-contained

@@ -45,4 +45,4 @@ def component_skip_message(settings: Settings) -> Optional[str]:
     if settings.model_export:
         return None
     return (f"note: Greengrass component {settings.greengrass_component_name} skipped: it ships a model export; "
-            "set -c model_export=<export directory> (README 'First deploy in a new account')")
+            "set -c model_export=<export directory> (docs/deploy.md)")
