@@ -116,7 +116,7 @@ class EdgeRun:
 
 
 def classify(source: str, export_dir: Path, work: Path, *, max_frames: Optional[int] = None,
-             detector: str = "haar", heartbeat_s: float = 5.0) -> EdgeRun:
+             detector: str = "auto", heartbeat_s: float = 5.0) -> EdgeRun:
     """Runs the device application (the same runner as ``python -m maskcam``) with the JSON-lines publisher."""
     from functions.edge.maskcam.app import ConfigError, build_runner, summary
 

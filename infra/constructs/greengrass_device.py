@@ -167,7 +167,7 @@ class EdgeClassifierComponent(Construct):
                                     "event per frame to " + props.inference_topic,
             "ComponentPublisher": props.publisher,
             "ComponentConfiguration": {"DefaultConfiguration": {
-                "source": "0", "detector": "haar", "rate": "5", "heartbeat": "60",
+                "source": "0", "detector": "auto", "rate": "5", "heartbeat": "60",
                 "accessControl": {"aws.greengrass.ipc.mqttproxy": {
                     f"{props.component_name}:mqttproxy:1": {
                         "policyDescription": "Publish inference events to this device's inference topic",

@@ -14,7 +14,7 @@ DEFAULTS = {
     "backend": "auto",          # onnx | mxnet | auto (export directories)
     "model_threads": None,      # ONNX Runtime intra-op threads; None: one core fewer than the machine has
     "classes": "mask,no_mask",  # only for deeplens: models, which carry no manifest
-    "detector": "haar",
+    "detector": "auto",          # yunet where its wheel installs, else mtcnn, else haar (adapters.models)
     "publisher": "-",
     "topic": None,
     "display": "none",

@@ -81,7 +81,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m maskcam.bench", description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True, help="model export directory (manifest.json + .onnx)")
     p.add_argument("--backend", default="onnx", choices=("onnx", "mxnet"))
-    p.add_argument("--detectors", default="haar:0.25:80:1.2,haar:0.25:80,haar:0.5,haar",
+    p.add_argument("--detectors", default="yunet,mtcnn,haar:0.25:80:1.2,haar",
                    help="comma-separated detector specs to compare (the first decides the faces per frame)")
     p.add_argument("--frame", help="a photo with faces, resized to 640x480 (default: skimage astronaut x2)")
     p.add_argument("--seconds", type=float, default=5.0, help="measuring time per row")

@@ -18,7 +18,8 @@ def parse_args(argv=None):
                    help="ONNX Runtime threads (default: one core fewer than the machine has, min 1)")
     p.add_argument("--classes", default=DEFAULTS["classes"], help="class order of a deeplens: model")
     p.add_argument("--detector", default=DEFAULTS["detector"],
-                   help="haar[:scale[:min face px[:step]]] (e.g. haar:0.25:80:1.2, see README) or deeplens[:ssd.xml]")
+                   help="auto (default: yunet where its wheel installs, else mtcnn, else haar), yunet[:long side px[:threshold]], "
+                        "mtcnn[:long side px[:min face px]], haar[:scale[:min face px[:step]]] or deeplens[:ssd.xml]")
     p.add_argument("--publisher", default=DEFAULTS["publisher"],
                    help="'-' (stdout), jsonl:<file>, ipc (Greengrass V2) or deeplens (Greengrass V1)")
     p.add_argument("--topic", help="MQTT topic (default $aws/things/<thing>/infer for deeplens, "

