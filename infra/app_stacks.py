@@ -11,6 +11,7 @@ from infra.settings import Settings
 from infra.stacks.analytics_stack import AnalyticsStack
 from infra.stacks.dashboard_stack import DashboardStack
 from infra.stacks.device_stack import DeviceStack
+from infra.stacks.operations_stack import OperationsStack
 from infra.stacks.storage_stack import StorageStack
 from infra.stacks.wifi_stack import WifiStack
 
@@ -22,6 +23,7 @@ class ProjectStacks:
     device: Optional[DeviceStack] = None
     wifi: Optional[WifiStack] = None
     dashboard: Optional[DashboardStack] = None   # only with quicksight_principal_arn (see skip_message)
+    operations: Optional[OperationsStack] = None
 
     def all(self) -> list:
         return [s for s in vars(self).values() if s is not None]
@@ -53,6 +55,17 @@ def build_stacks(app: cdk.App, settings: Settings) -> ProjectStacks:
                             data_bucket=storage.data_bucket, database=storage.database,
                             workgroup=storage.workgroup,
                             description="Korean public Wi-Fi CSV ingest into Athena table free_wifi_standard_data")
+    stacks.operations = OperationsStack(
+        app, f"{prefix}-operations", settings=settings, env=env,
+        functions={"wifi-ingest": stacks.wifi.ingest.function, "cloud-classifier": stacks.device.deeplens.function,
+                   "athena-views": stacks.analytics.views.function},
+        dead_letter_queues={"wifi-ingest": stacks.wifi.ingest.dead_letters,
+                            "cloud-classifier": stacks.device.cloud.dead_letters},
+        delivery_stream_name=stacks.analytics.delivery.stream_name,
+        rule_names=[rule.rule_name for rule in stacks.analytics.rules.rules.values()],
+        workgroup=storage.workgroup, data_bucket=storage.data_bucket,
+        wifi_log_group=stacks.wifi.ingest.function.log_group,
+        description="Mask classifier operations: operator topic, pipeline alarms, device alerts, dashboard")
     if settings.quicksight_principal_arn:
         stacks.dashboard = DashboardStack(
             app, f"{prefix}-dashboard", settings=settings, env=env,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
+from functions.analytics.layout import FLUSH_SECONDS
 from functions.edge.maskcam.manifest import ManifestError, load_manifest
 
 # Lambda runtimes a stack can still create (platform-facts: python2.7/3.7 creation is blocked, 3.8/3.9 are
@@ -77,6 +78,17 @@ class Settings:
     model_export: Optional[str] = None
     cloud_reserved_concurrency: Optional[int] = None
     quicksight_import_mode: str = "SPICE"
+    # operations (docs/operations.md): who is told, and when
+    alarm_emails: tuple = ()
+    alarm_period_minutes: int = 5
+    firehose_freshness_alarm_seconds: int = 1800
+    wifi_reject_alarm_percent: float = 10.0
+    silent_device_minutes: int = 30
+    compliance_min_percent: float = 70.0
+    compliance_min_faces: int = 20
+    compliance_window_hours: int = 1
+    alert_schedule_minutes: int = 5
+    alert_recovery: bool = True
 
     @property
     def model_prefix(self) -> str:
@@ -210,6 +222,76 @@ def _concurrency(key: str, raw: Any) -> int:
     return value
 
 
+_EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+
+
+def _emails(key: str, raw: Any) -> tuple:
+    """A list, or one string of addresses separated by commas, semicolons or spaces; duplicates dropped."""
+    items = raw if isinstance(raw, (list, tuple)) else re.split(r"[,;\s]+", str(raw))
+    found = []
+    for item in items:
+        address = str(item).strip()
+        if not address:
+            continue
+        if len(address) > 254 or not _EMAIL_RE.match(address):
+            raise SettingsError(key, raw, f"{address!r} is not an e-mail address; give addresses separated by commas "
+                                          "(e.g. ops@example.com,oncall@example.com), each gets a subscription to "
+                                          "confirm")
+        if address.lower() not in (a.lower() for a in found):
+            found.append(address)
+    return tuple(found)
+
+
+def _whole(low: int, high: int, what: str) -> Callable[[str, Any], int]:
+    def parse(key: str, raw: Any) -> int:
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            raise SettingsError(key, raw, f"a whole number of {what}, {low}-{high}") from None
+        if isinstance(raw, bool) or not low <= value <= high:
+            raise SettingsError(key, raw, f"a whole number of {what}, {low}-{high}")
+        return value
+    return parse
+
+
+def _percent(key: str, raw: Any) -> float:
+    try:
+        value = float(str(raw).strip().rstrip("%"))
+    except ValueError:
+        raise SettingsError(key, raw, "a percentage above 0 and below 100") from None
+    if isinstance(raw, bool) or not 0 < value < 100:
+        raise SettingsError(key, raw, "a percentage above 0 and below 100")
+    return value
+
+
+def _after_buffering(low_seconds: int, unit: int, what: str, high: int) -> Callable[[str, Any], int]:
+    """A duration that must be longer than Firehose's buffering interval: data reaches S3 (and the metrics say it
+    was delivered) only when a buffer is flushed, at the latest FLUSH_SECONDS after it arrived."""
+    def parse(key: str, raw: Any) -> int:
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            value = None
+        if value is None or isinstance(raw, bool) or not low_seconds < value * unit <= high * unit:
+            raise SettingsError(key, raw, f"a whole number of {what} above {low_seconds // unit} and at most {high}: "
+                                          f"Firehose holds records up to {FLUSH_SECONDS} s (its buffering interval) "
+                                          "before they reach S3, so a shorter limit would fire on healthy data")
+        return value
+    return parse
+
+
+def _boolean(key: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    value = str(raw).strip().lower()
+    if value in ("true", "yes", "1", "on"):
+        return True
+    if value in ("false", "no", "0", "off"):
+        return False
+    raise SettingsError(key, raw, "true or false")
+
+
 _PARSERS: dict = {
     "project": _matching(_PROJECT_RE, "3-20 characters, lowercase letters, digits and '-', starting with a "
                                       "letter (it prefixes stack and bucket names)"),
@@ -231,4 +313,14 @@ _PARSERS: dict = {
     "model_export": _export_dir,
     "cloud_reserved_concurrency": _concurrency,
     "quicksight_import_mode": _import_mode,
+    "alarm_emails": _emails,
+    "alarm_period_minutes": _whole(1, 60, "minutes (CloudWatch alarm periods are whole minutes for AWS metrics)"),
+    "firehose_freshness_alarm_seconds": _after_buffering(FLUSH_SECONDS, 1, "seconds", 86_400),
+    "wifi_reject_alarm_percent": _percent,
+    "silent_device_minutes": _after_buffering(FLUSH_SECONDS, 60, "minutes", 7 * 24 * 60),
+    "compliance_min_percent": _percent,
+    "compliance_min_faces": _whole(1, 1_000_000, "faces"),
+    "compliance_window_hours": _whole(1, 24, "hours"),
+    "alert_schedule_minutes": _whole(1, 60, "minutes"),
+    "alert_recovery": _boolean,
 }

@@ -1,0 +1,223 @@
+"""Lambda on an EventBridge schedule: runs the two alert queries in the project's Athena workgroup, evaluates them
+(``functions.alerts.evaluate``, no AWS in there) against the episode state in DynamoDB and publishes each new or
+ended episode to the operators' SNS topic.
+
+Once per episode, also when runs overlap or a publish fails: an episode change is first *claimed* with a
+conditional write on the episode's version (a run that loses the race publishes nothing), then published; when the
+publish fails the claim is undone (again conditionally), so the next run tries again, and the run fails (its Errors
+alarm fires). The table is only written, never deleted from: a closed episode stays as the base of the next one.
+
+Environment (set by ``infra/constructs/device_alerts.py``): ``WORKGROUP``, ``STATE_TABLE``, ``TOPIC_ARN``,
+``PROJECT``, ``HEARTBEATS_SQL``, ``COMPLIANCE_SQL``, ``SILENT_MINUTES``, ``COMPLIANCE_MIN`` (0..1), ``MIN_FACES``,
+``WINDOW_HOURS``, ``SEND_RECOVERY`` (true/false).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional
+
+import boto3
+from botocore.exceptions import ClientError
+
+from functions.alerts import messages
+from functions.alerts.evaluate import KINDS, Alert, Episode, Rows, State, Thresholds, evaluate
+
+logger = logging.getLogger("alerts")
+logger.setLevel(logging.INFO)
+
+META_KEY = "#meta"              # device ids are thing names ([A-Za-z0-9:_-]): no episode key starts with '#'
+POLL_SECONDS = 1.0
+SAFETY_MS = 10_000              # stop waiting for Athena this long before the Lambda's own timeout
+
+
+class AlertRunError(RuntimeError):
+    """Raised at the end of a run in which some alert could not be sent (its claim was undone)."""
+
+
+@dataclass(frozen=True)
+class Config:
+    workgroup: str
+    table: str
+    topic_arn: str
+    project: str
+    heartbeats_sql: str
+    compliance_sql: str
+    thresholds: Thresholds
+
+    @classmethod
+    def from_env(cls, env=os.environ) -> "Config":
+        return cls(workgroup=env["WORKGROUP"], table=env["STATE_TABLE"], topic_arn=env["TOPIC_ARN"],
+                   project=env.get("PROJECT", "maskcam"), heartbeats_sql=env["HEARTBEATS_SQL"],
+                   compliance_sql=env["COMPLIANCE_SQL"],
+                   thresholds=Thresholds(silent_minutes=int(env["SILENT_MINUTES"]),
+                                         compliance_min=float(env["COMPLIANCE_MIN"]),
+                                         min_faces=int(env["MIN_FACES"]), window_hours=int(env["WINDOW_HOURS"]),
+                                         send_recovery=env.get("SEND_RECOVERY", "true").lower() == "true"))
+
+
+# -- Athena --------------------------------------------------------------------------------------------------------
+class AthenaRows:
+    """Runs one SELECT in ``workgroup`` (whose enforced settings give the result location and the scan cutoff) and
+    returns its rows as dicts of column -> text (None for SQL NULL)."""
+
+    def __init__(self, client, workgroup: str, remaining_ms: Callable[[], int] = lambda: 60_000,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._client, self._workgroup, self._remaining_ms, self._sleep = client, workgroup, remaining_ms, sleep
+
+    def __call__(self, sql: str) -> List[Dict[str, Optional[str]]]:
+        query_id = self._client.start_query_execution(QueryString=sql, WorkGroup=self._workgroup)["QueryExecutionId"]
+        while True:
+            status = self._client.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]["Status"]
+            state = status["State"]
+            if state == "SUCCEEDED":
+                break
+            if state in ("FAILED", "CANCELLED"):
+                raise RuntimeError(f"Athena query {query_id} {state}: {status.get('StateChangeReason', '')}")
+            if self._remaining_ms() < SAFETY_MS:
+                raise TimeoutError(f"Athena query {query_id} still {state} when the run had to stop")
+            self._sleep(POLL_SECONDS)
+        return self._results(query_id)
+
+    def _results(self, query_id: str) -> List[Dict[str, Optional[str]]]:
+        rows, columns, token = [], None, None
+        while True:
+            page = self._client.get_query_results(QueryExecutionId=query_id, **({"NextToken": token} if token else {}))
+            result = page["ResultSet"]
+            if columns is None:
+                columns = [c["Name"] for c in result["ResultSetMetadata"]["ColumnInfo"]]
+                data = result["Rows"][1:]      # the first row of a SELECT's first page holds the column names
+            else:
+                data = result["Rows"]
+            rows += [dict(zip(columns, (cell.get("VarCharValue") for cell in row["Data"]))) for row in data]
+            token = page.get("NextToken")
+            if not token:
+                return rows
+
+
+# -- DynamoDB ------------------------------------------------------------------------------------------------------
+def _item(ep: Episode) -> dict:
+    item = {"pk": {"S": f"{ep.kind}#{ep.device_id}"}, "kind": {"S": ep.kind}, "device_id": {"S": ep.device_id},
+            "open": {"BOOL": ep.open}, "since_ms": {"N": str(ep.since_ms)}, "figure": {"N": repr(float(ep.figure))},
+            "changed_ms": {"N": str(ep.changed_ms)}, "version": {"N": str(ep.version)}}
+    if ep.faces is not None:
+        item["faces"] = {"N": str(ep.faces)}
+    return item
+
+
+def _episode(item: dict) -> Optional[Episode]:
+    try:
+        kind = item["kind"]["S"]
+        if kind not in KINDS:
+            return None
+        return Episode(kind=kind, device_id=item["device_id"]["S"], open=bool(item["open"]["BOOL"]),
+                       since_ms=int(item["since_ms"]["N"]), figure=float(item["figure"]["N"]),
+                       faces=int(item["faces"]["N"]) if "faces" in item else None,
+                       changed_ms=int(item["changed_ms"]["N"]), version=int(item["version"]["N"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+class EpisodeTable:
+    """Episode state: one item per (kind, device), key ``pk`` = ``<kind>#<device>``, and ``#meta`` holding the last
+    run's time."""
+
+    def __init__(self, client, table: str) -> None:
+        self._client, self._table = client, table
+
+    def load(self) -> State:
+        episodes, evaluated, start = {}, None, None
+        while True:
+            page = self._client.scan(TableName=self._table, ConsistentRead=True,
+                                     **({"ExclusiveStartKey": start} if start else {}))
+            for item in page.get("Items", []):
+                if item.get("pk", {}).get("S") == META_KEY:
+                    evaluated = int(item["evaluated_ms"]["N"])
+                    continue
+                episode = _episode(item)
+                if episode is None:
+                    logger.warning("unreadable state item skipped: %s", json.dumps(item)[:500])
+                    continue
+                episodes[episode.key] = episode
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return State(evaluated, episodes)
+
+    def claim(self, alert: Alert) -> bool:
+        """Writes the episode's new version if nobody changed it since this run read it."""
+        return self._put(_item(alert.episode), alert.previous.version if alert.previous else None)
+
+    def undo(self, alert: Alert) -> None:
+        """Puts back what was there (closed when nothing was), one version further, so the next run sees the change
+        again."""
+        before = alert.previous or Episode(alert.kind, alert.device_id, False, alert.episode.since_ms,
+                                           alert.episode.figure, alert.episode.faces, alert.at_ms)
+        restored = Episode(**{**before.__dict__, "version": alert.episode.version + 1})
+        if not self._put(_item(restored), alert.episode.version):
+            logger.error("could not undo the claim of %s (changed meanwhile)", alert.episode.key)
+
+    def mark_evaluated(self, now_ms: int) -> None:
+        try:
+            self._client.put_item(TableName=self._table,
+                                  Item={"pk": {"S": META_KEY}, "evaluated_ms": {"N": str(now_ms)}},
+                                  ConditionExpression="attribute_not_exists(pk) OR evaluated_ms < :now",
+                                  ExpressionAttributeValues={":now": {"N": str(now_ms)}})
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
+    def _put(self, item: dict, version: Optional[int]) -> bool:
+        if version is None:
+            condition = {"ConditionExpression": "attribute_not_exists(pk)"}
+        else:
+            condition = {"ConditionExpression": "version = :v", "ExpressionAttributeValues": {":v": {"N": str(version)}}}
+        try:
+            self._client.put_item(TableName=self._table, Item=item, **condition)
+            return True
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+
+
+# -- the run -------------------------------------------------------------------------------------------------------
+def run(config: Config, *, query: Callable[[str], list], table: EpisodeTable, sns, now_ms: int) -> dict:
+    rows = Rows(heartbeats=query(config.heartbeats_sql), compliance=query(config.compliance_sql))
+    outcome = evaluate(rows, table.load(), now_ms, config.thresholds)
+    if outcome.skipped:
+        logger.warning("run skipped: %s", outcome.skipped)
+        return {"skipped": outcome.skipped, "sent": [], "ignored_rows": outcome.ignored}
+    if outcome.ignored:
+        logger.warning("%d query rows were unusable and ignored", outcome.ignored)
+    sent, lost, failed = [], [], []
+    for alert in outcome.alerts:
+        if not table.claim(alert):
+            lost.append(messages.headline(alert))   # another run decided this change already
+            continue
+        if not alert.notify:
+            continue
+        try:
+            sns.publish(TopicArn=config.topic_arn, Subject=messages.subject(alert, config.project),
+                        Message=messages.body(alert, config.thresholds, config.project))
+            sent.append(messages.headline(alert))
+        except ClientError as err:
+            logger.error("publish failed for %s: %s", alert.episode.key, err)
+            table.undo(alert)
+            failed.append(messages.headline(alert))
+    table.mark_evaluated(now_ms)
+    logger.info(json.dumps({"sent": sent, "taken_by_another_run": lost, "failed": failed,
+                            "ignored_rows": outcome.ignored}))
+    if failed:
+        raise AlertRunError(f"{len(failed)} alert(s) could not be published and will be retried: {failed}")
+    return {"skipped": None, "sent": sent, "ignored_rows": outcome.ignored}
+
+
+def handler(event, context) -> dict:
+    config = Config.from_env()
+    remaining = getattr(context, "get_remaining_time_in_millis", lambda: 60_000)
+    return run(config, query=AthenaRows(boto3.client("athena"), config.workgroup, remaining),
+               table=EpisodeTable(boto3.client("dynamodb"), config.table), sns=boto3.client("sns"),
+               now_ms=int(time.time() * 1000))

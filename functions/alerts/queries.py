@@ -1,0 +1,33 @@
+"""The SQL the alert evaluation runs: two of the project's named queries (``functions/analytics/queries``), with the
+parameters the alerts need, so no query exists twice. Used at synth (the texts go into the Lambda's environment) and
+by the local run (DuckDB); the Lambda itself never reads query files.
+
+- ``silent_devices`` with ``silent_minutes=0`` lists every device heard from in the lookback with its last
+  heartbeat (the evaluation decides who is silent, so it also sees who came back);
+- ``mask_compliance_by_device_hour`` with enough ``days`` to cover the window, per device and UTC hour.
+"""
+from __future__ import annotations
+
+from typing import Dict
+
+from functions.analytics import queries
+
+HEARTBEATS, COMPLIANCE = "silent_devices", "mask_compliance_by_device_hour"
+LOOKBACK_DAYS = 7
+
+
+def compliance_days(window_hours: int) -> int:
+    """``days`` for the compliance query (``dt > current_date - days``) so that its partitions cover the window,
+    which starts up to ``window_hours + 1`` hours before now."""
+    return (window_hours + 1) // 24 + 2
+
+
+def parameters(window_hours: int) -> Dict[str, Dict[str, str]]:
+    return {HEARTBEATS: {"silent_minutes": "0", "lookback_days": str(LOOKBACK_DAYS)},
+            COMPLIANCE: {"days": str(compliance_days(window_hours))}}
+
+
+def alert_queries(database: str, window_hours: int) -> Dict[str, str]:
+    """name -> Athena SQL for ``database``."""
+    by_name = {q.name: q for q in queries.load(queries.QUERIES_DIR)}
+    return {name: by_name[name].render(database, **params) for name, params in parameters(window_hours).items()}
