@@ -8,7 +8,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from functions.analytics import check_dashboard, datasets
+from functions.analytics import chart_spec, check_dashboard, datasets
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"   # moto's default account
@@ -74,11 +74,12 @@ def test_datasets_as_deployed_pass():
 
 
 def test_missing_dataset_wrong_mode_and_wrong_columns_are_each_named():
-    compliance, wifi = datasets.all_datasets("awskrug")
+    compliance, wifi, _ = datasets.all_datasets("awskrug")
     client, stub = stubbed()
     stub.add_client_error("describe_data_set", "ResourceNotFoundException", "not found", 404)
     wrong = [c if c[0] != "latitude" else ("latitude", "STRING") for c in wifi.columns]
     stub.add_response("describe_data_set", described(wifi, mode="DIRECT_QUERY", columns=wrong))
+    stub.add_response("describe_data_set", described(datasets.device_silence("awskrug")))
     with stub:
         problems = check_dashboard.check_data_sets(client, ACCOUNT, project="maskcam", database="awskrug",
                                                    import_mode="SPICE")
@@ -86,4 +87,35 @@ def test_missing_dataset_wrong_mode_and_wrong_columns_are_each_named():
         "QuickSight dataset maskcam-mask-compliance-hourly does not exist",
         "dataset maskcam-free-wifi imports DIRECT_QUERY, expected SPICE",
         "dataset maskcam-free-wifi columns differ: missing [('latitude', 'DECIMAL')], extra [('latitude', 'STRING')]",
+    ]
+
+
+SHEETS = [{"SheetId": s.id, "Name": s.title} for s in chart_spec.sheets()]
+
+
+def test_a_successful_analysis_and_dashboard_with_the_spec_sheets_pass():
+    client, stub = stubbed()
+    stub.add_response("describe_analysis", {"Analysis": {"AnalysisId": "maskcam-analysis",
+                                                         "Status": "CREATION_SUCCESSFUL", "Sheets": SHEETS}},
+                      {"AwsAccountId": ACCOUNT, "AnalysisId": "maskcam-analysis"})
+    stub.add_response("describe_dashboard", {"Dashboard": {"DashboardId": "maskcam-dashboard", "Version": {
+        "Status": "UPDATE_SUCCESSFUL", "Sheets": SHEETS, "VersionNumber": 2}}},
+                      {"AwsAccountId": ACCOUNT, "DashboardId": "maskcam-dashboard"})
+    with stub:
+        assert check_dashboard.check_analysis_and_dashboard(client, ACCOUNT, project="maskcam") == []
+
+
+def test_quicksights_own_errors_a_failed_version_and_a_missing_analysis_are_named():
+    client, stub = stubbed()
+    stub.add_client_error("describe_analysis", "ResourceNotFoundException", "not found", 404)
+    stub.add_response("describe_dashboard", {"Dashboard": {"DashboardId": "maskcam-dashboard", "Version": {
+        "Status": "CREATION_FAILED", "Sheets": SHEETS[:1],
+        "Errors": [{"Type": "COLUMN_TYPE_MISMATCH", "Message": "minutes_silent is not numeric"}]}}})
+    with stub:
+        problems = check_dashboard.check_analysis_and_dashboard(client, ACCOUNT, project="maskcam")
+    assert problems == [
+        "QuickSight analysis maskcam-analysis does not exist",
+        "dashboard maskcam-dashboard is CREATION_FAILED",
+        "dashboard maskcam-dashboard reports COLUMN_TYPE_MISMATCH: minutes_silent is not numeric",
+        f"dashboard maskcam-dashboard has sheets ['free-wifi'], the chart spec ['free-wifi', 'cameras']",
     ]

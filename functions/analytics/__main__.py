@@ -77,9 +77,7 @@ def _charts(args) -> int:
     from functions.analytics import charts, queries
 
     try:
-        params = queries.parse_overrides(args.param)
-        paths = charts.render_charts(Path(args.lake), Path(args.out), database=args.database, as_of=args.as_of,
-                                     params=params, top_providers=args.top_providers)
+        paths = charts.render_charts(Path(args.lake), Path(args.out), database=args.database, as_of=args.as_of)
     except (charts.ChartError, queries.QueryFileError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -124,12 +122,11 @@ def main(argv=None) -> int:
                      help="pin current_date/current_timestamp (ISO time, UTC unless given)")
     qry.set_defaults(run=_query)
 
-    cht = sub.add_parser("charts", help="render the dashboard's charts to PNG from the local lake (no QuickSight)")
+    cht = sub.add_parser("charts", help="render the dashboard's charts (functions/analytics/chart_spec.py) to PNG "
+                                        "from the local lake (no QuickSight)")
     cht.add_argument("--lake", default="lake")
     cht.add_argument("--out", default="charts")
     cht.add_argument("--database", default="awskrug")
-    cht.add_argument("--param", action="append", default=[], help="name=value, e.g. days=3 (compliance window)")
-    cht.add_argument("--top-providers", type=int, default=6, help="providers shown by name; the rest are 'other'")
     cht.add_argument("--as-of", type=_timestamp, default=None,
                      help="pin current_date/current_timestamp (ISO time, UTC unless given)")
     cht.set_defaults(run=_charts)

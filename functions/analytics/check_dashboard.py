@@ -1,5 +1,7 @@
 """Post-deploy check of the QuickSight side: the Athena data source exists, succeeded and uses the project
-workgroup; every dataset of ``functions.analytics.datasets`` exists with the expected import mode and columns.
+workgroup; every dataset of ``functions.analytics.datasets`` exists with the expected import mode and columns; the
+analysis and the dashboard exist, succeeded, report no errors (QuickSight's own validation of the definition, e.g.
+COLUMN_TYPE_MISMATCH) and have the sheets of ``functions.analytics.chart_spec``.
 
 ``python -m functions.analytics.check_dashboard [--project maskcam] [--database awskrug] [--import-mode SPICE]``
 (region: the stack's region, where the data source lives, not the QuickSight identity region). Exits 1 listing every
@@ -14,7 +16,7 @@ from typing import List, Optional, Sequence
 import boto3
 from botocore.exceptions import ClientError
 
-from functions.analytics import datasets
+from functions.analytics import chart_spec, datasets
 
 OK_STATUSES = ("CREATION_SUCCESSFUL", "UPDATE_SUCCESSFUL")
 
@@ -74,10 +76,54 @@ def check_data_sets(qs, account_id: str, *, project: str, database: str,
     return problems
 
 
+def analysis_id(project: str) -> str:
+    return f"{project}-analysis"
+
+
+def dashboard_id(project: str) -> str:
+    return f"{project}-dashboard"
+
+
+def _asset_problems(what: str, status: Optional[str], errors: list, sheets: list) -> List[str]:
+    problems = []
+    if status not in OK_STATUSES:
+        problems.append(f"{what} is {status}")
+    for error in errors or []:
+        problems.append(f"{what} reports {error.get('Type', 'an error')}: {error.get('Message', '')}".rstrip(": "))
+    want = [s.id for s in chart_spec.sheets()]
+    got = [s.get("SheetId") for s in sheets or []]
+    if got != want:
+        problems.append(f"{what} has sheets {got}, the chart spec {want}")
+    return problems
+
+
+def check_analysis_and_dashboard(qs, account_id: str, *, project: str) -> List[str]:
+    problems = []
+    try:
+        analysis = qs.describe_analysis(AwsAccountId=account_id, AnalysisId=analysis_id(project))["Analysis"]
+        problems += _asset_problems(f"analysis {analysis_id(project)}", analysis.get("Status"),
+                                    analysis.get("Errors"), analysis.get("Sheets"))
+    except qs.exceptions.ResourceNotFoundException:
+        problems.append(f"QuickSight analysis {analysis_id(project)} does not exist")
+    except ClientError as err:
+        problems.append(f"cannot describe analysis {analysis_id(project)}: {err}")
+    try:
+        version = qs.describe_dashboard(AwsAccountId=account_id,
+                                        DashboardId=dashboard_id(project))["Dashboard"].get("Version", {})
+        problems += _asset_problems(f"dashboard {dashboard_id(project)}", version.get("Status"),
+                                    version.get("Errors"), version.get("Sheets"))
+    except qs.exceptions.ResourceNotFoundException:
+        problems.append(f"QuickSight dashboard {dashboard_id(project)} does not exist")
+    except ClientError as err:
+        problems.append(f"cannot describe dashboard {dashboard_id(project)}: {err}")
+    return problems
+
+
 def check(qs, account_id: str, *, project: str, database: str, import_mode: Optional[str] = None) -> List[str]:
     """Every problem found (empty when the QuickSight side looks right)."""
     return (check_data_source(qs, account_id, project=project)
-            + check_data_sets(qs, account_id, project=project, database=database, import_mode=import_mode))
+            + check_data_sets(qs, account_id, project=project, database=database, import_mode=import_mode)
+            + check_analysis_and_dashboard(qs, account_id, project=project))
 
 
 def main(argv: Optional[Sequence[str]] = None, session=None) -> int:
@@ -98,7 +144,7 @@ def main(argv: Optional[Sequence[str]] = None, session=None) -> int:
         return 1
     ids = ", ".join(d.dataset_id(args.project) for d in datasets.all_datasets(args.database))
     print(f"ok: data source {data_source_id(args.project)} (Athena, workgroup {args.project}-analytics), "
-          f"datasets {ids}")
+          f"datasets {ids}, analysis {analysis_id(args.project)}, dashboard {dashboard_id(args.project)}")
     return 0
 
 

@@ -7,17 +7,21 @@ compliance dataset's from the view's own SELECT (``queries/view_mask_compliance_
 inferred stops synth with its name, rather than defaulting to STRING.
 
 The compliance dataset reads the view ``mask_compliance_hourly`` itself: the analytics stack creates the views at
-deploy time (``infra.constructs.athena_views``), and the dashboard stack's datasets depend on that resource.
+deploy time (``infra.constructs.athena_views``), and the dashboard stack's datasets depend on that resource. The
+silent-devices dataset is a custom SQL over the view ``device_last_heartbeat`` (``dataset_sql/device_silence.sql``):
+its ``minutes_silent`` is computed when QuickSight runs the query, which a view's columns could not say.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional, Tuple
 
 from functions.analytics import layout, queries
 
 COMPLIANCE_VIEW_QUERY = "view_mask_compliance_hourly"
+DATASET_SQL_DIR = Path(__file__).resolve().parent / "dataset_sql"   # custom SQL of datasets (not named queries)
 
 # Glue/Athena type -> QuickSight input column type (DataSet InputColumn.Type).
 QUICKSIGHT_TYPES = {
@@ -105,9 +109,9 @@ def _trino_types():
     }
 
 
-def output_types(sql: str, database: str) -> Tuple[Tuple[str, str], ...]:
-    """(column, Athena type) of each output column of ``sql`` over ``<database>.inference_results``, as Trino types
-    them (``_trino_types``); e.g. ``("hour", "timestamp(3)")``."""
+def output_types(sql: str, database: str, *, over_views: bool = False) -> Tuple[Tuple[str, str], ...]:
+    """(column, Athena type) of each output column of ``sql`` over ``<database>.inference_results`` (and, with
+    ``over_views``, the project's views), as Trino types them (``_trino_types``); e.g. ``("hour", "timestamp(3)")``."""
     import sqlglot
     from sqlglot import exp
     from sqlglot.optimizer.annotate_types import annotate_types
@@ -116,6 +120,9 @@ def output_types(sql: str, database: str) -> Tuple[Tuple[str, str], ...]:
     table = {name: kind for name, kind, _ in layout.COLUMNS if not kind.startswith(("array", "struct", "map"))}
     table[layout.PARTITION_KEY[0]] = layout.PARTITION_KEY[1]
     schema = {database: {layout.TABLE: table}}
+    if over_views:
+        for view in view_queries():
+            schema[database][view_name(view)] = dict(output_types(view_select(view, database), database))
     tree = annotate_types(qualify(sqlglot.parse_one(sql, read="trino"), schema=schema, dialect="trino"),
                           schema=schema, dialect="trino", expression_metadata=_trino_types())
     out = []
@@ -138,6 +145,24 @@ def compliance(database: str) -> Dataset:
                    table=view_name(view))
 
 
+def sql_text(query: queries.NamedQuery, database: str, **params: object) -> str:
+    """A query file rendered for ``database`` without its comment lines (QuickSight nests custom SQL in its own
+    queries, where a trailing comment would swallow what follows)."""
+    rendered = query.render(database, **params)
+    return "\n".join(line for line in rendered.splitlines() if not line.lstrip().startswith("--")).strip()
+
+
+def device_silence(database: str) -> Dataset:
+    """Per device heard from in the lookback window: its last heartbeat and the whole minutes since
+    (``dataset_sql/device_silence.sql``), for the silent-devices table."""
+    (query,) = [q for q in queries.load(DATASET_SQL_DIR) if q.name == "device_silence"]
+    sql = sql_text(query, database)
+    columns = tuple((name, quicksight_type(kind, where=f"device-silence column {name}"))
+                    for name, kind in output_types(sql, database, over_views=True))
+    return Dataset(key="device-silence", name="Devices and minutes since their last heartbeat", columns=columns,
+                   sql=sql)
+
+
 def wifi() -> Dataset:
     """The free Wi-Fi table as is: the seed's charts count rows by city and by service provider."""
     from functions.wifi_ingest import layout as wifi_layout
@@ -149,4 +174,8 @@ def wifi() -> Dataset:
 
 
 def all_datasets(database: str) -> Tuple[Dataset, ...]:
-    return (compliance(database), wifi())
+    return (compliance(database), wifi(), device_silence(database))
+
+
+def by_key(database: str) -> dict:
+    return {d.key: d for d in all_datasets(database)}

@@ -1,5 +1,6 @@
-"""QuickSight over Athena: data source on the project workgroup, datasets for mask compliance and free Wi-Fi, and the
-IAM the QuickSight service role needs to run those queries. Built only when ``quicksight_principal_arn`` is set:
+"""QuickSight over Athena: data source on the project workgroup, datasets for mask compliance, silent devices and
+free Wi-Fi, the analysis and dashboard of ``functions.analytics.chart_spec``, and the IAM the data source's role needs
+to run those queries. Built only when ``quicksight_principal_arn`` is set:
 QuickSight needs an account subscription, which CloudFormation cannot create (README "QuickSight dashboard")."""
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from aws_cdk import aws_quicksight as quicksight
 from aws_cdk import aws_s3 as s3
 from constructs import Construct, IDependable
 
+from functions.analytics import chart_spec
 from functions.analytics import datasets as dataset_defs
 from functions.analytics import layout
 from functions.wifi_ingest import layout as wifi_layout
 from infra.acknowledge import acknowledge_resource_wildcards
 from infra.constructs.athena_workgroup import AthenaWorkGroup
+from infra.constructs.quicksight_dashboard import QuickSightDashboard
 from infra.settings import Settings
 
 # Owner permissions as listed in the QuickSight API reference / console "Owner" role for each resource type.
@@ -106,8 +109,9 @@ class QuickSightServiceAccess(Construct):
 
 
 class DashboardStack(Stack):
-    """Athena data source (project workgroup), the datasets of ``functions.analytics.datasets``, permissions for the
-    QuickSight principal, and the service-role policy. ``views`` is what creates the Athena views (the analytics
+    """Athena data source (project workgroup), the datasets of ``functions.analytics.datasets``, the analysis and
+    dashboard of ``functions.analytics.chart_spec``, permissions for the QuickSight principal, and the data source's
+    role. ``views`` is what creates the Athena views (the analytics
     stack's ``views``): the datasets wait for it, as the compliance dataset reads a view."""
 
     def __init__(self, scope: Construct, id: str, *, settings: Settings, data_bucket: s3.IBucket,
@@ -149,14 +153,21 @@ class DashboardStack(Stack):
         self.data_source.node.add_dependency(inference_table, wifi_table)
 
         self.data_sets = {}
-        for spec in dataset_defs.all_datasets(database_name):
+        specs = dataset_defs.all_datasets(database_name)
+        for spec in specs:
             self.data_sets[spec.key] = self._data_set(spec, project=project, database_name=database_name,
                                                       import_mode=settings.quicksight_import_mode,
                                                       principal=principal)
             self.data_sets[spec.key].node.add_dependency(views)
 
+        self.dashboard = QuickSightDashboard(
+            self, "Dashboard", project=project, principal=principal, sheets=chart_spec.sheets(),
+            datasets={spec.key: spec for spec in specs}, data_sets=self.data_sets)
+
         CfnOutput(self, "DataSourceId", value=self.data_source.data_source_id)
         CfnOutput(self, "DataSetIds", value=",".join(d.data_set_id for d in self.data_sets.values()))
+        CfnOutput(self, "AnalysisId", value=self.dashboard.analysis.analysis_id)
+        CfnOutput(self, "DashboardId", value=self.dashboard.dashboard.dashboard_id)
 
     def _data_set(self, spec: dataset_defs.Dataset, *, project: str, database_name: str, import_mode: str,
                   principal: str) -> quicksight.CfnDataSet:
