@@ -39,6 +39,21 @@ DESCRIPTIONS = {
                                   "checks)",
     "quicksight_import_mode": "import mode of the QuickSight datasets: `SPICE` (copied into QuickSight, refreshed "
                               "on a schedule) or `DIRECT_QUERY` (Athena runs on every visual)",
+    # operations (docs/operations.md)
+    "alarm_emails": "e-mail addresses subscribed to the operator topic (alarms and device alerts), comma-separated; "
+                    "each must confirm SNS's mail; unset = the topic has no subscriber",
+    "alarm_period_minutes": "period of the pipeline alarms, whole minutes (1-60)",
+    "firehose_freshness_alarm_seconds": "alarm when Firehose's oldest undelivered record is older than this "
+                                        "(must exceed its 900 s buffering interval)",
+    "wifi_reject_alarm_percent": "alarm when the Wi-Fi ingest rejects more than this share of the rows in a period",
+    "silent_device_minutes": "a device without a heartbeat for longer than this is alerted as silent (must exceed "
+                             "Firehose's 15-minute buffering interval)",
+    "compliance_min_percent": "a device whose masked share of faces is below this over the window is alerted",
+    "compliance_min_faces": "faces a device must have seen in the window before its compliance is judged",
+    "compliance_window_hours": "compliance window: the last N hours, rounded out to whole UTC hours (1-24)",
+    "alert_schedule_minutes": "how often the device alerts are evaluated (1-60 minutes; each run is two Athena "
+                              "queries)",
+    "alert_recovery": "also send a message when a device alert's episode ends",
 }
 
 # Where the default is not simply the field's own.
