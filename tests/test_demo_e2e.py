@@ -15,8 +15,6 @@ import csv
 import io
 import json
 import shutil
-import sys
-import types
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -206,24 +204,19 @@ def test_output_says_the_weights_are_a_stand_in(demo):
     assert "[6/6] charts" in demo.printed and "demo finished in" in demo.printed
 
 
-def test_charts_step_goes_through_the_seam(demo, monkeypatch, tmp_path):
-    calls = []
+def test_charts_step_writes_the_dashboard_preview_one_png_per_spec_chart(demo, tmp_path):
+    from functions.analytics import chart_spec
 
-    def render_charts(lake, out_dir, *, database="awskrug", as_of=None):
-        calls.append((lake, out_dir, database, as_of))
-        return [Path(out_dir) / "a.png"]
-
-    if "functions.analytics.charts" not in sys.modules:
-        try:
-            import functions.analytics.charts  # noqa: F401
-        except ModuleNotFoundError:
-            assert demo.charts is None and "charts: NOT MADE" in demo.printed
-    fake = types.ModuleType(steps.CHARTS_MODULE)
-    fake.render_charts = render_charts
-    monkeypatch.setitem(sys.modules, steps.CHARTS_MODULE, fake)
+    names = [f"{c.id}.png" for c in chart_spec.charts()]
+    assert [p.name for p in demo.charts] == names
+    for path in demo.charts:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+        assert str(path) in demo.printed
+    assert f"charts: {len(names)} PNG files" in demo.printed
+    (tmp_path / "old.png").write_bytes(b"stale")
     lake = demo.options.out / "lake"
-    assert steps.render_charts(lake, tmp_path, as_of=demo.as_of) == [tmp_path / "a.png"]
-    assert calls == [(lake, tmp_path, "awskrug", demo.as_of)]
+    assert [p.name for p in steps.render_charts(lake, tmp_path, as_of=demo.as_of)] == names
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)   # the stale file is gone
 
 
 def test_model_is_built_once_then_reused(model_export, tmp_path, monkeypatch):

@@ -7,7 +7,7 @@
 4. ``ingest_events``: generated history and the device's events go into the local lake (writer);
 5. ``ingest_wifi``: a generated CP949/CRLF portal CSV is normalized into the lake's Wi-Fi table;
 6. ``run_queries``: every named Athena query runs on the lake with the local DuckDB runner;
-7. ``render_charts``: the dashboard charts as PNG files (seam to ``functions.analytics.charts``, see there).
+7. ``render_charts``: the dashboard preview, one PNG per chart of ``functions.analytics.chart_spec``.
 """
 from __future__ import annotations
 
@@ -234,25 +234,18 @@ def run_queries(lake: Path, as_of: datetime, database: str = "awskrug") -> list:
 
 
 # -- 7. charts ------------------------------------------------------------------------------------------------------
-CHARTS_MODULE = "functions.analytics.charts"
-
-
 def render_charts(lake: Path, out_dir: Path, *, database: str = "awskrug",
-                  as_of: Optional[datetime] = None) -> Optional[List[Path]]:
-    """Seam to the dashboard charts of issue 7 (``functions.analytics.charts.render_charts``, being built in
-    parallel). Returns the PNG files written, or None while that module is not part of this branch: the demo then
-    says the charts were not made. No second chart renderer lives here."""
-    import importlib
+                  as_of: Optional[datetime] = None) -> List[Path]:
+    """The dashboard preview: one PNG per chart of ``functions.analytics.chart_spec`` (the visuals of the QuickSight
+    analysis and dashboard), computed from the lake by ``functions.analytics.charts``; earlier runs' PNGs in
+    ``out_dir`` are removed first."""
+    from functions.analytics import charts
 
+    for stale in Path(out_dir).glob("*.png"):
+        stale.unlink()
     try:
-        charts = importlib.import_module(CHARTS_MODULE)
-    except ModuleNotFoundError as err:
-        if err.name != CHARTS_MODULE:
-            raise
-        return None
-    try:
-        return list(charts.render_charts(lake, out_dir, database=database, as_of=as_of))
-    except getattr(charts, "ChartError", ()) as err:   # e.g. the Hangul font package is missing
+        return charts.render_charts(lake, out_dir, database=database, as_of=as_of)
+    except charts.ChartError as err:   # e.g. the Hangul font package is missing
         raise DemoError(f"charts: {err}") from None
 
 
