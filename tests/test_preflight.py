@@ -697,6 +697,7 @@ def test_real_app_with_thing_group_and_dashboard(session, tmp_path):
     not_found = client_error("ResourceNotFoundException", 404)
     session.patched.update({
         ("quicksight", "describe_data_source"): not_found, ("quicksight", "describe_data_set"): not_found,
+        ("quicksight", "describe_analysis"): not_found, ("quicksight", "describe_dashboard"): not_found,
         ("quicksight", "describe_user"): lambda **_: {"User": {"Arn": QUICKSIGHT_PRINCIPAL}},
         ("quicksight", "describe_account_subscription"): lambda **_: {"AccountInfo": {
             "Edition": "ENTERPRISE", "AccountSubscriptionStatus": "ACCOUNT_CREATED"}}})

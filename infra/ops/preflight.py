@@ -414,6 +414,20 @@ NAME_RULES = {
         "quicksight:DescribeDataSet",
         "dataset {name} already exists; delete it (aws quicksight delete-data-set --aws-account-id {account} "
         "--data-set-id {name}) or set -c project=<other name>"),
+    "AWS::QuickSight::Analysis": NameRule(
+        "QuickSight analysis", ("AnalysisId",),
+        lambda a, t: _absent_if(_NOT_FOUND, lambda: a.client("quicksight").describe_analysis(
+            AwsAccountId=t.extra["account"], AnalysisId=t.name)),
+        "quicksight:DescribeAnalysis",
+        "analysis {name} already exists; delete it (aws quicksight delete-analysis --aws-account-id {account} "
+        "--analysis-id {name} --force-delete-without-recovery) or set -c project=<other name>"),
+    "AWS::QuickSight::Dashboard": NameRule(
+        "QuickSight dashboard", ("DashboardId",),
+        lambda a, t: _absent_if(_NOT_FOUND, lambda: a.client("quicksight").describe_dashboard(
+            AwsAccountId=t.extra["account"], DashboardId=t.name)),
+        "quicksight:DescribeDashboard",
+        "dashboard {name} already exists; delete it (aws quicksight delete-dashboard --aws-account-id {account} "
+        "--dashboard-id {name}) or set -c project=<other name>"),
 }
 # Types whose Ref is their physical name (so a Ref to one with a known name is known too).
 RESOURCE_NAME_REF = {"AWS::IAM::Role", "AWS::S3::Bucket", "AWS::Glue::Database", "AWS::Glue::Table",

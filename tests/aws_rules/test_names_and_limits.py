@@ -43,6 +43,8 @@ NAME_PROPERTIES = {
     "AWS::GreengrassV2::Deployment": ("DeploymentName",),
     "AWS::QuickSight::DataSource": ("DataSourceId",),
     "AWS::QuickSight::DataSet": ("DataSetId",),
+    "AWS::QuickSight::Analysis": ("AnalysisId",),
+    "AWS::QuickSight::Dashboard": ("DashboardId",),
 }
 # Names the design requires as they are; `make preflight` reports an existing one that our stacks do not own.
 REQUIRED_NAMES = {"deeplens_lambda", "inference_results", "free_wifi_standard_data"}
