@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
+from functions.alerts.queries import MAX_SILENT_MINUTES
 from functions.analytics.layout import FLUSH_SECONDS
 from functions.edge.maskcam.manifest import ManifestError, load_manifest
 
@@ -317,7 +318,7 @@ _PARSERS: dict = {
     "alarm_period_minutes": _whole(1, 60, "minutes (CloudWatch alarm periods are whole minutes for AWS metrics)"),
     "firehose_freshness_alarm_seconds": _after_buffering(FLUSH_SECONDS, 1, "seconds", 86_400),
     "wifi_reject_alarm_percent": _percent,
-    "silent_device_minutes": _after_buffering(FLUSH_SECONDS, 60, "minutes", 7 * 24 * 60),
+    "silent_device_minutes": _after_buffering(FLUSH_SECONDS, 60, "minutes", MAX_SILENT_MINUTES),
     "compliance_min_percent": _percent,
     "compliance_min_faces": _whole(1, 1_000_000, "faces"),
     "compliance_window_hours": _whole(1, 24, "hours"),

@@ -30,9 +30,15 @@ def athena_hb(device: str, ms: int) -> dict:
     return {"device_id": device, "last_heartbeat": text, "minutes_silent": "3"}
 
 
-def hour_row(device: str, hour_ms: int, faces, masked) -> dict:
+def hour_row(device: str, hour_ms, faces, masked, unmasked=None) -> dict:
+    """A compliance row; ``unmasked`` defaults to the faces not masked (no unknown faces)."""
+    if unmasked is None:
+        try:
+            unmasked = faces - masked
+        except TypeError:
+            unmasked = faces
     return {"device_id": device, "hour": hour_ms, "frames": 10, "faces": faces, "masked": masked,
-            "unmasked": None, "compliance_rate": None}
+            "unmasked": unmasked, "compliance_rate": None}
 
 
 def fired(outcome) -> set:
@@ -77,6 +83,18 @@ def test_low_compliance_fires_with_enough_faces_and_not_with_few():
     assert alert.figure == pytest.approx(0.4) and alert.faces == 50
     assert alert.episode.since_ms == window_start_ms(NOW, 1)
     assert "40% of 50 faces" in messages.headline(alert)
+
+
+def test_faces_the_classifier_could_not_label_count_for_neither_side():
+    hour = window_start_ms(NOW, 1)
+    # 40 faces, 15 unknown: 10 masked of 25 classified = 40%; 25 classified >= 20
+    outcome = evaluate(Rows(compliance=[hour_row("cam", hour, 40, 10, 15)]), State(), NOW, T)
+    (alert,) = outcome.alerts
+    assert alert.figure == pytest.approx(0.4) and alert.faces == 25
+    # 40 faces, 25 unknown: 15 classified < 20, too few to judge
+    assert evaluate(Rows(compliance=[hour_row("cam", hour, 40, 0, 15)]), State(), NOW, T).alerts == []
+    # more masked + unmasked than faces is inconsistent
+    assert evaluate(Rows(compliance=[hour_row("cam", hour, 10, 8, 8)]), State(), NOW, T).ignored == 1
 
 
 def test_compliance_outside_the_window_is_not_counted():
@@ -207,3 +225,14 @@ def test_hostile_rows_and_clock_jumps_never_raise(heartbeats, compliance, jump):
     for alert in outcome.alerts:
         assert messages.subject(alert, "maskcam").isascii()
         messages.body(alert, T, "maskcam")
+
+
+def test_counts_as_duckdb_sums_them_are_used():
+    """DuckDB returns sum() over integers as HUGEINT, which Arrow hands over as Decimal."""
+    from decimal import Decimal
+
+    hour = window_start_ms(NOW, 1)
+    outcome = evaluate(Rows(compliance=[hour_row("cam", datetime.fromtimestamp(hour / 1000, tz=timezone.utc),
+                                                 Decimal(40), Decimal(4))]), State(), NOW, T)
+    assert fired(outcome) == {(LOW_COMPLIANCE, "cam")}
+    assert evaluate(Rows(compliance=[hour_row("cam", hour, Decimal("NaN"), 1)]), State(), NOW, T).ignored == 1

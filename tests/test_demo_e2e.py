@@ -201,7 +201,7 @@ def test_output_says_the_weights_are_a_stand_in(demo):
     assert demo.manifest["pretrained"] is False
     assert "pretrained: false" in demo.printed
     assert "STAND-IN WEIGHTS, NOT A MASK CLASSIFIER" in demo.printed
-    assert "[6/6] charts" in demo.printed and "demo finished in" in demo.printed
+    assert "[7/7] charts" in demo.printed and "demo finished in" in demo.printed
 
 
 def test_charts_step_writes_the_dashboard_preview_one_png_per_spec_chart(demo, tmp_path):
@@ -237,3 +237,29 @@ def test_cli_refuses_unusable_input(model_export, tmp_path, capsys):
     assert demo_cli.main(["--no-synth", "--out", str(tmp_path / "out"), "--model", str(model_export),
                           "--source", str(missing)]) == 1
     assert f"source {missing} does not exist" in capsys.readouterr().err
+
+
+def test_the_demo_prints_the_alerts_the_evaluator_would_send(demo):
+    """Expected from the events themselves: silent = last heartbeat older than the threshold; low compliance = the
+    window's classified faces (masked + unmasked, hour buckets from floor_hour(as_of - window)) at least the
+    minimum, masked share of them below it."""
+    from functions.alerts.evaluate import LOW_COMPLIANCE, SILENT, window_start_ms
+
+    th = demo.alerts.thresholds
+    as_of_ms = int(demo.as_of.timestamp() * 1000)
+    rows = _all_events(demo)
+    last, window = {}, defaultdict(Counter)
+    start = window_start_ms(as_of_ms, th.window_hours)
+    for r in rows:
+        if r["event_type"] == "heartbeat":
+            last[r["device_id"]] = max(last.get(r["device_id"], 0), r["ts"])
+        elif r["event_type"] == "inference" and start <= r["ts"] // 3_600_000 * 3_600_000 <= as_of_ms:
+            window[r["device_id"]].update(faces=r["masked"] + r["unmasked"], masked=r["masked"])
+    expected = {(SILENT, d) for d, ts in last.items() if as_of_ms - ts > th.silent_minutes * 60_000}
+    expected |= {(LOW_COMPLIANCE, d) for d, c in window.items()
+                 if c["faces"] >= th.min_faces and c["masked"] / c["faces"] < th.compliance_min}
+    assert {(a.kind, a.device_id) for a in demo.alerts.alerts} == expected
+    assert (SILENT, demo.lake.quiet_device) in expected
+    assert (LOW_COMPLIANCE, demo.lake.low_compliance_device) in expected   # enough faces even at night
+    assert f"ALERT {demo.lake.quiet_device} silent since " in demo.printed
+    assert f"ALERT {demo.lake.low_compliance_device} mask compliance " in demo.printed

@@ -220,7 +220,7 @@ def test_alert_function_runs_the_named_queries_with_the_alert_parameters(ops):
     _, function = alert_function(ops)
     env = function["Environment"]["Variables"]
     assert "FROM awskrug.inference_results" in env["HEARTBEATS_SQL"]
-    assert "INTERVAL '0' MINUTE" in env["HEARTBEATS_SQL"] and "INTERVAL '7' DAY" in env["HEARTBEATS_SQL"]
+    assert "INTERVAL '0' MINUTE" in env["HEARTBEATS_SQL"] and "INTERVAL '2' DAY" in env["HEARTBEATS_SQL"]
     assert "compliance_rate" in env["COMPLIANCE_SQL"] and "INTERVAL '2' DAY" in env["COMPLIANCE_SQL"]
     assert (env["SILENT_MINUTES"], env["COMPLIANCE_MIN"], env["MIN_FACES"], env["WINDOW_HOURS"]) == \
         ("30", "0.7", "20", "1")

@@ -11,8 +11,8 @@ closes: never once per run.
   than the one the episode started from, so neither a clock that jumps back nor a device dropping out of the query's
   lookback ends an episode by accident.
 - **low_compliance**: over the hour buckets that start at or after ``floor_hour(now - window_hours)`` (so the last
-  ``window_hours`` to ``window_hours + 1`` hours), at least ``min_faces`` faces were seen and the masked share is
-  below ``compliance_min``. Fewer faces decide nothing: the episode stays as it is.
+  ``window_hours`` to ``window_hours + 1`` hours), at least ``min_faces`` faces were classified (masked or not) and
+  the masked share of them is below ``compliance_min``. Fewer faces decide nothing: the episode stays as it is.
 
 Rows are untrusted (a query result can hold nulls, negative or inconsistent counts, strings where numbers belong,
 devices nobody registered): such rows are counted in ``Outcome.ignored`` and otherwise skipped. A run whose
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
@@ -143,13 +144,13 @@ def epoch_ms(value: Any) -> Optional[int]:
 
 
 def count(value: Any) -> Optional[int]:
-    """A non-negative whole count (numbers or their text); None otherwise."""
+    """A non-negative whole count (numbers, decimals as DuckDB sums give them, or their text); None otherwise."""
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, str):
+    if isinstance(value, (str, Decimal)):
         try:
-            value = float(value.strip())
-        except ValueError:
+            value = float(value.strip() if isinstance(value, str) else value)
+        except (ValueError, ArithmeticError):
             return None
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or value != int(value):
         return None
@@ -184,21 +185,23 @@ def window_start_ms(now_ms: int, window_hours: int) -> int:
 
 def window_counts(rows: Iterable[Mapping[str, Any]], now_ms: int,
                   window_hours: int) -> Tuple[Dict[str, Tuple[int, int]], int]:
-    """device -> (faces, masked) over the hour buckets of the window, and how many rows were unusable."""
+    """device -> (classified faces, masked) over the hour buckets of the window, and how many rows were unusable.
+    Classified = masked + unmasked: faces the classifier could not label (if it reports any) count for neither."""
     start = window_start_ms(now_ms, window_hours)
     totals: Dict[str, Tuple[int, int]] = {}
     ignored = 0
     for row in rows:
         name = device(_get(row, "device_id"))
         hour = epoch_ms(_get(row, "hour"))
-        faces, masked = count(_get(row, "faces")), count(_get(row, "masked"))
-        if name is None or hour is None or faces is None or masked is None or masked > faces:
+        faces, masked, unmasked = (count(_get(row, k)) for k in ("faces", "masked", "unmasked"))
+        if name is None or hour is None or masked is None or unmasked is None \
+                or (faces is not None and masked + unmasked > faces) or (faces is None and _get(row, "faces")):
             ignored += 1
             continue
         if not start <= hour <= now_ms:
             continue
         seen, kept = totals.get(name, (0, 0))
-        totals[name] = (seen + faces, kept + masked)
+        totals[name] = (seen + masked + unmasked, kept + masked)
     return totals, ignored
 
 

@@ -13,7 +13,10 @@ from typing import Dict
 from functions.analytics import queries
 
 HEARTBEATS, COMPLIANCE = "silent_devices", "mask_compliance_by_device_hour"
-LOOKBACK_DAYS = 7
+# Partitions the heartbeat query reads: at least one full day before today. The episode state keeps a device that
+# stays silent longer than that alerted; a shorter lookback keeps each run's scan (and cost, docs/operations.md) small.
+LOOKBACK_DAYS = 2
+MAX_SILENT_MINUTES = (LOOKBACK_DAYS - 1) * 24 * 60
 
 
 def compliance_days(window_hours: int) -> int:

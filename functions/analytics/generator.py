@@ -3,6 +3,7 @@
 Every device sends an inference event every ``interval_s`` seconds and a heartbeat every ``heartbeat_s`` seconds.
 Faces per frame follow a Poisson law peaking at ``PEAK_HOUR`` UTC; each face is masked with ``masked_ratio``.
 ``silent_devices`` devices stop sending (both kinds) ``(k+1) * 45`` minutes before the end of the last day.
+The first ``low_compliance_devices`` devices mask each face with ``low_masked_ratio`` instead (same random draws).
 ``malformed`` adds that many bad JSON lines of assorted kinds (only in ``json_lines``).
 """
 from __future__ import annotations
@@ -33,6 +34,8 @@ class GeneratorConfig:
     heartbeat_s: int = 60
     masked_ratio: float = 0.8
     silent_devices: int = 0
+    low_compliance_devices: int = 0
+    low_masked_ratio: float = 0.35
     malformed: int = 0
     seed: int = 7
 
@@ -80,7 +83,10 @@ def generate_day(cfg: GeneratorConfig, day_index: int) -> pa.Table:
     lam = 0.15 + 2.5 * np.exp(-((hour - PEAK_HOUR) / 3.0) ** 2)
     faces = np.minimum(rng.poisson(lam), schema.MAX_DETECTIONS).astype(np.int32)
     total = int(faces.sum())
-    is_mask = rng.random(total) < cfg.masked_ratio
+    ratio = cfg.masked_ratio
+    if cfg.low_compliance_devices:
+        ratio = np.where(np.repeat(dev, faces) < cfg.low_compliance_devices, cfg.low_masked_ratio, cfg.masked_ratio)
+    is_mask = rng.random(total) < ratio
     offsets = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(faces, out=offsets[1:])
     mask_count = np.concatenate([[0], np.cumsum(is_mask, dtype=np.int64)])

@@ -49,6 +49,7 @@ class Demo:
     wifi: object = None
     as_of: Optional[datetime] = None
     results: list = field(default_factory=list)
+    alerts: Optional[steps.AlertsRun] = None
     charts: Optional[List[Path]] = None
     seconds: float = 0.0
 
@@ -99,7 +100,7 @@ def run(opts: Options, echo=print) -> Demo:
     demo = Demo(options=opts)
     out = opts.out
     out.mkdir(parents=True, exist_ok=True)
-    progress = Progress(7 if opts.synth else 6, echo)
+    progress = Progress(8 if opts.synth else 7, echo)
     echo(f"demo: the whole system on this machine, offline; outputs go to {out.resolve()}  ({steps.cpu_load()})")
 
     export_dir = opts.model or out / "model"
@@ -176,6 +177,8 @@ def run(opts: Options, echo=print) -> Demo:
     progress.done(t, f"queries: {len(demo.results)} queries answered "
                      f"(device events are {steps.DEVICE_ID}, the rest is generated history)")
 
+    demo.alerts = show_alerts(lake, demo, progress, echo)
+
     t = progress.start(f"charts: the dashboard preview (every chart of functions/analytics/chart_spec.py, as the "
                        f"QuickSight dashboard shows it) into {out / 'charts'}/")
     demo.charts = steps.render_charts(lake, out / "charts", as_of=demo.as_of)
@@ -186,6 +189,25 @@ def run(opts: Options, echo=print) -> Demo:
     echo(f"\ndemo finished in {demo.seconds:.1f} s ({steps.cpu_load()}); outputs in {out.resolve()}/: "
          "frames/, model/, edge/events.jsonl, lake/ (inference/, tables/, raw/, quarantine/), charts/")
     return demo
+
+
+def show_alerts(lake: Path, demo: Demo, progress: Progress, echo) -> steps.AlertsRun:
+    """The business alerts the deployed evaluator would send on this lake (docs/operations.md)."""
+    t = progress.start("alerts: the device alerts the deployed evaluator (functions/alerts) would send on this data")
+    run = steps.evaluate_alerts(lake, demo.as_of)
+    th = run.thresholds
+    echo(f"    rules (cdk.json): silent > {th.silent_minutes} min; compliance < {th.compliance_min:.0%} with at "
+         f">= {th.min_faces} faces over the last {th.window_hours} h (whole UTC hours)")
+    if demo.lake:
+        echo(f"    generated on purpose: {demo.lake.quiet_device or '-'} goes quiet, {demo.lake.low_compliance_device} "
+             f"masks {steps.LOW_MASKED_RATIO:.0%} of faces")
+    from functions.alerts import messages
+
+    for alert in run.alerts:
+        echo(f"    ALERT {messages.headline(alert)}")
+    progress.done(t, f"alerts: {len(run.alerts)} would be sent (once per episode), "
+                     f"{run.ignored_rows} unusable query rows ignored")
+    return run
 
 
 def main(argv=None) -> int:

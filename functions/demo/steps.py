@@ -158,13 +158,20 @@ class EventsIngest:
     rejected: int
     rejected_file: Optional[Path]
     parquet_files: int          # all files written (history + device)
+    low_compliance_device: Optional[str] = None   # masks LOW_MASKED_RATIO of the faces it sees
+
+
+LOW_MASKED_RATIO = 0.35
 
 
 def history_config(days: int, devices: int, today: date):
-    """Generated history: ``devices`` cameras over the ``days`` full UTC days before ``today`` and today."""
+    """Generated history: ``devices`` cameras over the ``days`` full UTC days before ``today`` and today; the first
+    one with low mask compliance. A frame every 10 s, so that even at night an hour holds enough faces for the
+    compliance alert to judge (``compliance_min_faces``)."""
     from functions.analytics.generator import GeneratorConfig
 
-    return GeneratorConfig(devices=devices, days=days + 1, start=today - timedelta(days=days), interval_s=30)
+    return GeneratorConfig(devices=devices, days=days + 1, start=today - timedelta(days=days), interval_s=10,
+                           low_compliance_devices=1, low_masked_ratio=LOW_MASKED_RATIO)
 
 
 def history_until(table, as_of: datetime, quiet_device: Optional[str]):
@@ -199,7 +206,8 @@ def ingest_events(lake: Path, events_file: Path, *, history_days: int, history_d
     report = writer.ingest_lines(writer.read_json_lines([events_file]), lake)
     return EventsIngest(history_rows=rows, history_devices=cfg.device_ids, history_start=cfg.start.isoformat(),
                         quiet_device=quiet, read=report.read, accepted=report.accepted, rejected=report.rejected,
-                        rejected_file=report.errors_file, parquet_files=files + len(report.files))
+                        rejected_file=report.errors_file, parquet_files=files + len(report.files),
+                        low_compliance_device=cfg.device_ids[0])
 
 
 # -- 5. Wi-Fi CSV -> lake -----------------------------------------------------------------------------------------
@@ -231,6 +239,36 @@ def run_queries(lake: Path, as_of: datetime, database: str = "awskrug") -> list:
     from functions.analytics import queries, runner
 
     return runner.run_queries(lake, queries.load(), database=database, as_of=as_of)
+
+
+# -- 6b. device alerts ----------------------------------------------------------------------------------------------
+@dataclass
+class AlertsRun:
+    thresholds: object          # functions.alerts.evaluate.Thresholds, from cdk.json's settings
+    alerts: list                # functions.alerts.evaluate.Alert, those that would be sent
+    ignored_rows: int
+
+
+def evaluate_alerts(lake: Path, as_of: datetime, database: str = "awskrug") -> AlertsRun:
+    """The deployed alert evaluation on the local lake at ``as_of``: the same two named queries (DuckDB) and the
+    same ``functions.alerts.evaluate`` with the thresholds of cdk.json, from an empty state (a first run)."""
+    from functions.alerts.evaluate import Rows, State, Thresholds, evaluate
+    from functions.alerts.queries import COMPLIANCE, HEARTBEATS, alert_queries
+    from functions.analytics import runner
+    from infra.settings import Settings
+
+    settings = Settings.from_mapping(json.loads((ROOT / "cdk.json").read_text())["context"])
+    thresholds = Thresholds(silent_minutes=settings.silent_device_minutes,
+                            compliance_min=settings.compliance_min_percent / 100,
+                            min_faces=settings.compliance_min_faces, window_hours=settings.compliance_window_hours,
+                            send_recovery=settings.alert_recovery)
+    conn = runner.connect(lake, database)
+    rows = {}
+    for name, sql in alert_queries(database, settings.compliance_window_hours).items():
+        rows[name] = conn.sql(runner.to_duckdb(sql, as_of)).to_arrow_table().to_pylist()
+    outcome = evaluate(Rows(heartbeats=rows[HEARTBEATS], compliance=rows[COMPLIANCE]), State(),
+                       int(as_of.timestamp() * 1000), thresholds)
+    return AlertsRun(thresholds, [a for a in outcome.alerts if a.notify], outcome.ignored)
 
 
 # -- 7. charts ------------------------------------------------------------------------------------------------------
