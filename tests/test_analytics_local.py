@@ -98,7 +98,7 @@ def test_busiest_hours(results, events):
 
 def test_mask_compliance_by_device_hour_covers_today_only(results, events):
     today = AS_OF.strftime("%Y-%m-%d")
-    expected = defaultdict(lambda: [0, 0, 0, 0])
+    expected = defaultdict(lambda: [0, 0, 0, 0, 0])
     for e in events:
         if e["event_type"] == "inference" and day_of(e["ts"]) == today:
             row = expected[(e["device_id"], e["ts"] // 3_600_000 * 3_600_000)]
@@ -106,13 +106,15 @@ def test_mask_compliance_by_device_hour_covers_today_only(results, events):
             row[1] += e["faces"]
             row[2] += e["masked"]
             row[3] += e["unmasked"]
+            row[4] += e.get("unknown") or 0
     got = {}
     for r in rows(results["mask_compliance_by_device_hour"]):
         key = (r["device_id"], int(r["hour"].timestamp() * 1000))
-        got[key] = [r["frames"], int(r["faces"]), int(r["masked"]), int(r["unmasked"])]
-        faces, masked = expected[key][1], expected[key][2]
-        if faces:
-            assert r["compliance_rate"] == pytest.approx(masked / faces, abs=5e-5)
+        got[key] = [r["frames"], int(r["faces"]), int(r["masked"]), int(r["unmasked"]), int(r["unknown"])]
+        faces, masked, unmasked = expected[key][1], expected[key][2], expected[key][3]
+        assert expected[key][4] == faces - masked - unmasked   # unknown faces are in neither count
+        if masked + unmasked:   # compliance over the classified faces: unknown ones are left out
+            assert r["compliance_rate"] == pytest.approx(masked / (masked + unmasked), abs=5e-5)
         else:
             assert r["compliance_rate"] is None
     assert got == expected

@@ -168,10 +168,10 @@ def test_the_local_views_convert_epoch_ms_to_utc_like_python():
     stamps = [1_700_000_123_456, 1_700_003_599_999, 1_700_006_400_000, 1_699_999_199_600, 86_399_999]
     conn = duckdb.connect()
     conn.execute("CREATE SCHEMA awskrug")
-    rows = ", ".join(f"('d', '{i}', '{kind}', {ts}, 1, 1, 0, 3.0, 1, 0, 0)"
+    rows = ", ".join(f"('d', '{i}', '{kind}', {ts}, 1, 1, 0, 0, 3.0, 1, 0, 0)"
                      for i, ts in enumerate(stamps) for kind in ("inference", "heartbeat"))
     conn.execute(f"CREATE VIEW awskrug.inference_results AS SELECT * FROM (VALUES {rows}) "
-                 "t(dt, device_id, event_type, ts, faces, masked, unmasked, fps, frames, errors, dropped)")
+                 "t(dt, device_id, event_type, ts, faces, masked, unmasked, unknown, fps, frames, errors, dropped)")
     runner.run_queries(None, datasets.view_queries(), conn=conn)
 
     def utc(ts):

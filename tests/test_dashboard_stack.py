@@ -87,7 +87,8 @@ def test_compliance_dataset_reads_the_view_with_its_real_column_types(template):
     assert (table["Catalog"], table["Schema"], table["Name"]) == ("AwsDataCatalog", "awskrug", "mask_compliance_hourly")
     assert [(c["Name"], c["Type"]) for c in table["InputColumns"]] == [
         ("dt", "STRING"), ("device_id", "STRING"), ("hour", "DATETIME"), ("frames", "INTEGER"),
-        ("faces", "INTEGER"), ("masked", "INTEGER"), ("unmasked", "INTEGER"), ("compliance_rate", "DECIMAL")]
+        ("faces", "INTEGER"), ("masked", "INTEGER"), ("unmasked", "INTEGER"), ("unknown", "INTEGER"),
+        ("compliance_rate", "DECIMAL")]
     # the same columns, in order, that the view's SELECT returns in Athena
     (view,) = [q for q in datasets.view_queries() if q.name == datasets.COMPLIANCE_VIEW_QUERY]
     athena_types = datasets.output_types(datasets.view_select(view, "awskrug"), "awskrug")

@@ -92,7 +92,7 @@ def test_frames_become_inference_events(demo):
         assert schema.problems(event) == [] and event["device_id"] == steps.DEVICE_ID
     for path, event in zip(demo.frame_files, inference):
         scene = path.stem.split("-", 2)[2]
-        assert event["faces"] == len(event["detections"]) == event["masked"] + event["unmasked"]
+        assert event["faces"] == len(event["detections"]) == event["masked"] + event["unmasked"] + event["unknown"]
         if scene in ("astronaut", "group", "rocket"):  # coffee: the Haar cascade sometimes sees a face there
             assert event["faces"] == samples.SCENE_FACES[scene], (path.name, event["detections"])
         assert event["model_version"] == demo.manifest["version"]
@@ -132,15 +132,17 @@ def test_inference_queries_match_the_events(demo):
     hourly = defaultdict(Counter)
     for r in _within(rows, as_of, 1, "inference"):
         hour = datetime.fromtimestamp(r["ts"] // 3_600_000 * 3600, tz=timezone.utc)
-        hourly[(r["device_id"], hour)].update(frames=1, faces=r["faces"], masked=r["masked"], unmasked=r["unmasked"])
+        hourly[(r["device_id"], hour)].update(frames=1, faces=r["faces"], masked=r["masked"], unmasked=r["unmasked"],
+                                              unknown=r["unknown"] or 0)
     got = _records(_result(demo, "mask_compliance_by_device_hour"))
     assert {(g["device_id"], g["hour"]) for g in got} == set(hourly)
     assert {g["device_id"] for g in got} == {steps.DEVICE_ID, *demo.lake.history_devices}
     for g in got:
         want = hourly[(g["device_id"], g["hour"])]
-        assert [int(g[k]) for k in ("frames", "faces", "masked", "unmasked")] == \
-               [want[k] for k in ("frames", "faces", "masked", "unmasked")]
-        rate = round(want["masked"] / want["faces"], 4) if want["faces"] else None
+        assert [int(g[k]) for k in ("frames", "faces", "masked", "unmasked", "unknown")] == \
+               [want[k] for k in ("frames", "faces", "masked", "unmasked", "unknown")]
+        classified = want["masked"] + want["unmasked"]   # unknown faces are left out of the rate
+        rate = round(want["masked"] / classified, 4) if classified else None
         assert g["compliance_rate"] == pytest.approx(rate) if rate is not None else g["compliance_rate"] is None
     assert sum(int(g["frames"]) for g in got if g["device_id"] == steps.DEVICE_ID) == FRAMES
 

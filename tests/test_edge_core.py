@@ -135,7 +135,7 @@ def test_pipeline_on_a_real_frame_gives_a_schema_valid_event(export):
     result = pipeline.process(stream_frame())
     event = pipeline.event("cam-1", result, 1767225600000)
     schema.validate(event)
-    assert event["faces"] == 2 and event["masked"] + event["unmasked"] == 2
+    assert event["faces"] == 2 and event["masked"] + event["unmasked"] + event["unknown"] == 2
     assert event["model_name"] == "mask-classifier" and event["latency_ms"] > 0
     for det in event["detections"]:
         assert any(overlaps(det["box"], expected) for expected in STREAM_FACES)

@@ -39,7 +39,7 @@ def test_every_problem_is_named():
 def test_counts_must_match_detections():
     event = schema.inference_event("cam-1", T0, "m", "1", [face()], 1.0)
     event["masked"] = 0
-    assert "faces/masked/unmasked do not match detections" in schema.problems(event)
+    assert "faces/masked/unmasked/unknown do not match detections" in schema.problems(event)
 
 
 def test_worst_case_payload_stays_far_below_the_iot_limit():

@@ -36,6 +36,7 @@ class GeneratorConfig:
     silent_devices: int = 0
     low_compliance_devices: int = 0
     low_masked_ratio: float = 0.35
+    unknown_ratio: float = 0.04   # faces the classifier was not sure of (schema label "unknown")
     malformed: int = 0
     seed: int = 7
 
@@ -89,19 +90,25 @@ def generate_day(cfg: GeneratorConfig, day_index: int) -> pa.Table:
     is_mask = rng.random(total) < ratio
     offsets = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(faces, out=offsets[1:])
+    # a stream of its own, so the unknown label leaves every other generated value as it was
+    is_unknown = np.random.default_rng([cfg.seed, day_index, 17]).random(total) < cfg.unknown_ratio
+    is_mask &= ~is_unknown
     mask_count = np.concatenate([[0], np.cumsum(is_mask, dtype=np.int64)])
+    unknown_count = np.concatenate([[0], np.cumsum(is_unknown, dtype=np.int64)])
     masked = (mask_count[offsets[1:]] - mask_count[offsets[:-1]]).astype(np.int32)
+    unknown = (unknown_count[offsets[1:]] - unknown_count[offsets[:-1]]).astype(np.int32)
     xy = rng.integers(0, 600, size=(total, 2), dtype=np.int32)
     wh = rng.integers(20, 120, size=(total, 2), dtype=np.int32)
     boxes = np.column_stack([xy, xy + wh]).reshape(-1)
     detections = pa.ListArray.from_arrays(pa.array(offsets), pa.StructArray.from_arrays(
-        [pa.array(np.where(is_mask, "mask", "no_mask")),
+        [pa.array(np.where(is_unknown, schema.UNKNOWN, np.where(is_mask, "mask", "no_mask"))),
          pa.array(np.round(rng.uniform(0.5, 1.0, total), 4)),
          pa.ListArray.from_arrays(pa.array(np.arange(0, 4 * total + 1, 4, dtype=np.int32)), pa.array(boxes))],
         names=["label", "probability", "box"]))
     inference = {
         "event_type": np.full(n, "inference", dtype=object), "device_id": devices[dev], "ts": ts,
-        "faces": faces, "masked": masked, "unmasked": faces - masked, "detections": detections,
+        "faces": faces, "masked": masked, "unmasked": faces - masked - unknown, "unknown": unknown,
+        "detections": detections,
         "latency_ms": np.round(rng.gamma(9.0, 7.0, n), 3),
     }
 

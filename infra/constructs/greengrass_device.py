@@ -159,7 +159,8 @@ class EdgeClassifierComponent(Construct):
         run = (f"cd {code_dir} && exec {venv}/bin/python -u -m maskcam --source '{{configuration:/source}}' "
                f"--model {model_dir} --backend onnx --detector '{{configuration:/detector}}' "
                f"--publisher ipc --topic '{topic}' --rate '{{configuration:/rate}}' "
-               "--heartbeat '{configuration:/heartbeat}' --display none --spool {work:path}/spool")
+               "--heartbeat '{configuration:/heartbeat}' --min-confidence '{configuration:/minConfidence}' "
+               "--display none --spool {work:path}/spool")
         recipe = {
             "RecipeFormatVersion": "2020-01-25",
             "ComponentName": props.component_name,
@@ -167,7 +168,7 @@ class EdgeClassifierComponent(Construct):
                                     "event per frame to " + props.inference_topic,
             "ComponentPublisher": props.publisher,
             "ComponentConfiguration": {"DefaultConfiguration": {
-                "source": "0", "detector": "auto", "rate": "5", "heartbeat": "60",
+                "source": "0", "detector": "auto", "rate": "5", "heartbeat": "60", "minConfidence": "0.7",
                 "accessControl": {"aws.greengrass.ipc.mqttproxy": {
                     f"{props.component_name}:mqttproxy:1": {
                         "policyDescription": "Publish inference events to this device's inference topic",

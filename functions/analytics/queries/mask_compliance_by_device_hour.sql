@@ -1,4 +1,4 @@
--- Mask compliance rate per device per hour (UTC): share of detected faces classified as masked, last ${days} day(s) incl. today
+-- Mask compliance rate per device per hour (UTC): share of classified faces that are masked (unknown ones left out), last ${days} day(s) incl. today
 -- param: days=1
 SELECT device_id,
        date_trunc('hour', from_unixtime(ts / 1e3)) AS hour,
@@ -6,7 +6,8 @@ SELECT device_id,
        sum(faces) AS faces,
        sum(masked) AS masked,
        sum(unmasked) AS unmasked,
-       round(CAST(sum(masked) AS double) / nullif(sum(faces), 0), 4) AS compliance_rate
+       round(CAST(sum(masked) AS double) / nullif(sum(masked) + sum(unmasked), 0), 4) AS compliance_rate,
+       sum(coalesce(inference_results.unknown, 0)) AS unknown
 FROM ${database}.inference_results
 WHERE dt > date_format(current_date - INTERVAL '${days}' DAY, '%Y-%m-%d')
   AND event_type = 'inference'

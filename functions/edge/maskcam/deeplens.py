@@ -17,6 +17,7 @@ ENV = {
     "spool_max": ("MASKCAM_SPOOL_MAX", "10000"),
     "heartbeat": ("MASKCAM_HEARTBEAT", "60"),
     "max_frames": ("MASKCAM_MAX_FRAMES", None),
+    "min_confidence": ("MASKCAM_MIN_CONFIDENCE", None),
 }
 
 

