@@ -99,8 +99,7 @@ def test_a_byte_order_mark_after_the_header_is_text_of_a_record(tmp_path):
     report, rows, rejects = normalized(tmp_path, data)
     assert (report.rows_ok, report.rows_rejected) == (2, 0) and rows[0]["name"] == recs[0]["name"]
     report, rows, rejects = normalized(tmp_path, data[:header_end] + b"\xef\xbb\xbf\r\n")
-    assert (report.rows_in, report.rows_rejected, rejects[0][1]) == (1, 1, "expected 15 fields as in the header, "
-                                                                            "got 1")
+    assert (report.rows_in, report.rows_rejected, rejects[0][1]) == (1, 1, "expected 15 fields as in the header, got 1")
 
 
 # --- a record longer than the parser's block ---------------------------------------------------------------------
@@ -113,8 +112,8 @@ def test_a_record_longer_than_the_block_rejects_only_that_record(tmp_path, megab
     assert (report.rows_ok, report.rows_rejected) == (len(recs) - 1, 1)
     assert rejects[0][0] == str(at + 2)
     if megabytes < 3:
-        assert rejects[0][1] == f"detail (설치장소상세): value of {megabytes << 20} bytes, longer than the limit of " \
-                                "100000"
+        assert rejects[0][1] == (f"detail (설치장소상세): value of {megabytes << 20} bytes, longer than the limit "
+                                 "of 100000")
     else:   # not even read whole: longer than any record of 15 values within the limit can be
         assert rejects[0][1].startswith("record longer than 3000047 characters: a value is longer than 100000 bytes")
     assert len(rejects[0][3]) < 33_000                                  # cut to a spreadsheet cell's size

@@ -54,7 +54,7 @@ def cli(tmp_path, data: bytes, capsys, name: str = "wifi"):
 
 def assert_rows_equal(rows, records):
     assert len(rows) == len(records)
-    for got, rec in zip(rows, records):
+    for got, rec in zip(rows, records, strict=True):
         want = sample.expected(rec)
         assert list(got) == list(COLUMN_NAMES)
         for name in COLUMN_NAMES:
@@ -159,8 +159,8 @@ def test_bad_numbers_and_dates_reject_the_row_naming_column_and_value(tmp_path, 
     assert (report["rows_in"], report["rows_ok"], report["rows_rejected"]) == (8, 3, 5)
     reasons = {int(r[0]): r[1] for r in rejects[1:]}
     assert reasons[2] == "latitude (위도): '37.5x' is not a number (expected a decimal latitude in [33, 38.7])"
-    assert reasons[3] == "longitude (경도): '200.5' is outside South Korea (expected a decimal longitude in " \
-                         "[124.5, 132])"
+    assert reasons[3] == ("longitude (경도): '200.5' is outside South Korea (expected a decimal longitude in "
+                          "[124.5, 132])")
     assert reasons[4].startswith("installed_at (설치년월): '2015-13' is not a date (expected YYYY-MM")
     assert reasons[5].startswith("created_at (데이터기준일자): '어제' is not a date")
     assert "installed_at (설치년월): '2015' is not a date" in reasons[6]

@@ -81,7 +81,7 @@ def test_two_raw_keys_never_share_table_data_or_quarantine(keys):
     outputs = [OutputKeys.for_object(o) for o in objects]
     assert len({o.data for o in outputs}) == len(keys)
     assert len({o.report for o in outputs}) == len(keys)
-    for path, out in zip(keys, outputs):
+    for path, out in zip(keys, outputs, strict=True):
         assert len(out.data.encode("utf-8")) <= S3_KEY_BYTES and len(out.report.encode("utf-8")) <= S3_KEY_BYTES
         name = out.data[len(TABLE_PREFIX):]
         assert name.endswith(".parquet") and "/" not in name and not name.startswith(("_", "."))

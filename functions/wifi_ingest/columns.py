@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import List, Optional, Tuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -38,7 +37,7 @@ def _text_has(strings: pa.ChunkedArray, search) -> bool:
     return any(search(chunk.buffers()[2] or b"") for chunk in strings.chunks)
 
 
-def _indices(mask: pa.ChunkedArray) -> List[int]:
+def _indices(mask: pa.ChunkedArray) -> list[int]:
     return pc.indices_nonzero(pc.fill_null(mask, False)).to_pylist()
 
 
@@ -56,14 +55,14 @@ def has_line_breaks(raw: pa.ChunkedArray) -> bool:
     return False
 
 
-def long_values(raw: pa.ChunkedArray, limit: int) -> List[int]:
+def long_values(raw: pa.ChunkedArray, limit: int) -> list[int]:
     """Indices of values longer than ``limit`` bytes (a block whose column data fits in ``limit`` has none)."""
     if all(chunk.buffers()[2] is None or chunk.buffers()[2].size <= limit for chunk in raw.chunks):
         return []
     return _indices(pc.greater(pc.binary_length(raw), limit))
 
 
-def undecodable(raw: pa.ChunkedArray) -> List[int]:
+def undecodable(raw: pa.ChunkedArray) -> list[int]:
     """Indices of values holding U+FFFD (bytes the source encoding could not decode)."""
     if not _text_has(raw, _HAS_REPLACEMENT):
         return []
@@ -96,7 +95,7 @@ def clean_strings(raw: pa.ChunkedArray, line_breaks: bool = True, equals: bool =
     return _blank_to_null(text)
 
 
-def formulas(text: pa.ChunkedArray) -> List[int]:
+def formulas(text: pa.ChunkedArray) -> list[int]:
     """Indices of (cleaned) values that start like a spreadsheet formula: ``=`` (after ``="..."`` was unwrapped).
 
     ``+``, ``-`` and ``@`` also start formulas in a spreadsheet, but they start real values here too (``+82 2
@@ -106,7 +105,7 @@ def formulas(text: pa.ChunkedArray) -> List[int]:
     return _indices(pc.starts_with(text, "="))
 
 
-def coordinates(strings: pa.ChunkedArray, low: float, high: float) -> Tuple[pa.ChunkedArray, List[int]]:
+def coordinates(strings: pa.ChunkedArray, low: float, high: float) -> tuple[pa.ChunkedArray, list[int]]:
     """float32 values in [low, high]; NULL stays NULL. Bad: not a decimal number (incl. nan/inf) or out of range.
 
     Full-width digits (``３７．５``) are read as ASCII ones (NFKC, ``values.ascii_digits``); that costs nothing
@@ -135,19 +134,19 @@ class DateColumn:
     A column holds few distinct spellings, so each is parsed once in Python and kept; a block is then one hash
     lookup per value (``index_in``) and a ``take``. The kept spellings are dropped past ``limit``."""
 
-    def __init__(self, limit: int = 100_000, accepted: Optional[Tuple[dt.date, dt.date]] = None) -> None:
+    def __init__(self, limit: int = 100_000, accepted: tuple[dt.date, dt.date] | None = None) -> None:
         self._limit = limit
         self.accepted = accepted or values.date_range()
         self._reset()
 
     def _reset(self) -> None:
-        self._texts: List[str] = []
+        self._texts: list[str] = []
         self._known = pa.array([], pa.string())
         self._dates = pa.array([], pa.date32())
         self._bad = pa.array([], pa.bool_())
         self._any_bad = False
 
-    def _learn(self, texts: List[str]) -> None:
+    def _learn(self, texts: list[str]) -> None:
         if len(self._texts) + len(texts) > self._limit:
             self._reset()
         low, high = self.accepted
@@ -155,12 +154,12 @@ class DateColumn:
         bad = [p is None or not low <= p <= high for p in parsed]
         self._texts += texts
         self._known = pa.array(self._texts, pa.string())
-        self._dates = pa.concat_arrays([self._dates, pa.array([None if b else p for p, b in zip(parsed, bad)],
-                                                              pa.date32())])
+        dates = [None if b else p for p, b in zip(parsed, bad, strict=True)]
+        self._dates = pa.concat_arrays([self._dates, pa.array(dates, pa.date32())])
         self._bad = pa.concat_arrays([self._bad, pa.array(bad, pa.bool_())])
         self._any_bad = self._any_bad or any(bad)
 
-    def __call__(self, strings: pa.ChunkedArray) -> Tuple[pa.ChunkedArray, List[int]]:
+    def __call__(self, strings: pa.ChunkedArray) -> tuple[pa.ChunkedArray, list[int]]:
         index = pc.index_in(strings, value_set=self._known)
         if index.null_count > strings.null_count:  # spellings not seen yet
             new = pc.unique(pc.filter(strings, pc.and_(pc.is_null(index), pc.is_valid(strings))))

@@ -2,8 +2,9 @@
 
 ``python -m functions.wifi_ingest.fuzz --minutes 10`` runs the property checks below with hypothesis for that long
 (new random seeds, many examples), prints a summary line per property, and exits 1 with the falsifying example when
-an invariant breaks (its input is written to ``--save``, ./wifi-fuzz-failure.csv). The test suite (``tests/test_wifi_ingest_properties.py``) runs the same properties with few
-examples. Needs hypothesis (a development dependency; the Lambda never imports this module).
+an invariant breaks (its input is written to ``--save``, ./wifi-fuzz-failure.csv). The test suite
+(``tests/test_wifi_ingest_properties.py``) runs the same properties with few examples. Needs hypothesis (a
+development dependency; the Lambda never imports this module).
 
 Invariants checked on every example (``check``):
 
@@ -27,22 +28,20 @@ import dataclasses
 import datetime as dt
 import hashlib
 import inspect
-import io
 import math
 import os
 import re
-import shutil
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional, Sequence, Set
+from collections.abc import Sequence
 
 import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from functions.wifi_ingest import sample
-from functions.wifi_ingest.layout import COLUMN_NAMES, COLUMNS
+from functions.wifi_ingest.layout import COLUMN_NAMES
 from functions.wifi_ingest.normalize import UnusableFile, normalize
 from functions.wifi_ingest.outputs import LocalOutputs, run
 
@@ -74,8 +73,8 @@ class Case:
     ``expected``: marker -> table row, for records that must be in the table; ``must_reject``: markers of records
     that must be in the rejects; ``loose``: markers that may be in either (damaged structure, or next to it)."""
 
-    def __init__(self, data: bytes, encoding: str, markers: List[str], expected: Dict[str, Dict[str, object]],
-                 must_reject: Set[str], loose: Set[str], block_bytes: int = 1 << 14) -> None:
+    def __init__(self, data: bytes, encoding: str, markers: list[str], expected: dict[str, dict[str, object]],
+                 must_reject: set[str], loose: set[str], block_bytes: int = 1 << 14) -> None:
         self.data, self.encoding, self.markers, self.expected = data, encoding, markers, expected
         self.must_reject, self.loose, self.block_bytes = must_reject, loose, block_bytes
 
@@ -103,7 +102,7 @@ def portal_files(draw, max_records: int = 24) -> Case:
     newline = draw(st.sampled_from(["\r\n", "\n", "\r"]))
     count = draw(st.integers(0, max_records))
     recs = sample.records(count, seed=draw(st.integers(0, 10_000)))
-    parts: List[bytes] = [_encode(sample.csv_text([sample.header(layout)], newline), encoding)]
+    parts: list[bytes] = [_encode(sample.csv_text([sample.header(layout)], newline), encoding)]
     markers, expected, must_reject, loose = [], {}, set(), set()
     previous = None             # the previous record's structural damage, if any
     for i, rec in enumerate(recs):
@@ -111,58 +110,8 @@ def portal_files(draw, max_records: int = 24) -> Case:
         rec[NAME] = f"{marker} {rec[NAME]}"
         markers.append(marker)
         defect = draw(st.sampled_from([None] * 6 + ["value", "accepted", "bytes", "structure", "long"]))
-        want: Optional[Dict[str, object]] = None
-        rejected, damage = False, None
-        if defect == "value":
-            field, value = draw(st.sampled_from(REJECTING_VALUES))
-            if field == NAME:                    # a leading @ is kept (it only matters in a spreadsheet)
-                rec[SSID] = "@" + rec[SSID]
-                want = sample.expected(rec)
-            else:
-                try:
-                    _encode(value, encoding)
-                except UnicodeEncodeError:
-                    value = "37.5x"
-                rec[field] = value
-                rejected = True
-        elif defect == "accepted":
-            kind = draw(st.sampled_from(["excel_text", "full_width", "line_break", "plus_minus", "mark"]))
-            want = sample.expected(rec)
-            if kind == "excel_text":
-                rec[PHONE] = f'="{rec[PHONE]}"'
-            elif kind == "full_width":
-                rec[LAT] = rec[LAT].translate(FULL_WIDTH)
-            elif kind == "line_break":
-                rec[DETAIL] = f"첫 줄{newline}둘째 줄"
-                want[DETAIL] = "첫 줄\n둘째 줄"
-            else:
-                rec[DETAIL] = draw(st.sampled_from(["-", "+82 2-123-4567", "@home", "-1층"]))
-                want[DETAIL] = rec[DETAIL]
-        elif defect == "long":
-            size = draw(st.sampled_from([40_000, 99_000, 100_001, 250_000]))
-            rec[DETAIL] = "길" * (size // 3) + "x" * (size % 3)
-            if len(rec[DETAIL].encode("utf-8")) > 100_000:
-                rejected = True
-            else:
-                want = sample.expected(rec)
-        elif defect is None:
-            want = sample.expected(rec)
-        if defect == "bytes":
-            # between two characters of the SSID (plain ASCII, never quoted): the record's bytes are undecodable
-            ssid, rec[SSID] = rec[SSID], "\u00a7\u00a7"
-            before, after = sample.csv_text([sample.row(rec, layout, i)], newline).split("\u00a7\u00a7")
-            cut = draw(st.integers(0, len(ssid)))
-            bad = draw(st.sampled_from(INVALID_BYTES["cp949" if encoding == "cp949" else "utf-8"]))
-            raw = _encode(before + ssid[:cut], encoding) + bad + _encode(ssid[cut:] + after, encoding)
-            rejected = True
-        elif defect == "structure":
-            damage = draw(st.sampled_from(STRUCTURE))
-            raw = _damage(draw, sample.csv_text([sample.row(rec, layout, i)], newline), damage, newline, encoding)
-        else:
-            raw = _encode(sample.csv_text([sample.row(rec, layout, i)], newline), encoding)
-            if defect == "accepted" and kind == "mark" and encoding != "cp949" and not raw.startswith(b'"'):
-                raw = b"\xef\xbb\xbf" + raw           # a byte-order mark left by concatenated files: trimmed
-                #                                      (before a quote it would make the quotes text: CSV's rule)
+        want, rejected, kind = _altered_values(draw, rec, defect, encoding, newline)
+        raw, damage = _record_bytes(draw, rec, i, defect, kind, layout, newline, encoding)
         if draw(st.integers(0, 9)) == 0:
             parts.append(_encode(newline, encoding))   # a blank line
         parts.append(raw)
@@ -170,7 +119,7 @@ def portal_files(draw, max_records: int = 24) -> Case:
         # the next line that starts a record (complete, or opening a quoted line break).
         if damage is not None or previous == "joined_with_next":
             loose.add(marker)
-        elif rejected:
+        elif rejected or defect == "bytes":
             must_reject.add(marker)
         else:
             expected[marker] = want
@@ -183,6 +132,79 @@ def portal_files(draw, max_records: int = 24) -> Case:
         data = data[:-len(ending)]                     # no line break after the last record
     block = draw(st.sampled_from([1 << 14, 1 << 16, 3 << 18]))
     return Case(data, encoding, markers, expected, must_reject, loose, block)
+
+
+def _altered_values(draw, rec: dict, defect: str | None, encoding: str,
+                    newline: str) -> tuple[dict[str, object] | None, bool, str | None]:
+    """Alters ``rec``'s values as ``defect`` says; returns the row the table should then hold (``None``: none),
+    whether the record must be rejected, and for ``"accepted"`` which accepted oddity it got."""
+    if defect == "value":
+        want = _rejecting_value(draw, rec, encoding)
+        return want, want is None, None
+    if defect == "accepted":
+        kind, want = _accepted_oddity(draw, rec, newline)
+        return want, False, kind
+    if defect == "long":
+        size = draw(st.sampled_from([40_000, 99_000, 100_001, 250_000]))
+        rec[DETAIL] = "길" * (size // 3) + "x" * (size % 3)
+        if len(rec[DETAIL].encode("utf-8")) > 100_000:
+            return None, True, None
+        return sample.expected(rec), False, None
+    if defect is None:
+        return sample.expected(rec), False, None
+    return None, False, None                       # "bytes", "structure": the damage is in the bytes
+
+
+def _rejecting_value(draw, rec: dict, encoding: str) -> dict[str, object] | None:
+    """A value the normalizer rejects, or for the name a leading ``@`` that it keeps (the row it then holds)."""
+    field, value = draw(st.sampled_from(REJECTING_VALUES))
+    if field == NAME:                    # a leading @ is kept (it only matters in a spreadsheet)
+        rec[SSID] = "@" + rec[SSID]
+        return sample.expected(rec)
+    try:
+        _encode(value, encoding)
+    except UnicodeEncodeError:
+        value = "37.5x"
+    rec[field] = value
+    return None
+
+
+def _accepted_oddity(draw, rec: dict, newline: str) -> tuple[str, dict[str, object]]:
+    """Something odd that the normalizer accepts; returns its kind and the row the table should hold."""
+    kind = draw(st.sampled_from(["excel_text", "full_width", "line_break", "plus_minus", "mark"]))
+    want = sample.expected(rec)
+    if kind == "excel_text":
+        rec[PHONE] = f'="{rec[PHONE]}"'
+    elif kind == "full_width":
+        rec[LAT] = rec[LAT].translate(FULL_WIDTH)
+    elif kind == "line_break":
+        rec[DETAIL] = f"첫 줄{newline}둘째 줄"
+        want[DETAIL] = "첫 줄\n둘째 줄"
+    else:
+        rec[DETAIL] = draw(st.sampled_from(["-", "+82 2-123-4567", "@home", "-1층"]))
+        want[DETAIL] = rec[DETAIL]
+    return kind, want
+
+
+def _record_bytes(draw, rec: dict, i: int, defect: str | None, kind: str | None, layout: str, newline: str,
+                  encoding: str) -> tuple[bytes, str | None]:
+    """The record's line as bytes in ``encoding``, with invalid bytes or damaged structure where ``defect`` says;
+    returns it and the structural damage (``None``: none)."""
+    if defect == "bytes":
+        # between two characters of the SSID (plain ASCII, never quoted): the record's bytes are undecodable
+        ssid, rec[SSID] = rec[SSID], "\u00a7\u00a7"
+        before, after = sample.csv_text([sample.row(rec, layout, i)], newline).split("\u00a7\u00a7")
+        cut = draw(st.integers(0, len(ssid)))
+        bad = draw(st.sampled_from(INVALID_BYTES["cp949" if encoding == "cp949" else "utf-8"]))
+        return _encode(before + ssid[:cut], encoding) + bad + _encode(ssid[cut:] + after, encoding), None
+    if defect == "structure":
+        damage = draw(st.sampled_from(STRUCTURE))
+        return _damage(draw, sample.csv_text([sample.row(rec, layout, i)], newline), damage, newline, encoding), damage
+    raw = _encode(sample.csv_text([sample.row(rec, layout, i)], newline), encoding)
+    if kind == "mark" and encoding != "cp949" and not raw.startswith(b'"'):
+        raw = b"\xef\xbb\xbf" + raw           # a byte-order mark left by concatenated files: trimmed
+        #                                      (before a quote it would make the quotes text: CSV's rule)
+    return raw, None
 
 
 def _damage(draw, row_text: str, kind: str, newline: str, encoding: str) -> bytes:
@@ -206,10 +228,10 @@ def _damage(draw, row_text: str, kind: str, newline: str, encoding: str) -> byte
 
 @dataclasses.dataclass
 class Outcome:
-    report: Optional[dict]
-    rows: List[dict]
-    rejects: List[List[str]]       # without the header row
-    error: Optional[str] = None
+    report: dict | None
+    rows: list[dict]
+    rejects: list[list[str]]       # without the header row
+    error: str | None = None
 
 
 def normalized(data: bytes, work: str, *, parser: str = "auto", block_bytes: int = 1 << 14,
@@ -233,7 +255,7 @@ def normalized(data: bytes, work: str, *, parser: str = "auto", block_bytes: int
         outcome = Outcome(None, [], [], str(err))
     else:
         rows = pq.read_table(data_path).to_pylist()
-        rejects: List[List[str]] = []
+        rejects: list[list[str]] = []
         if report.outputs["rejects"]:
             with open(rejects_path, encoding="utf-8-sig", newline="") as f:
                 rejects = list(csv.reader(f))[1:]
@@ -272,7 +294,7 @@ def check_counts(outcome: Outcome) -> None:
 
 
 def _first_difference(a: list, b: list) -> str:
-    for i, (x, y) in enumerate(zip(a, b)):
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):  # lengths may differ: reported below
         if x != y:
             return f"item {i}: {str(x)[:600]} != {str(y)[:600]}"
     return f"{len(a)} items != {len(b)} items"
@@ -302,13 +324,13 @@ def check_case(case: Case, work: str) -> Outcome:
         lines_only = normalized(case.data, work, parser="lines", block_bytes=case.block_bytes)
         check_counts(lines_only)
         _same(auto, lines_only)
-    in_table: Dict[str, dict] = {}
+    in_table: dict[str, dict] = {}
     for row in auto.rows:
         found = MARKER.findall(row["name"] or "")
         assert len(found) == 1, f"a table row holds {len(found)} records' markers: {row['name']!r}"
         assert found[0] not in in_table, f"record {found[0]} is in the table twice"
         in_table[found[0]] = row
-    in_rejects: Set[str] = set()
+    in_rejects: set[str] = set()
     for row in auto.rejects:
         for cell in row[2:]:
             in_rejects.update(MARKER.findall(cell))
@@ -377,14 +399,14 @@ any_bytes = st.one_of(st.binary(max_size=3000), headed_bytes())
 
 # --- the long run -------------------------------------------------------------------------------------------------
 
-def _keep(data: bytes, save: Optional[str]) -> None:
+def _keep(data: bytes, save: str | None) -> None:
     """Writes a failing input to ``save`` (the last one written is the shrunk example hypothesis reports)."""
     if save:
         with open(save, "wb") as f:
             f.write(data)
 
 
-def _properties(examples: int, save: Optional[str] = None):
+def _properties(examples: int, save: str | None = None):
     """The properties of the long run, with ``examples`` examples (cheap ones get more)."""
     def profile(n):
         return settings(max_examples=n, deadline=None, derandomize=False, database=None,
@@ -432,7 +454,7 @@ def check_keys(paths: Sequence[str]) -> None:
         assert "/" not in name and not name.startswith(("_", ".")), out.data
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m functions.wifi_ingest.fuzz", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0, help="how long to run (default 10)")

@@ -36,7 +36,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Tuple
+from collections.abc import Iterable
 from urllib.parse import quote, unquote_plus
 
 import boto3
@@ -64,8 +64,8 @@ class IngestRetry(RuntimeError):
 class RawObject:
     bucket: str
     key: str
-    version_id: Optional[str]
-    etag: Optional[str]
+    version_id: str | None
+    etag: str | None
 
     @property
     def version(self) -> str:
@@ -86,6 +86,15 @@ def table_name(path: str, room: int = S3_KEY_BYTES) -> str:
     they were: ``2020/전국무료와이파이표준데이터.csv`` -> ``2020__전국무료와이파이표준데이터``. A name that would
     make the key longer than ``room`` bytes is cut at a token boundary and ends in ``_h`` + 32 hex digits of the
     path's SHA-256 (``h`` is no hex digit: no unhashed name has that token)."""
+    tokens = _name_tokens(path)
+    name = "".join(tokens)
+    if len(name.encode("utf-8", "surrogatepass")) <= room:
+        return name
+    return _hashed_name(path, tokens, room)
+
+
+def _name_tokens(path: str) -> list[str]:
+    """``table_name``'s prefix code of ``path``, one token per character (and the markers)."""
     csv_suffix = path.endswith(".csv")
     stem = path[:-4] if csv_suffix else path
     tokens = []
@@ -100,9 +109,11 @@ def table_name(path: str, room: int = S3_KEY_BYTES) -> str:
         tokens.append("_")
     if not tokens or tokens[0][0] in "_.":
         tokens.insert(0, "~")
-    name = "".join(tokens)
-    if len(name.encode("utf-8", "surrogatepass")) <= room:
-        return name
+    return tokens
+
+
+def _hashed_name(path: str, tokens: list[str], room: int) -> str:
+    """The name of a path whose ``tokens`` are too long for ``room`` bytes: cut at a token, and the path's hash."""
     suffix = "_h" + _hash(path)
     budget, size, kept = room - len(suffix), 0, []
     for token in tokens:
@@ -129,7 +140,7 @@ class OutputKeys:
 
     @classmethod
     def for_object(cls, obj: RawObject, *, table_prefix: str = TABLE_PREFIX,
-                   raw_prefix: str = RAW_PREFIX, quarantine_prefix: str = QUARANTINE_PREFIX) -> "OutputKeys":
+                   raw_prefix: str = RAW_PREFIX, quarantine_prefix: str = QUARANTINE_PREFIX) -> OutputKeys:
         path = obj.key[len(raw_prefix):]
         room = S3_KEY_BYTES - len(table_prefix.encode("utf-8")) - len(".parquet")
         version = _version_segment(obj.version)
@@ -141,7 +152,7 @@ class OutputKeys:
                    report=base + "report.json")
 
 
-def raw_objects(event: dict) -> List[RawObject]:
+def raw_objects(event: dict) -> list[RawObject]:
     """The objects of an EventBridge "Object Created" event or of an S3 notification (records that are not
     understood are logged and left out: retrying cannot make them readable)."""
     if event.get("source") == "aws.s3":
@@ -159,7 +170,7 @@ def raw_objects(event: dict) -> List[RawObject]:
     return found
 
 
-def _code(err: ClientError) -> Tuple[str, int]:
+def _code(err: ClientError) -> tuple[str, int]:
     return (err.response.get("Error", {}).get("Code", ""),
             err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
 
@@ -174,7 +185,7 @@ def _exists(s3, bucket: str, key: str) -> bool:
         raise
 
 
-def _current_version(s3, obj: RawObject) -> Optional[str]:
+def _current_version(s3, obj: RawObject) -> str | None:
     """The raw key's current version (the ETag on unversioned buckets), ``""`` when it has none (deleted)."""
     try:
         head = s3.head_object(Bucket=obj.bucket, Key=obj.key)
@@ -187,7 +198,7 @@ def _current_version(s3, obj: RawObject) -> Optional[str]:
     return (head.get("ETag") or "").strip('"')
 
 
-def _newer(s3, obj: RawObject) -> Optional[str]:
+def _newer(s3, obj: RawObject) -> str | None:
     """The version that supersedes ``obj`` (``""``: the key was deleted), or None while ``obj`` is current."""
     if not (obj.version_id or obj.etag):
         return None                                   # nothing to compare with
@@ -195,7 +206,7 @@ def _newer(s3, obj: RawObject) -> Optional[str]:
     return None if current == obj.version else current
 
 
-def _etag(s3, bucket: str, key: str) -> Tuple[bool, Optional[str]]:
+def _etag(s3, bucket: str, key: str) -> tuple[bool, str | None]:
     """(readable, ETag or None when there is no such object)."""
     try:
         return True, s3.head_object(Bucket=bucket, Key=key)["ETag"]
@@ -208,7 +219,7 @@ def _etag(s3, bucket: str, key: str) -> Tuple[bool, Optional[str]]:
         raise
 
 
-def _write_table(s3, obj: RawObject, key: str, path: str) -> Optional[str]:
+def _write_table(s3, obj: RawObject, key: str, path: str) -> str | None:
     """Writes the table file unless a newer version of the raw key exists (compare-and-swap, see the module);
     returns None when written, else the version that supersedes ``obj``."""
     condition = {"IfNoneMatch": "*"}                  # first guess: no table file yet
@@ -238,7 +249,7 @@ def _write_table(s3, obj: RawObject, key: str, path: str) -> Optional[str]:
     raise RuntimeError(f"the table file {key} changed {WRITE_ATTEMPTS} times while being written")
 
 
-def _download(s3, obj: RawObject, path: str) -> Optional[str]:
+def _download(s3, obj: RawObject, path: str) -> str | None:
     """Copies the raw object version to ``path``; returns why it cannot be read when that is final (gone)."""
     selector = {"VersionId": obj.version_id} if obj.version_id else ({"IfMatch": obj.etag} if obj.etag else {})
     try:
@@ -259,7 +270,7 @@ def _put_report(s3, obj: RawObject, keys: OutputKeys, report: Report, **extra) -
     s3.put_object(Bucket=obj.bucket, Key=keys.report, Body=body, ContentType="application/json")
 
 
-def _superseded(s3, obj: RawObject, keys: OutputKeys, newer: str, report: Optional[Report] = None) -> dict:
+def _superseded(s3, obj: RawObject, keys: OutputKeys, newer: str, report: Report | None = None) -> dict:
     report = report or Report(source=_source(obj))
     report.status = "superseded"
     report.outputs = {"data": None, "rejects": report.outputs.get("rejects"),
@@ -274,7 +285,7 @@ def _source(obj: RawObject) -> str:
     return f"s3://{obj.bucket}/{obj.key}?versionId={obj.version}"
 
 
-def ingest(s3, obj: RawObject, *, table_prefix: str = TABLE_PREFIX, work_dir: Optional[str] = None) -> dict:
+def ingest(s3, obj: RawObject, *, table_prefix: str = TABLE_PREFIX, work_dir: str | None = None) -> dict:
     """Processes one raw object; returns a summary (status ok / failed / superseded / skipped). Raises only for
     errors a retry may cure (the service, this machine)."""
     if not obj.key.startswith(RAW_PREFIX) or obj.key.endswith("/"):
@@ -287,32 +298,9 @@ def ingest(s3, obj: RawObject, *, table_prefix: str = TABLE_PREFIX, work_dir: Op
     if newer is not None:                             # not worth reading: its data would not be kept
         return _superseded(s3, obj, keys, newer)
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
-        raw_path = os.path.join(tmp, "raw.csv")
-        gone = _download(s3, obj, raw_path)
         local = LocalOutputs.in_dir(tmp, "object")
-        if gone is not None:
-            report = Report(source=_source(obj), status="failed", error=gone, outputs={"data": None, "rejects": None})
-        else:
-            try:
-                with open(raw_path, "rb") as stream:
-                    report = run(stream, local, source=_source(obj))
-            except (OSError, MemoryError):
-                raise                                 # this machine: a retry (maybe elsewhere) may succeed
-            except Exception as err:  # noqa: BLE001 - a defect on this input: retrying gives the same result
-                logger.exception("normalizer failed", extra={"key": obj.key})
-                report = Report(source=_source(obj), status="failed",
-                                error=f"internal error: {type(err).__name__}: {err}",
-                                outputs={"data": None, "rejects": None})
-        uploaded = {"data": None, "rejects": None, "report": f"s3://{obj.bucket}/{keys.report}"}
-        newer = None
-        if report.status == "ok":
-            if report.outputs.get("rejects"):
-                s3.upload_file(local.rejects, obj.bucket, keys.rejects)
-                uploaded["rejects"] = f"s3://{obj.bucket}/{keys.rejects}"
-            newer = _write_table(s3, obj, keys.data, local.data)
-            if newer is None:
-                uploaded["data"] = f"s3://{obj.bucket}/{keys.data}"
-        report.outputs = uploaded
+        report = _normalized(s3, obj, os.path.join(tmp, "raw.csv"), local)
+        newer = _upload_outputs(s3, obj, keys, local, report)
         if newer is not None:
             return _superseded(s3, obj, keys, newer, report)
         _put_report(s3, obj, keys, report)
@@ -324,7 +312,40 @@ def ingest(s3, obj: RawObject, *, table_prefix: str = TABLE_PREFIX, work_dir: Op
     return {"key": obj.key, **summary, "report": keys.report}
 
 
-def _handle(objects: Iterable[RawObject]) -> List[dict]:
+def _normalized(s3, obj: RawObject, raw_path: str, local: LocalOutputs) -> Report:
+    """Downloads ``obj`` to ``raw_path`` and normalizes it into ``local``: the report, failed for an unusable file
+    (or one gone meanwhile). Raises for errors a retry may cure."""
+    gone = _download(s3, obj, raw_path)
+    if gone is not None:
+        return Report(source=_source(obj), status="failed", error=gone, outputs={"data": None, "rejects": None})
+    try:
+        with open(raw_path, "rb") as stream:
+            return run(stream, local, source=_source(obj))
+    except (OSError, MemoryError):
+        raise                                 # this machine: a retry (maybe elsewhere) may succeed
+    except Exception as err:  # noqa: BLE001 - a defect on this input: retrying gives the same result
+        logger.exception("normalizer failed", extra={"key": obj.key})
+        return Report(source=_source(obj), status="failed", error=f"internal error: {type(err).__name__}: {err}",
+                      outputs={"data": None, "rejects": None})
+
+
+def _upload_outputs(s3, obj: RawObject, keys: OutputKeys, local: LocalOutputs, report: Report) -> str | None:
+    """Uploads the rejects and the table of a good file and sets ``report.outputs`` to their S3 URIs; returns the
+    newer version that supersedes ``obj`` when one appeared meanwhile (its table is then not kept)."""
+    uploaded = {"data": None, "rejects": None, "report": f"s3://{obj.bucket}/{keys.report}"}
+    newer = None
+    if report.status == "ok":
+        if report.outputs.get("rejects"):
+            s3.upload_file(local.rejects, obj.bucket, keys.rejects)
+            uploaded["rejects"] = f"s3://{obj.bucket}/{keys.rejects}"
+        newer = _write_table(s3, obj, keys.data, local.data)
+        if newer is None:
+            uploaded["data"] = f"s3://{obj.bucket}/{keys.data}"
+    report.outputs = uploaded
+    return newer
+
+
+def _handle(objects: Iterable[RawObject]) -> list[dict]:
     """Every object of the event, whatever happens to the others; raises ``IngestRetry`` at the end when some
     failed for a reason a retry may cure."""
     s3 = boto3.client("s3")

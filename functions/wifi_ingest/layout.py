@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 TABLE_NAME = "free_wifi_standard_data"
 QUERIES_DIR = Path(__file__).resolve().parent / "queries"   # the seed's two chart queries (Athena SQL files)
@@ -23,7 +23,7 @@ TABLE_PREFIX = f"tables/{TABLE_NAME}/"       # Parquet read by the Glue table
 class Column:
     name: str            # table column (seed DDL)
     glue_type: str       # Glue/Hive type name as in the seed DDL: string, date, float
-    headers: Tuple[str, ...]  # Korean header names that feed it; the first is the older 15-column layout's
+    headers: tuple[str, ...]  # Korean header names that feed it; the first is the older 15-column layout's
     comment: str
 
     @property
@@ -33,7 +33,7 @@ class Column:
 
 # Order and types exactly as the seed's CREATE EXTERNAL TABLE awskrug.free_wifi_standard_data.
 # Newer releases of data.go.kr 15013116 rename some headers (설치시설구분명, WGS84위도, WGS84경도) and add others.
-COLUMNS: Tuple[Column, ...] = (
+COLUMNS: tuple[Column, ...] = (
     Column("name", "string", ("설치장소명",), "installation place"),
     Column("detail", "string", ("설치장소상세",), "place detail"),
     Column("city", "string", ("설치시도명",), "province/metropolitan city (시도)"),
@@ -52,8 +52,8 @@ COLUMNS: Tuple[Column, ...] = (
     Column("created_at", "date", ("데이터기준일자",), "data reference date"),
 )
 
-COLUMN_NAMES: Tuple[str, ...] = tuple(c.name for c in COLUMNS)
-OLD_LAYOUT_HEADER: Tuple[str, ...] = tuple(c.header for c in COLUMNS)
+COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
+OLD_LAYOUT_HEADER: tuple[str, ...] = tuple(c.header for c in COLUMNS)
 
 
 class UnknownLayout(ValueError):
@@ -64,10 +64,10 @@ class UnknownLayout(ValueError):
 class HeaderMapping:
     """Where each table column sits in the file's records."""
 
-    header: Tuple[str, ...]          # the file's header as read
-    positions: Tuple[int, ...]       # positions[i] = field index of COLUMNS[i]
+    header: tuple[str, ...]          # the file's header as read
+    positions: tuple[int, ...]       # positions[i] = field index of COLUMNS[i]
     layout: str                      # "standard-15" (older) or "extended" (renamed and/or extra columns)
-    ignored: Tuple[str, ...]         # file columns the table does not keep
+    ignored: tuple[str, ...]         # file columns the table does not keep
 
     @property
     def width(self) -> int:
@@ -81,14 +81,14 @@ def _key(name: str) -> str:
     return _SPACE_RE.sub("", name.replace("\ufeff", "")).upper()
 
 
-_ALIASES: Dict[str, int] = {_key(h): i for i, c in enumerate(COLUMNS) for h in c.headers}
+_ALIASES: dict[str, int] = {_key(h): i for i, c in enumerate(COLUMNS) for h in c.headers}
 
 
 def map_header(header: Sequence[str]) -> HeaderMapping:
     """Matches a file header (Korean names, any order, spaces and case ignored) to the table's columns."""
     header = tuple(header)
-    found: Dict[int, int] = {}
-    ignored: List[str] = []
+    found: dict[int, int] = {}
+    ignored: list[str] = []
     for pos, name in enumerate(header):
         col = _ALIASES.get(_key(name))
         if col is None or col in found:
@@ -112,5 +112,5 @@ def column_label(index: int) -> str:
     return f"{c.name} ({c.header})"
 
 
-def find_column(name: str) -> Optional[Column]:
+def find_column(name: str) -> Column | None:
     return next((c for c in COLUMNS if c.name == name), None)

@@ -28,7 +28,7 @@ import itertools
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Deque, Iterable, Iterator, List, Optional
+from collections.abc import Iterable, Iterator
 
 # One field from "outside quotes, at a field start": quoted (closed) + what follows until the delimiter, unquoted,
 # or empty. The quoted part is atomic (a lookahead captures it, a backreference consumes it: Python < 3.11 has no
@@ -66,16 +66,16 @@ def _record_start(width: int):
 class Record:
     """One record of the source (``fields``), or a damaged one (``problem``: why, ``key``: its count key)."""
 
-    fields: List[str]
-    problem: Optional[str] = None
-    key: Optional[str] = None
+    fields: list[str]
+    problem: str | None = None
+    key: str | None = None
 
 
 class _Cut(str):
     """An over-long physical line: only its first ``max_chars`` characters, without its line ending."""
 
 
-def line_batches(chunks: Iterable[str], max_chars: int) -> Iterator[List[str]]:
+def line_batches(chunks: Iterable[str], max_chars: int) -> Iterator[list[str]]:
     """The physical lines of the text in ``chunks``, a list per chunk, each line with its ending (CRLF, LF or CR);
     a line longer than ``max_chars`` is a ``_Cut``. (``str.splitlines`` at C speed, then re-joined where it split
     at characters that end no line in CSV, such as U+2028 or a form feed.)"""
@@ -84,23 +84,14 @@ def line_batches(chunks: Iterable[str], max_chars: int) -> Iterator[List[str]]:
         if drop_lf and chunk:
             chunk, drop_lf = chunk[1:] if chunk[0] == "\n" else chunk, False
         if skipping:                                   # the rest of an over-long line
-            m = _LINE_END.search(chunk)
-            if m is None:
+            rest = _after_line_end(chunk)
+            if rest is None:
                 continue
-            chunk, skipping = chunk[m.end():], False
-            drop_lf = m.group() == "\r" and not chunk
+            chunk, skipping, drop_lf = rest
         text = carry + chunk if carry else chunk
         if not text:
             continue
-        lines = text.splitlines(True)
-        if any(line[-1] not in "\r\n" for line in lines[:-1]):
-            joined, pending = [], ""
-            for line in lines:
-                pending += line
-                if line[-1] in "\r\n":
-                    joined.append(pending)
-                    pending = ""
-            lines = joined + ([pending] if pending else [])
+        lines = _csv_lines(text)
         carry = lines.pop() if lines[-1][-1] not in "\n" else ""   # no ending yet, or maybe the CR of a CRLF
         if len(carry) > max_chars:
             lines.append(_Cut(carry[:max_chars]))
@@ -113,7 +104,32 @@ def line_batches(chunks: Iterable[str], max_chars: int) -> Iterator[List[str]]:
         yield [carry]
 
 
-def _fields(text: str) -> List[str]:
+def _after_line_end(chunk: str) -> tuple[str, bool, bool] | None:
+    """While skipping the rest of an over-long line: ``None`` if ``chunk`` does not end it, else the text after its
+    line ending, ``False`` (skipping ends) and whether an LF at the start of the next chunk still belongs to it."""
+    m = _LINE_END.search(chunk)
+    if m is None:
+        return None
+    rest = chunk[m.end():]
+    return rest, False, m.group() == "\r" and not rest
+
+
+def _csv_lines(text: str) -> list[str]:
+    """``text.splitlines(True)``, re-joined where it split at a character that ends no line in CSV (U+2028, a form
+    feed, ...): only CR and LF do."""
+    lines = text.splitlines(True)
+    if not any(line[-1] not in "\r\n" for line in lines[:-1]):
+        return lines
+    joined, pending = [], ""
+    for line in lines:
+        pending += line
+        if line[-1] in "\r\n":
+            joined.append(pending)
+            pending = ""
+    return joined + ([pending] if pending else [])
+
+
+def _fields(text: str) -> list[str]:
     """The fields of a record's text as CSV reads them (lenient: an open quote runs to the end)."""
     try:
         return next(csv.reader([text]), [""])
@@ -124,18 +140,18 @@ def _fields(text: str) -> List[str]:
 class _LineSource:
     """Lines in order, by batch (for the fast loop) or one at a time (for a damaged region), with push-back."""
 
-    def __init__(self, batches: Iterator[List[str]]) -> None:
+    def __init__(self, batches: Iterator[list[str]]) -> None:
         self._batches = batches
-        self._back: Deque[str] = collections.deque()
+        self._back: collections.deque[str] = collections.deque()
 
-    def batch(self) -> Optional[List[str]]:
+    def batch(self) -> list[str] | None:
         if self._back:
             lines = list(self._back)
             self._back.clear()
             return lines
         return next(self._batches, None)
 
-    def line(self) -> Optional[str]:
+    def line(self) -> str | None:
         if not self._back:
             lines = next(self._batches, None)
             if lines is None:
@@ -143,14 +159,14 @@ class _LineSource:
             self._back.extend(lines)
         return self._back.popleft()
 
-    def push_back(self, lines: List[str]) -> None:
+    def push_back(self, lines: list[str]) -> None:
         self._back.extendleft(reversed(lines))
 
 
 _SENTINEL = "\uffff\n"   # after a batch: a quote still open at its end takes it in
 
 
-def records(chunks: Iterable[str], width: int, max_chars: int, too_long: str = "") -> Iterator[List]:
+def records(chunks: Iterable[str], width: int, max_chars: int, too_long: str = "") -> Iterator[list]:
     """The records of the text after the header (``chunks``), blank lines skipped, in source order, as lists:
     a good record's fields (``list`` of ``str``, the header's width) or a damaged one (``Record`` with a problem).
 
@@ -163,7 +179,7 @@ def records(chunks: Iterable[str], width: int, max_chars: int, too_long: str = "
         lines = source.batch()
         if lines is None:
             return
-        out: List = []
+        out: list = []
         done = _read_lines(lines, width, out)
         yield out
         if done < len(lines):
@@ -171,7 +187,7 @@ def records(chunks: Iterable[str], width: int, max_chars: int, too_long: str = "
             yield _damaged_region(source, width, max_chars, long_reason)
 
 
-def _read_lines(lines: List[str], width: int, out: List) -> int:
+def _read_lines(lines: list[str], width: int, out: list) -> int:
     """Appends the records of ``lines`` that are one line each to ``out``; returns how many lines that took (the
     rest starts with a record that spans lines, an over-long line, or a line the csv module refuses)."""
     reader = csv.reader(itertools.chain(lines, (_SENTINEL,)))
@@ -190,58 +206,66 @@ def _read_lines(lines: List[str], width: int, out: List) -> int:
     return end
 
 
-def _damaged_region(source: _LineSource, width: int, max_chars: int, long_reason: str) -> List:
+def _damaged_region(source: _LineSource, width: int, max_chars: int, long_reason: str) -> list:
     """One record read line by line (see the module docstring): a good one, or a damaged one."""
-    complete, start = _complete_line(width), _record_start(width)
-    unit: List[str] = []          # lines of a record whose quote is still open
-    size, overlong = 0, False
-
-    def finish_open(reason: str) -> Record:
-        text = "".join(unit)
-        if overlong:
-            return Record(_fields(text), long_reason, "value length")
-        lines = len(unit)
-        return Record(_fields(text), f"unbalanced quote: a quoted value opened in this record is not closed "
-                                     f"{reason} ({lines} line{'s' if lines != 1 else ''})", "quote")
-
     while True:
         line = source.line()
         if line is None:
-            return [finish_open("before the end of the file")] if unit else []
-        cut = type(line) is _Cut
-        content = str(line) if cut else line.rstrip("\r\n")
-        if unit:
-            if cut:                            # an over-long line inside an open record: both end here
-                overlong = True
-                return [finish_open("")]
-            if '"' not in content and content.count(",") == width - 1 or '"' in content and (
-                    complete(content) or start(content)):
-                source.push_back([line])
-                return [finish_open("before a line that starts a record")]
-            m = _IN.match(content)
-            size += len(line)
-            if size > max_chars:
-                overlong = True
-            if not overlong:
-                unit.append(line)
-            if m is not None and m.end() == len(content):
-                if overlong:
-                    return [finish_open("")]
-                fields = _fields("".join(unit))
-                return [_checked(fields, width)]
-            continue
-        if cut:
-            return [Record(_fields(content), long_reason, "value length")]
+            return []
+        if type(line) is _Cut:
+            return [Record(_fields(str(line)), long_reason, "value length")]
+        content = line.rstrip("\r\n")
         if not content:
             continue                           # blank line
         if '"' not in content:
             return [_checked(content.split(","), width)]
         if _OUT.match(content).end() == len(content):
             return [_checked(_fields(content), width)]
-        unit, size = [line], len(line)
+        return [_open_record(source, line, width, max_chars, long_reason)]
 
 
-def _checked(fields: List[str], width: int):
+def _open_record(source: _LineSource, first: str, width: int, max_chars: int, long_reason: str):
+    """The record that ``first`` begins, whose quoted value is still open at its end: its following lines until the
+    quote closes, unless a line that starts a record, an over-long line or the end of the file comes first."""
+    complete, start = _complete_line(width), _record_start(width)
+    unit, size, overlong = [first], len(first), False   # ``unit``: its lines, as long as it is not over-long
+    while True:
+        line = source.line()
+        if line is None:
+            return _unclosed(unit, overlong, "before the end of the file", long_reason)
+        if type(line) is _Cut:                 # an over-long line inside an open record: both end here
+            return _unclosed(unit, True, "", long_reason)
+        content = line.rstrip("\r\n")
+        if _starts_record(content, width, complete, start):
+            source.push_back([line])
+            return _unclosed(unit, overlong, "before a line that starts a record", long_reason)
+        m = _IN.match(content)
+        size += len(line)
+        overlong = overlong or size > max_chars
+        if not overlong:
+            unit.append(line)
+        if m is not None and m.end() == len(content):
+            return _unclosed(unit, True, "", long_reason) if overlong else _checked(_fields("".join(unit)), width)
+
+
+def _starts_record(content: str, width: int, complete, start) -> bool:
+    """Whether a line inside an open record starts a new one the way a CSV writer does (module docstring)."""
+    if '"' not in content:
+        return content.count(",") == width - 1
+    return bool(complete(content) or start(content))
+
+
+def _unclosed(unit: list[str], overlong: bool, reason: str, long_reason: str) -> Record:
+    """The rejected record of ``unit``'s lines: over-long, or its quote not closed ``reason``."""
+    fields = _fields("".join(unit))
+    if overlong:
+        return Record(fields, long_reason, "value length")
+    lines = len(unit)
+    return Record(fields, f"unbalanced quote: a quoted value opened in this record is not closed "
+                          f"{reason} ({lines} line{'s' if lines != 1 else ''})", "quote")
+
+
+def _checked(fields: list[str], width: int):
     if len(fields) != width:
         return Record(fields, f"expected {width} fields as in the header, got {len(fields)}", "field count")
     return fields

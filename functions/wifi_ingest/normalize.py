@@ -34,7 +34,8 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, BinaryIO
+from collections.abc import Callable, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -135,7 +136,7 @@ class _Utf8Source(io.RawIOBase):
         self._turn = threading.Condition()
         self._active = 0                 # reads in progress
         self._ended = False              # a read returned b"": the reader asks no more
-        self._tail: Deque[bytes] = collections.deque(maxlen=3)
+        self._tail: collections.deque[bytes] = collections.deque(maxlen=3)
         self.bytes_read = consumed
         self.closed_early = False
         self.may_have_equals = False
@@ -245,19 +246,19 @@ class Report:
     transcoder: str = ""
     line_ending: str = ""
     layout: str = ""
-    header: List[str] = field(default_factory=list)
-    ignored_columns: List[str] = field(default_factory=list)
+    header: list[str] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
     rows_in: int = 0
     rows_ok: int = 0
     rows_rejected: int = 0
-    rejected_by_column: Dict[str, int] = field(default_factory=dict)
+    rejected_by_column: dict[str, int] = field(default_factory=dict)
     bytes_in: int = 0
     seconds: float = 0.0
     status: str = "ok"
-    error: Optional[str] = None
+    error: str | None = None
     parser: str = ""                    # "arrow" (the fast path) or "lines" (the recovering reader)
-    parser_note: Optional[str] = None   # why the line reader was used
-    outputs: Dict[str, Optional[str]] = field(default_factory=dict)
+    parser_note: str | None = None   # why the line reader was used
+    outputs: dict[str, str | None] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return dict(vars(self))
@@ -341,7 +342,7 @@ class _Text:
     """The start of a file: its header and the UTF-8 text after it, with the transcoder to continue."""
 
     transcoder: object
-    header: List[str]
+    header: list[str]
     rest: bytes          # UTF-8 after the header (from the sample)
     consumed: int        # source bytes read for the sample
 
@@ -385,7 +386,7 @@ class _Pass:
 
 
 def normalize(stream: BinaryIO, data_path: str, rejects_path: str, *, source: str,
-              progress: Optional[Callable[[int], None]] = None, block_bytes: int = BLOCK_BYTES,
+              progress: Callable[[int], None] | None = None, block_bytes: int = BLOCK_BYTES,
               parser: str = "auto") -> Report:
     """Reads a portal CSV from ``stream``; writes the table's Parquet file and, if any record is rejected, the
     rejects CSV. Returns the report; raises ``UnusableFile`` when nothing of the file can be used.
@@ -444,23 +445,11 @@ def _arrow_pass(stream, text: _Text, mapping: HeaderMapping, report: Report, dat
     quiet = _QuietTextErrors(invalid_row)
     quiet.__enter__()
     try:
-        try:
-            reader = pacsv.open_csv(
-                source_stream,
-                # single-threaded: the invalid-row handler then knows row numbers (and the machine has few cores)
-                read_options=pacsv.ReadOptions(column_names=names, block_size=block_bytes, use_threads=False),
-                parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=invalid_row),
-                convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                                     null_values=[""], strings_can_be_null=True,
-                                                     quoted_strings_can_be_null=True),
-            )
-        except pa.ArrowInvalid as err:
-            if "Empty CSV file" not in str(err):
-                raise _UseLineReader(f"Arrow's CSV reader stopped near row 2: {err}") from None
+        reader = _open_arrow_reader(source_stream, names, block_bytes, invalid_row)
         # Three threads share the cores: Arrow's reader thread transcodes and parses, this one converts, and the
         # sink's thread encodes and writes the previous row group (the Arrow kernels and iconv release the GIL).
         # Blocks are converted in groups: the Python cost per kernel call is then paid once per group.
-        group: List[pa.RecordBatch] = []
+        group: list[pa.RecordBatch] = []
         while reader is not None:
             try:
                 batch = next(reader, None)
@@ -472,11 +461,7 @@ def _arrow_pass(stream, text: _Text, mapping: HeaderMapping, report: Report, dat
                 source_stream.taken()
                 group.append(batch)
             if group and (batch is None or len(group) == GROUP_BLOCKS):
-                out.sink.add(batcher.convert(pa.Table.from_batches(group),
-                                             check_undecodable=source_stream.replacements, spanning_ok=False,
-                                             check_equals=source_stream.may_have_equals,
-                                             check_marks=source_stream.may_have_marks,
-                                             check_lengths=source_stream.may_have_long_values))
+                out.sink.add(_convert_group(batcher, group, source_stream))
                 group = []
             if progress:
                 progress(source_stream.bytes_read)
@@ -491,6 +476,32 @@ def _arrow_pass(stream, text: _Text, mapping: HeaderMapping, report: Report, dat
         out.close(complete)
     report.bytes_in = source_stream.bytes_read
     return out.rejects.written
+
+
+def _open_arrow_reader(source_stream: _Utf8Source, names: list[str], block_bytes: int, invalid_row):
+    """Arrow's streaming CSV reader over ``source_stream`` (every field a string), ``None`` for an empty file."""
+    try:
+        return pacsv.open_csv(
+            source_stream,
+            # single-threaded: the invalid-row handler then knows row numbers (and the machine has few cores)
+            read_options=pacsv.ReadOptions(column_names=names, block_size=block_bytes, use_threads=False),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=invalid_row),
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                 null_values=[""], strings_can_be_null=True,
+                                                 quoted_strings_can_be_null=True),
+        )
+    except pa.ArrowInvalid as err:
+        if "Empty CSV file" not in str(err):
+            raise _UseLineReader(f"Arrow's CSV reader stopped near row 2: {err}") from None
+        return None
+
+
+def _convert_group(batcher: _Batcher, group: list[pa.RecordBatch], source_stream: _Utf8Source) -> pa.Table:
+    """One group of Arrow's blocks converted; what the source saw lets the converter skip checks."""
+    return batcher.convert(pa.Table.from_batches(group), check_undecodable=source_stream.replacements,
+                           spanning_ok=False, check_equals=source_stream.may_have_equals,
+                           check_marks=source_stream.may_have_marks,
+                           check_lengths=source_stream.may_have_long_values)
 
 
 class _QuietTextErrors:
@@ -537,34 +548,22 @@ def _line_pass(stream, text: _Text, mapping: HeaderMapping, report: Report, data
     out = _Pass(data_path, rejects_path, mapping, report)
     batcher, width, transcoder = out.batcher, mapping.width, text.transcoder
     read = {"bytes": text.consumed}
-
-    def chunks() -> Iterator[str]:
-        yield text.rest.decode("utf-8", "replace")
-        while True:
-            chunk = stream.read(LINE_CHUNK_BYTES)
-            read["bytes"] += len(chunk)
-            yield transcoder.convert(chunk, final=not chunk).decode("utf-8", "replace")
-            if progress:
-                progress(read["bytes"])
-            if not chunk:
-                return
-
     max_chars = min(MAX_RECORD_CHARS, width * (2 * MAX_VALUE_BYTES + 3) + 2)
     too_long = f": a value is longer than {MAX_VALUE_BYTES} bytes" if max_chars < MAX_RECORD_CHARS else ""
     names = [f"f{i}" for i in range(width)]
-    rows: List[List[str]] = []
+    rows: list[list[str]] = []
     row = 1
 
     def flush() -> None:
         if rows:
-            table = pa.table([pa.chunked_array([pa.array(column, pa.string())]) for column in zip(*rows)],
+            table = pa.table([pa.chunked_array([pa.array(column, pa.string())]) for column in zip(*rows, strict=True)],
                              names=names)
             out.sink.add(batcher.convert(table, check_undecodable=transcoder.invalid > 0, spanning_ok=True))
             rows.clear()
 
     complete = False
     try:
-        for batch in lines.records(chunks(), width, max_chars, too_long):
+        for batch in lines.records(_text_chunks(stream, text, read, progress), width, max_chars, too_long):
             for record in batch:
                 row += 1
                 if type(record) is list:
@@ -581,15 +580,29 @@ def _line_pass(stream, text: _Text, mapping: HeaderMapping, report: Report, data
     return out.rejects.written
 
 
+def _text_chunks(stream, text: _Text, read: dict[str, int], progress) -> Iterator[str]:
+    """The text after the header (the rest of the first read, then ``stream`` transcoded), counting the bytes read in
+    ``read["bytes"]``."""
+    yield text.rest.decode("utf-8", "replace")
+    while True:
+        chunk = stream.read(LINE_CHUNK_BYTES)
+        read["bytes"] += len(chunk)
+        yield text.transcoder.convert(chunk, final=not chunk).decode("utf-8", "replace")
+        if progress:
+            progress(read["bytes"])
+        if not chunk:
+            return
+
+
 class _RowGroups:
     """Collects converted blocks and writes them as Parquet row groups of about ``ROW_GROUP_ROWS`` records."""
 
     def __init__(self, writer: pq.ParquetWriter) -> None:
         self._writer = writer
-        self._tables: List[pa.Table] = []
+        self._tables: list[pa.Table] = []
         self._rows = 0
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="wifi-write")
-        self._writing: Optional[concurrent.futures.Future] = None
+        self._writing: concurrent.futures.Future | None = None
 
     def add(self, table: pa.Table) -> None:
         self._tables.append(table)
@@ -634,6 +647,9 @@ def _shown(value: object, limit: int = 200) -> str:
     return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
 
 
+_Problems = dict[int, list[tuple[str, str]]]   # record index -> [(count key, reason)]
+
+
 class _Batcher:
     """Turns parsed blocks (all fields as strings) into table batches; rejects what does not fit."""
 
@@ -642,9 +658,9 @@ class _Batcher:
         self._report = report
         self._rejects = rejects
         self._dates = {ci: columns.DateColumn() for ci, c in enumerate(COLUMNS) if c.glue_type == "date"}
-        self._invalid: Deque[int] = collections.deque()   # row numbers of parser rejects not yet passed
+        self._invalid: collections.deque[int] = collections.deque()   # row numbers of parser rejects not yet passed
         self.next_row = 2                                    # row number of the next good record (header = 1)
-        self.spanning_row: Optional[int] = None              # Arrow read a record spanning lines (row number)
+        self.spanning_row: int | None = None              # Arrow read a record spanning lines (row number)
         self._lock = threading.Lock()
         mapped = {pos: ci for ci, pos in enumerate(mapping.positions)}
         self._labels = [column_label(mapped[i]) if i in mapped else repr(name)
@@ -681,7 +697,7 @@ class _Batcher:
         self._invalid.append(number)
         self._reject(number, record, reason, key)
 
-    def _row_numbers(self, count: int) -> List[int]:
+    def _row_numbers(self, count: int) -> list[int]:
         """Row numbers of the next ``count`` good records: consecutive, skipping rows the parser rejected."""
         numbers, row, invalid = [], self.next_row, self._invalid
         while len(numbers) < count:
@@ -708,60 +724,61 @@ class _Batcher:
         """The table rows of ``batch`` (every field a string); ``spanning_ok=False`` (Arrow's batches): raises
         ``_UseLineReader`` when a value holds a line break. ``check_*=False``: the caller knows that no value holds
         U+FFFD / ``=`` / U+FEFF / more than ``MAX_VALUE_BYTES``."""
-        problems: Dict[int, List[Tuple[str, str]]] = {}   # record index -> [(count key, reason)]
-
-        def note(key: str, label: str, bad: List[int], source, why: Callable[[object], str]) -> None:
-            for i in bad:
-                problems.setdefault(i, []).append((key, f"{label}: {why(source[i].as_py())}"))
-
+        problems: _Problems = {}
         raw_columns = batch.columns
         if not spanning_ok and any(columns.has_line_breaks(raw) for raw in raw_columns):
             raise _UseLineReader(f"a record near row {self.next_row} spans lines (a quoted line break)")
-        mapped = set(self._mapping.positions)
-        for i, raw in enumerate(raw_columns):  # columns the table does not keep still count
-            if i not in mapped and check_lengths:
-                note(self._keys[i], self._labels[i], columns.long_values(raw, MAX_VALUE_BYTES), raw,
-                     _too_long)
+        if check_lengths:
+            self._note_unkept_lengths(raw_columns, problems)
         arrays = []
         for ci, column in enumerate(COLUMNS):
             position = self._mapping.positions[ci]
             raw, key, label = raw_columns[position], column.name, self._labels[position]
             if check_lengths:
-                note(key, label, columns.long_values(raw, MAX_VALUE_BYTES), raw, _too_long)
+                _note(problems, key, label, columns.long_values(raw, MAX_VALUE_BYTES), raw, _too_long)
             if check_undecodable:
-                note(key, label, columns.undecodable(raw), raw, self._undecodable_reason)
+                _note(problems, key, label, columns.undecodable(raw), raw, self._undecodable_reason)
             strings = columns.clean_strings(raw, line_breaks=spanning_ok, equals=check_equals, marks=check_marks)
-            if column.glue_type == "date":
-                dates_of = self._dates[ci]
-                dates, bad = dates_of(strings)
-                note(key, label, bad, strings, lambda v, a=dates_of.accepted: values.date_problem(v, a))
-                arrays.append(dates)
-            elif column.glue_type == "float":
-                low, high = _COORD_RANGES[column.name]
-                numbers, bad = columns.coordinates(strings, low, high)
-                note(key, label, bad, strings,
-                     lambda v, lo=low, hi=high, w=_COORD_WHAT[column.name]: values.coordinate_problem(
-                         v, lo, hi, w))
-                arrays.append(numbers)
-            else:
-                if check_equals:
-                    note(key, label, columns.formulas(strings), strings, _formula_reason)
-                arrays.append(strings)
-        if all(arr.null_count for arr in arrays):  # else no record can be entirely empty
-            all_empty = pc.is_null(arrays[0])
-            for arr in arrays[1:]:
-                all_empty = pc.and_(all_empty, pc.is_null(arr))
-            for i in pc.indices_nonzero(all_empty).to_pylist():
-                problems.setdefault(i, []).append(("all", "all fields empty"))
+            arrays.append(self._typed(ci, column, strings, key, label, problems, check_equals))
+        _note_all_empty(arrays, problems)
         table = pa.Table.from_arrays(arrays, schema=SCHEMA)
         if not problems:
             self._advance(batch.num_rows)
             self._report.rows_ok += batch.num_rows
             return table
+        return self._without_rejects(batch, table, problems)
+
+    def _note_unkept_lengths(self, raw_columns: list, problems: _Problems) -> None:
+        """Over-long values in the columns the table does not keep: they still make the record a reject."""
+        mapped = set(self._mapping.positions)
+        for i, raw in enumerate(raw_columns):
+            if i not in mapped:
+                _note(problems, self._keys[i], self._labels[i], columns.long_values(raw, MAX_VALUE_BYTES), raw,
+                      _too_long)
+
+    def _typed(self, ci: int, column, strings, key: str, label: str, problems: _Problems, check_equals: bool):
+        """Column ``ci`` of the table (a date, a coordinate or text) from its cleaned ``strings``."""
+        if column.glue_type == "date":
+            dates_of = self._dates[ci]
+            dates, bad = dates_of(strings)
+            _note(problems, key, label, bad, strings, lambda v: values.date_problem(v, dates_of.accepted))
+            return dates
+        if column.glue_type == "float":
+            low, high = _COORD_RANGES[column.name]
+            what = _COORD_WHAT[column.name]
+            numbers, bad = columns.coordinates(strings, low, high)
+            _note(problems, key, label, bad, strings, lambda v: values.coordinate_problem(v, low, high, what))
+            return numbers
+        if check_equals:
+            _note(problems, key, label, columns.formulas(strings), strings, _formula_reason)
+        return strings
+
+    def _without_rejects(self, batch: pa.Table, table: pa.Table, problems: _Problems) -> pa.Table:
+        """``table`` less the records with ``problems``, which are rejected with their original text."""
         numbers = self._row_numbers(batch.num_rows)
         bad = sorted(problems)
         originals = batch.take(pa.array(bad)).to_pylist()
-        for i, original in zip(bad, originals):
+        for i, original in zip(bad, originals, strict=True):
             found = problems[i]
             keys = list(dict.fromkeys(key for key, _ in found))
             self._reject(numbers[i], list(original.values()), "; ".join(reason for _, reason in found),
@@ -773,6 +790,21 @@ class _Batcher:
     def _undecodable_reason(self, value: str) -> str:
         return (f"bytes not valid {self._report.encoding} (shown as U+FFFD, or text an earlier conversion already "
                 f"lost) in {_shown(value)}")
+
+
+def _note(problems: _Problems, key: str, label: str, bad: list[int], source, why: Callable[[Any], str]) -> None:
+    """Records ``bad`` (indexes into ``source``) have a problem with this column: ``why`` tells it from the value."""
+    for i in bad:
+        problems.setdefault(i, []).append((key, f"{label}: {why(source[i].as_py())}"))
+
+
+def _note_all_empty(arrays: list, problems: _Problems) -> None:
+    if all(arr.null_count for arr in arrays):  # else no record can be entirely empty
+        all_empty = pc.is_null(arrays[0])
+        for arr in arrays[1:]:
+            all_empty = pc.and_(all_empty, pc.is_null(arr))
+        for i in pc.indices_nonzero(all_empty).to_pylist():
+            problems.setdefault(i, []).append(("all", "all fields empty"))
 
 
 def _too_long(value: str) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import BinaryIO, Callable, Optional
+from typing import BinaryIO
+from collections.abc import Callable
 
 from functions.wifi_ingest.normalize import Report, UnusableFile, normalize
 
@@ -16,13 +17,13 @@ class LocalOutputs:
     report: str
 
     @classmethod
-    def in_dir(cls, out_dir: str, stem: str) -> "LocalOutputs":
+    def in_dir(cls, out_dir: str, stem: str) -> LocalOutputs:
         base = os.path.join(out_dir, stem)
         return cls(data=base + ".parquet", rejects=base + ".rejects.csv", report=base + ".report.json")
 
 
 def run(stream: BinaryIO, outputs: LocalOutputs, *, source: str,
-        progress: Optional[Callable[[int], None]] = None) -> Report:
+        progress: Callable[[int], None] | None = None) -> Report:
     """Normalizes ``stream`` into ``outputs`` and writes the report there too.
 
     When the file is unusable the report says so (``status`` "failed", ``error``) and no table data is left."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 import csv
 import io
 import random
-from typing import BinaryIO, Dict, List, Sequence
+from typing import BinaryIO
+from collections.abc import Sequence
 
 from functions.wifi_ingest.layout import COLUMNS, OLD_LAYOUT_HEADER
 
@@ -27,7 +28,7 @@ _PLACES = ["똠방각하 마을회관", "햏복 작은도서관", "시청 민원
 _MONTH_SPELLINGS = ["{y}-{m:02d}", "{y}{m:02d}", "{y}.{m:02d}", "{y}-{m:02d}-01"]
 
 
-def records(n: int, seed: int = 6) -> List[Dict[str, str]]:
+def records(n: int, seed: int = 6) -> list[dict[str, str]]:
     """``n`` source records as {table column: field text as it appears in the file}."""
     rng = random.Random(seed)
     out = []
@@ -55,10 +56,10 @@ def records(n: int, seed: int = 6) -> List[Dict[str, str]]:
     return out
 
 
-def expected(record: Dict[str, str]) -> Dict[str, object]:
+def expected(record: dict[str, str]) -> dict[str, object]:
     """What the table holds for a generated record (floats as written to the float32 column)."""
     from functions.wifi_ingest.values import parse_date
-    out: Dict[str, object] = {}
+    out: dict[str, object] = {}
     for c in COLUMNS:
         text = record[c.name].strip()
         if not text:
@@ -76,7 +77,7 @@ def header(layout: str) -> Sequence[str]:
     return OLD_LAYOUT_HEADER if layout == "standard-15" else EXTENDED_HEADER
 
 
-def row(record: Dict[str, str], layout: str, index: int = 0) -> List[str]:
+def row(record: dict[str, str], layout: str, index: int = 0) -> list[str]:
     if layout == "standard-15":
         return [record[c.name] for c in COLUMNS]
     extra = {"관리번호": f"W{index:08d}", "제공기관코드": "3000000", "제공기관명": record["management_agency"]}
@@ -89,7 +90,7 @@ def csv_text(rows: Sequence[Sequence[str]], newline: str = "\r\n") -> str:
     return buf.getvalue()
 
 
-def file_bytes(recs: Sequence[Dict[str, str]], *, layout: str = "standard-15", encoding: str = "cp949",
+def file_bytes(recs: Sequence[dict[str, str]], *, layout: str = "standard-15", encoding: str = "cp949",
                newline: str = "\r\n", bom: bool = False) -> bytes:
     text = csv_text([header(layout)] + [row(r, layout, i) for i, r in enumerate(recs)], newline)
     return (b"\xef\xbb\xbf" if bom else b"") + text.encode(encoding)

@@ -25,7 +25,6 @@ import ctypes.util
 import errno
 import functools
 import threading
-from typing import Optional
 
 REPLACEMENT = "\ufffd".encode()
 # Python codec name -> what glibc calls it (CP949 is Microsoft's "unified Hangul code", glibc's UHC). Not UTF-8:
@@ -35,7 +34,7 @@ _FAILED = ctypes.c_size_t(-1).value
 
 
 @functools.lru_cache(maxsize=1)
-def _iconv_library() -> Optional[ctypes.CDLL]:
+def _iconv_library() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c")
     try:
         lib = ctypes.CDLL(name, use_errno=True)

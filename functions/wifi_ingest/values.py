@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from typing import Optional, Tuple
 
 # 2015-03, 2015.03, 2015/03, 2015. 3., 2015-03-01, 2015.3.1 ... (one separator style per value)
 _SEPARATED = re.compile(r"^(\d{4})\s*([-./])\s*(\d{1,2})\s*(?:\2\s*(\d{1,2})\s*)?\.?$", re.ASCII)
@@ -47,7 +46,7 @@ def ascii_digits(text: str) -> str:
     return text if text.isascii() else unicodedata.normalize("NFKC", text)
 
 
-def date_range(today: Optional[dt.date] = None) -> Tuple[dt.date, dt.date]:
+def date_range(today: dt.date | None = None) -> tuple[dt.date, dt.date]:
     """Accepted dates: ``DATE_MIN`` .. one year after ``today``."""
     today = today or dt.date.today()
     try:
@@ -57,7 +56,7 @@ def date_range(today: Optional[dt.date] = None) -> Tuple[dt.date, dt.date]:
     return DATE_MIN, latest
 
 
-def parse_date(text: str) -> Optional[dt.date]:
+def parse_date(text: str) -> dt.date | None:
     """The date a (stripped, non-empty) value stands for, or None when it is not a date (range not checked).
 
     Year-month values mean the first day of that month."""
@@ -76,7 +75,7 @@ def parse_date(text: str) -> Optional[dt.date]:
         return None
 
 
-def date_problem(text: str, accepted: Tuple[dt.date, dt.date]) -> Optional[str]:
+def date_problem(text: str, accepted: tuple[dt.date, dt.date]) -> str | None:
     """Why a (stripped, non-empty) value is not an acceptable date, or None."""
     date = parse_date(text)
     if date is None:
@@ -90,7 +89,7 @@ def date_problem(text: str, accepted: Tuple[dt.date, dt.date]) -> Optional[str]:
 _NUMBER = re.compile(NUMBER_PATTERN, re.ASCII)
 
 
-def parse_coordinate(text: str, low: float, high: float) -> Optional[float]:
+def parse_coordinate(text: str, low: float, high: float) -> float | None:
     """A float within [low, high] from a (stripped, non-empty) value, or None."""
     text = ascii_digits(text)
     if not _NUMBER.match(text):
