@@ -278,7 +278,7 @@ def test_every_line_is_written_or_rejected_never_lost_and_the_input_is_unchanged
         rows_by_marker.setdefault(row["device_id"], []).append(row)
     records_by_line = {r["line"]: r for r in records}
     assert len(records_by_line) == len(records)
-    for number, (text, marker, is_blank) in enumerate(zip(texts, markers, blank), start=1):
+    for number, (text, marker, is_blank) in enumerate(zip(texts, markers, blank, strict=True), start=1):
         written = rows_by_marker.pop(marker, []) if marker else []
         record = records_by_line.pop(number, None)
         if is_blank:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import List, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -23,11 +23,11 @@ from functions.analytics.queries import NamedQuery
 @dataclass
 class Result:
     name: str
-    columns: List[str]
-    rows: List[tuple]
+    columns: list[str]
+    rows: list[tuple]
 
 
-def to_duckdb(athena_sql: str, as_of: Optional[datetime] = None) -> str:
+def to_duckdb(athena_sql: str, as_of: datetime | None = None) -> str:
     """Translates one Athena (Trino) statement to DuckDB, pinning the current time to ``as_of`` (UTC) if given."""
     tree = sqlglot.parse_one(athena_sql, read="trino")
     if as_of is not None:
@@ -44,7 +44,7 @@ def to_duckdb(athena_sql: str, as_of: Optional[datetime] = None) -> str:
     return tree.sql(dialect="duckdb")
 
 
-def lake_files(lake: Path) -> List[Path]:
+def lake_files(lake: Path) -> list[Path]:
     return sorted((Path(lake) / layout.DATA_PREFIX).glob(f"{layout.PARTITION_KEY[0]}=*/*.parquet"))
 
 
@@ -77,8 +77,8 @@ def connect(lake: Path, database: str) -> duckdb.DuckDBPyConnection:
     files = lake_files(lake)
     table = f'"{database}"."{layout.TABLE}"'
     if files:
-        conn.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{_sql_list(files)}], hive_partitioning = true, "
-                     f"hive_types = {{'{layout.PARTITION_KEY[0]}': 'VARCHAR'}})")
+        conn.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{_sql_list(files)}], "
+                     f"hive_partitioning = true, hive_types = {{'{layout.PARTITION_KEY[0]}': 'VARCHAR'}})")
     else:
         empty = pa.Table.from_batches([], schema=EVENT_SCHEMA.append(pa.field(layout.PARTITION_KEY[0], pa.string())))
         conn.register("_empty_lake", empty)
@@ -88,8 +88,8 @@ def connect(lake: Path, database: str) -> duckdb.DuckDBPyConnection:
 
 
 def run_queries(lake: Path, queries: Sequence[NamedQuery], *, database: str = "awskrug",
-                params: Optional[Mapping[str, str]] = None, as_of: Optional[datetime] = None,
-                conn: Optional[duckdb.DuckDBPyConnection] = None) -> List[Result]:
+                params: Mapping[str, str] | None = None, as_of: datetime | None = None,
+                conn: duckdb.DuckDBPyConnection | None = None) -> list[Result]:
     """Creates the views among ``queries`` first, then runs the others; returns one Result per non-view query."""
     from functions.analytics.queries import applicable
 

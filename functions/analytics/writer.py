@@ -21,7 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, List, Optional, Tuple
+from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -44,14 +44,14 @@ class IngestReport:
     read: int = 0
     accepted: int = 0
     rejected: int = 0
-    files: List[Path] = field(default_factory=list)
-    errors_file: Optional[Path] = None
+    files: list[Path] = field(default_factory=list)
+    errors_file: Path | None = None
     blank: int = 0              # lines of JSON whitespace only: not records, not in ``read``
 
     def __post_init__(self) -> None:
         self.files = list(self.files)
 
-    def add(self, other: "IngestReport") -> None:
+    def add(self, other: IngestReport) -> None:
         self.read += other.read
         self.accepted += other.accepted
         self.rejected += other.rejected
@@ -102,63 +102,97 @@ def _too_deep(value, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
-def _fit(path: str, dtype: pa.DataType, value, found: List[str]) -> None:
+def _fit(path: str, dtype: pa.DataType, value, found: list[str]) -> None:
     """Appends to ``found`` why ``value`` cannot be stored as ``dtype`` (Arrow/Parquet), if it cannot."""
     if value is None or len(found) >= _MAX_PROBLEMS:
         return
-    if pa.types.is_integer(dtype):
-        if isinstance(value, bool) or not isinstance(value, int):
-            found.append(f"{path} must be an integer, got {_clip(repr(value))}")
-        elif not -(1 << (dtype.bit_width - 1)) <= value < 1 << (dtype.bit_width - 1):
-            found.append(f"{path} {value} does not fit the column ({dtype.bit_width}-bit integer)")
-    elif pa.types.is_floating(dtype):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            found.append(f"{path} must be a number, got {_clip(repr(value))}")
-        elif isinstance(value, int) and abs(value) > _DOUBLE_EXACT:
-            found.append(f"{path} {value} is an integer a double cannot hold exactly (over 2**53)")
-        elif not math.isfinite(value):
-            found.append(f"{path} {value!r} is not a finite number")
-    elif pa.types.is_string(dtype):
-        if not isinstance(value, str):
-            found.append(f"{path} must be a string, got {_clip(repr(value))}")
-        else:
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError as err:
-                found.append(f"{path} is not valid Unicode text ({err.reason} at character {err.start}: "
-                             "a lone surrogate escape, or bytes that are not UTF-8)")
-    elif pa.types.is_boolean(dtype):
-        if not isinstance(value, bool):
-            found.append(f"{path} must be true or false, got {_clip(repr(value))}")
-    elif pa.types.is_list(dtype):
-        if not isinstance(value, list):
-            found.append(f"{path} must be a list, got {_clip(repr(value))}")
-        else:
-            for i, item in enumerate(value):
-                _fit(f"{path}[{i}]", dtype.value_type, item, found)
+    if pa.types.is_list(dtype):
+        _fit_list(path, dtype, value, found)
     elif pa.types.is_struct(dtype):
-        if not isinstance(value, dict):
-            found.append(f"{path} must be an object, got {_clip(repr(value))}")
-        else:
-            names = [dtype.field(i).name for i in range(dtype.num_fields)]
-            unknown = sorted(set(value) - set(names))
-            if unknown:
-                found.append(f"{path} has unknown field(s) {_clip(', '.join(unknown))}")
-            for i, name in enumerate(names):
-                _fit(f"{path}.{name}", dtype.field(i).type, value.get(name), found)
-    else:  # a column type this checker does not know: the table conversion decides (see _flush)
+        _fit_struct(path, dtype, value, found)
+    else:
+        problem = _scalar_problem(path, dtype, value)
+        if problem:
+            found.append(problem)
+
+
+def _fit_list(path: str, dtype: pa.DataType, value, found: list[str]) -> None:
+    if not isinstance(value, list):
+        found.append(f"{path} must be a list, got {_clip(repr(value))}")
         return
+    for i, item in enumerate(value):
+        _fit(f"{path}[{i}]", dtype.value_type, item, found)
 
 
-def column_problems(event: dict) -> List[str]:
+def _fit_struct(path: str, dtype: pa.DataType, value, found: list[str]) -> None:
+    if not isinstance(value, dict):
+        found.append(f"{path} must be an object, got {_clip(repr(value))}")
+        return
+    names = [dtype.field(i).name for i in range(dtype.num_fields)]
+    unknown = sorted(set(value) - set(names))
+    if unknown:
+        found.append(f"{path} has unknown field(s) {_clip(', '.join(unknown))}")
+    for i, name in enumerate(names):
+        _fit(f"{path}.{name}", dtype.field(i).type, value.get(name), found)
+
+
+def _integer_problem(path: str, dtype: pa.DataType, value) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"{path} must be an integer, got {_clip(repr(value))}"
+    if not -(1 << (dtype.bit_width - 1)) <= value < 1 << (dtype.bit_width - 1):
+        return f"{path} {value} does not fit the column ({dtype.bit_width}-bit integer)"
+    return None
+
+
+def _float_problem(path: str, dtype: pa.DataType, value) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{path} must be a number, got {_clip(repr(value))}"
+    if isinstance(value, int) and abs(value) > _DOUBLE_EXACT:
+        return f"{path} {value} is an integer a double cannot hold exactly (over 2**53)"
+    if not math.isfinite(value):
+        return f"{path} {value!r} is not a finite number"
+    return None
+
+
+def _string_problem(path: str, dtype: pa.DataType, value) -> str | None:
+    if not isinstance(value, str):
+        return f"{path} must be a string, got {_clip(repr(value))}"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return (f"{path} is not valid Unicode text ({err.reason} at character {err.start}: "
+                "a lone surrogate escape, or bytes that are not UTF-8)")
+    return None
+
+
+def _boolean_problem(path: str, dtype: pa.DataType, value) -> str | None:
+    if not isinstance(value, bool):
+        return f"{path} must be true or false, got {_clip(repr(value))}"
+    return None
+
+
+_SCALAR_CHECKS = ((pa.types.is_integer, _integer_problem), (pa.types.is_floating, _float_problem),
+                  (pa.types.is_string, _string_problem), (pa.types.is_boolean, _boolean_problem))
+
+
+def _scalar_problem(path: str, dtype: pa.DataType, value) -> str | None:
+    """Why ``value`` cannot be a ``dtype`` scalar; ``None`` when it can, or for a column type this checker does not
+    know (the table conversion decides, see _flush)."""
+    for is_type, problem in _SCALAR_CHECKS:
+        if is_type(dtype):
+            return problem(path, dtype, value)
+    return None
+
+
+def column_problems(event: dict) -> list[str]:
     """Why the event's values cannot be stored in their ``EVENT_SCHEMA`` columns (empty when they all fit)."""
-    found: List[str] = []
+    found: list[str] = []
     for column in EVENT_SCHEMA:
         _fit(column.name, column.type, event.get(column.name), found)
     return found
 
 
-def _schema_problems(event: dict) -> List[str]:
+def _schema_problems(event: dict) -> list[str]:
     """``schema.problems``, which must judge and not raise: an ``event_type`` object or list made it raise
     (``TypeError: unhashable type``), so such a value is named here first, and anything else it raises becomes
     the line's problem instead of ending the ingest."""
@@ -171,7 +205,7 @@ def _schema_problems(event: dict) -> List[str]:
         return [f"the schema check failed on this event: {type(err).__name__}: {_clip(str(err), 200)}"]
 
 
-def check_event(text: str, now_ms: int) -> Tuple[Optional[dict], List[str]]:
+def check_event(text: str, now_ms: int) -> tuple[dict | None, list[str]]:
     """Parses and validates one JSON line; returns (event, []) or (None, problems). Besides the schema, every value
     must fit its column and ``ts`` must fall into a partition the table's projection covers at ``now_ms`` (as in the
     cloud). Never raises for any text."""
@@ -203,7 +237,7 @@ def day_of(ts_ms: pa.Array) -> pa.Array:
     return pc.strftime(stamps, format=layout.PARTITION_STRFTIME)
 
 
-def write_table(table: pa.Table, lake: Path, *, flush_seconds: int = layout.FLUSH_SECONDS) -> List[Path]:
+def write_table(table: pa.Table, lake: Path, *, flush_seconds: int = layout.FLUSH_SECONDS) -> list[Path]:
     """Writes valid events (``EVENT_SCHEMA`` columns) into the partitioned layout; returns the files written.
 
     Rows are grouped by event day and by ``flush_seconds`` window of ``ts`` (one file each), sorted by ``ts``. Each
@@ -236,7 +270,7 @@ def write_table(table: pa.Table, lake: Path, *, flush_seconds: int = layout.FLUS
     return written
 
 
-def _rows_to_table(events: List[dict], now_ms: int) -> pa.Table:
+def _rows_to_table(events: list[dict], now_ms: int) -> pa.Table:
     for event in events:
         event.setdefault("ingest_ts", now_ms)
     return pa.Table.from_pylist(events, schema=EVENT_SCHEMA)
@@ -247,7 +281,7 @@ class _Line:
     source: str
     number: int
     text: str
-    event: Optional[dict] = None
+    event: dict | None = None
 
 
 def _raw(text: str) -> str:
@@ -263,7 +297,7 @@ class _Rejects:
     def __init__(self, directory: Path, now_ms: int, report: IngestReport) -> None:
         self.directory, self.now_ms, self.report, self.out = directory, now_ms, report, None
 
-    def add(self, line: _Line, problems: List[str]) -> None:
+    def add(self, line: _Line, problems: list[str]) -> None:
         if self.out is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             stamp = time.strftime('%Y%m%dT%H%M%S', time.gmtime(self.now_ms / 1000))
@@ -282,7 +316,7 @@ class _Rejects:
             self.out.close()
 
 
-def _flush(pending: List[_Line], lake: Path, now_ms: int, report: IngestReport, rejects: _Rejects) -> None:
+def _flush(pending: list[_Line], lake: Path, now_ms: int, report: IngestReport, rejects: _Rejects) -> None:
     """Writes the accepted lines of one batch. Should the batch not convert to the table as a whole (a value
     ``check_event`` let through that Arrow refuses), each line is converted alone: the ones that fail are rejected
     with Arrow's reason, the others are written. Errors writing the lake (disk, permissions) propagate."""
@@ -304,15 +338,15 @@ def _flush(pending: List[_Line], lake: Path, now_ms: int, report: IngestReport, 
     report.accepted += len(pending)
 
 
-def ingest_lines(lines: Iterable[Tuple[str, int, str]], lake: Path, *, batch_size: int = 50_000,
-                 now_ms: Optional[int] = None, progress=None) -> IngestReport:
+def ingest_lines(lines: Iterable[tuple[str, int, str]], lake: Path, *, batch_size: int = 50_000,
+                 now_ms: int | None = None, progress=None) -> IngestReport:
     """Ingests ``(source, line_number, text)`` tuples into ``lake``; rejected lines go to the errors location.
     Lines of JSON whitespace only are counted in ``blank``; every other line is read, then accepted or rejected."""
     lake = Path(lake)
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     report = IngestReport()
     rejects = _Rejects(lake / layout.LOCAL_ERRORS_PREFIX, now_ms, report)
-    batch: List[_Line] = []
+    batch: list[_Line] = []
     try:
         for source, number, text in lines:
             if not text.strip(_JSON_WHITESPACE):
@@ -336,7 +370,7 @@ def ingest_lines(lines: Iterable[Tuple[str, int, str]], lake: Path, *, batch_siz
     return report
 
 
-def read_json_lines(paths: Iterable[Path]) -> Iterator[Tuple[str, int, str]]:
+def read_json_lines(paths: Iterable[Path]) -> Iterator[tuple[str, int, str]]:
     """``(path, line_number, text)`` for every line of the given JSON-lines files. Bytes that are not UTF-8 are
     kept as surrogate escapes (the line is then rejected, its raw text recoverable byte for byte)."""
     for path in paths:
