@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import jsii
 from aws_cdk import Acknowledgment, CfnResource, Stack, Validations

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
@@ -19,11 +18,11 @@ from infra.stacks.wifi_stack import WifiStack
 @dataclass
 class ProjectStacks:
     storage: StorageStack
-    analytics: Optional[AnalyticsStack] = None
-    device: Optional[DeviceStack] = None
-    wifi: Optional[WifiStack] = None
-    dashboard: Optional[DashboardStack] = None   # only with quicksight_principal_arn (see skip_message)
-    operations: Optional[OperationsStack] = None
+    analytics: AnalyticsStack | None = None
+    device: DeviceStack | None = None
+    wifi: WifiStack | None = None
+    dashboard: DashboardStack | None = None   # only with quicksight_principal_arn (see skip_message)
+    operations: OperationsStack | None = None
 
     def all(self) -> list:
         return [s for s in vars(self).values() if s is not None]
@@ -62,7 +61,7 @@ def build_stacks(app: cdk.App, settings: Settings) -> ProjectStacks:
         dead_letter_queues={"wifi-ingest": stacks.wifi.ingest.dead_letters,
                             "cloud-classifier": stacks.device.cloud.dead_letters},
         delivery_stream_name=stacks.analytics.delivery.stream_name,
-        rule_names=[rule.rule_name for rule in stacks.analytics.rules.rules.values()],
+        rule_names=list(stacks.analytics.rules.rule_names),
         workgroup=storage.workgroup, data_bucket=storage.data_bucket,
         wifi_log_group=stacks.wifi.ingest.function.log_group,
         description="Mask classifier operations: operator topic, pipeline alarms, device alerts, dashboard")

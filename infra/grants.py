@@ -2,7 +2,7 @@
 needs (in the shape of aws-cdk-lib's grants: the statement and its justification in one call)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3

@@ -6,8 +6,8 @@ the warm invocation latency (the handler on an S3 event, S3 and IoT Data mocked 
 
 The model is an export directory (`.venv-model/bin/python -m model.testing /tmp/sq` makes a tiny real one).
 When an interpreter of the runtime's Python version is given (--python) or on PATH (e.g. pyenv's 3.13 with
---runtime python3.13), the cold start runs from the bundled layer itself (only the standard library, the layer and the edge
-code on sys.path), as in Lambda; otherwise from the development venv, and the output says so.
+--runtime python3.13), the cold start runs from the bundled layer itself (only the standard library, the layer and the
+edge code on sys.path), as in Lambda; otherwise from the development venv, and the output says so.
 """
 from __future__ import annotations
 

@@ -9,7 +9,6 @@ from aws_cdk.assertions import Match, Template
 from infra.settings import Settings, SettingsError
 from infra.stacks.device_stack import component_skip_message
 from tests.cfn_lint import lint_errors
-from tests.conftest import synth_project
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +44,8 @@ def test_role_is_deeplens_lambda_with_least_privilege(device):
             {"Principal": {"Service": "lambda.amazonaws.com"}})]}})
     role = next(r for r in resources(device, "AWS::IAM::Role") if r["Properties"].get("RoleName") == "deeplens_lambda")
     assert "ManagedPolicyArns" not in role["Properties"]  # no AWSLambdaFullAccess or any managed policy
-    policy = next(p for p in resources(device, "AWS::IAM::Policy") if "DeepLens" in json.dumps(p["Properties"]["Roles"]))
+    policy = next(p for p in resources(device, "AWS::IAM::Policy")
+                  if "DeepLens" in json.dumps(p["Properties"]["Roles"]))
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
     assert actions == {"s3:GetObject", "s3:ListBucket", "iot:Publish", "logs:CreateLogStream", "logs:PutLogEvents",

@@ -316,8 +316,8 @@ def _pyenv_root():
 def _probe(python: str):
     try:
         out = subprocess.run([python, "-I", "-S", "-c",
-                              "import sys, platform; print(sys.version_info[0], sys.version_info[1], "
-                              "sys.implementation.name, platform.machine())"],
+                              ("import sys, platform; print(sys.version_info[0], sys.version_info[1], "
+                               "sys.implementation.name, platform.machine())")],
                              capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return None

@@ -52,8 +52,8 @@ def device_template(reserved: int | None = 5, thing_group: str | None = None) ->
     if reserved is not None:
         function["ReservedConcurrentExecutions"] = reserved
     recipe = {"Fn::Join": ["", [
-        '{"RecipeFormatVersion":"2020-01-25","ComponentName":"com.maskcam.EdgeClassifier","ComponentVersion":"1.0.0",'
-        '"Manifests":[{"Artifacts":[{"URI":"s3://', {"Ref": "ModelBucket"}, '/edge/classifier.zip"}]}]}']]}
+        ('{"RecipeFormatVersion":"2020-01-25","ComponentName":"com.maskcam.EdgeClassifier","ComponentVersion":"1.0.0",'
+         '"Manifests":[{"Artifacts":[{"URI":"s3://'), {"Ref": "ModelBucket"}, '/edge/classifier.zip"}]}]}']]}
     return {"Resources": {
         "DeepLensLogsE9985AD7": {"Type": "AWS::Logs::LogGroup", "Properties": {
             "LogGroupName": "/aws/lambda/deeplens-mask-classifier"}},
@@ -503,8 +503,8 @@ def test_missing_thing_group_blocks(session, group_assembly):
     ((("COMPLETED", [COMPONENT]),), OK, f"has only our components ({COMPONENT}); ours replaces it"),
     ((("CANCELED", ["com.example.Camera"]),), OK, "no Greengrass deployment yet"),
     ((("ACTIVE", ["aws.greengrass.Nucleus", COMPONENT, "com.example.Camera"]),), WARNING,
-     "deploying replaces the group's deployment: components aws.greengrass.Nucleus, com.example.Camera would be "
-     "removed from its devices"),
+     ("deploying replaces the group's deployment: components aws.greengrass.Nucleus, com.example.Camera would be "
+      "removed from its devices")),
 ])
 def test_thing_group_deployment(session, group_assembly, deployments, status, text):
     session.base.client("iot").create_thing_group(thingGroupName=GROUP)

@@ -226,8 +226,8 @@ def test_delivery_counts_this_runs_rows_in_athena(deployment):
     assert result.ok, result.detail
     assert f"Athena: 2 row(s) of {DEVICE} in awskrug.inference_results dt={published.day} (published 2)" \
         in result.detail
-    assert athena_queries() == [f"SELECT count(*) FROM awskrug.inference_results WHERE dt IN ('{published.day}') "
-                                f"AND device_id = '{DEVICE}'"]
+    assert athena_queries() == [(f"SELECT count(*) FROM awskrug.inference_results WHERE dt IN ('{published.day}') "
+                                 f"AND device_id = '{DEVICE}'")]
 
 
 def count_answers(athena, *counts):
@@ -564,7 +564,7 @@ def test_main_passes_against_a_complete_deployment(aws, moto_iot_data, capsys):
     assert code == 0, out
     lines = out.splitlines()
     assert [line.split()[0] for line in lines[:-1]] == ["ok", "ok", "ok", "skip", "ok", "ok", "ok"]
-    assert lines[0].startswith(f"ok   resolve") and f"bucket {bucket}, stream {STREAM}" in lines[0]
+    assert lines[0].startswith("ok   resolve") and f"bucket {bucket}, stream {STREAM}" in lines[0]
     assert lines[3].startswith("skip delivery") and smoke.DELIVERY_SKIPPED in lines[3]
     assert "run with --wait-delivery to prove delivery (do this on a first deploy)" in smoke.DELIVERY_SKIPPED
     assert "view device_last_heartbeat" in out and "view mask_compliance_hourly" in out

@@ -4,7 +4,7 @@ in the cloud (``maskcam.cloud``; trigger, permissions and configuration in ``clo
 dependencies (ONNX Runtime, OpenCV, numpy) come in a layer, which Greengrass V1 does not deploy to devices."""
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs

@@ -1,9 +1,9 @@
 """IoT topic rules: one per inference topic filter, taking the device id from the topic (never from the payload),
-adding the ingest time and the source topic, forwarding each message to Firehose as one record; failed actions land under
-``errors/iot-rule/`` of the data bucket with the original payload (base64) so nothing is dropped silently."""
+adding the ingest time and the source topic, forwarding each message to Firehose as one record; failed actions land
+under ``errors/iot-rule/`` of the data bucket with the original payload (base64) so nothing is dropped silently."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_iot as iot
@@ -46,15 +46,18 @@ def rule_sql(topic_filter: str) -> str:
 
 
 class InferenceRules(Construct):
-    """``.rules``: topic filter -> CfnTopicRule, each with a role of its own that may put records into ``stream`` and
-    write objects under its own error prefix only (the alpha L2 action grants PutObject on the whole bucket)."""
+    """``.rules``: topic filter -> CfnTopicRule (``.rule_names``: their names), each with a role of its own that may
+    put records into ``stream`` and write objects under its own error prefix only (the alpha L2 action grants
+    PutObject on the whole bucket)."""
 
     def __init__(self, scope: Construct, id: str, *, project: str, topics: Sequence[str], stream_name: str,
                  stream_arn: str, errors_bucket: s3.IBucket) -> None:
         super().__init__(scope, id)
-        self.rules = {}
+        self.rules: dict[str, iot.CfnTopicRule] = {}
+        self.rule_names: list[str] = []
         for topic_filter in topics:
             name = layout.rule_name(project, topic_filter)
+            self.rule_names.append(name)
             role = iam.Role(self, f"{name}Role", assumed_by=iam.ServicePrincipal("iot.amazonaws.com"),
                             description=f"IoT rule {name}: Firehose records, failures under its error prefix")
             role.add_to_policy(iam.PolicyStatement(actions=["firehose:PutRecord", "firehose:PutRecordBatch"],

@@ -7,6 +7,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from functions.analytics import layout
+from infra.l1 import default_child
 
 _PRIMITIVES = {"int", "bigint", "double", "string", "boolean", "float", "smallint", "tinyint", "date", "timestamp"}
 
@@ -40,4 +41,4 @@ class InferenceTable(Construct):
             parameters={"storage.location.template": layout.location_template(bucket.bucket_name),
                         "classification": "parquet"},
         )
-        self.cfn_table: glue.CfnTable = self.table.node.default_child
+        self.cfn_table = default_child(self.table, glue.CfnTable)

@@ -1,7 +1,7 @@
 """Athena named queries in the project workgroup, one per ``.sql`` file (``functions.analytics.queries``)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from aws_cdk import aws_athena as athena
 from constructs import Construct

@@ -14,7 +14,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import jsii
 from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
@@ -99,7 +100,7 @@ class PythonDependenciesLayer(lambda_.LayerVersion):
 
 @jsii.implements(ILocalBundling)
 class _LocalPipBundling:
-    def __init__(self, package_dir: Path, requirements: Optional[Path], version: str) -> None:
+    def __init__(self, package_dir: Path, requirements: Path | None, version: str) -> None:
         self._package_dir = package_dir
         self._requirements = requirements
         self._version = version
@@ -126,7 +127,7 @@ class PythonFunction(lambda_.Function):
     comes with the runtime)."""
 
     def __init__(self, scope: Construct, id: str, *, package: str, handler: str, runtime: lambda_.Runtime,
-                 requirements: Optional[str] = None, **kwargs: Any) -> None:
+                 requirements: str | None = None, **kwargs: Any) -> None:
         package_dir = (ROOT / package).resolve()
         if not (package_dir / "__init__.py").exists():
             raise ValueError(f"{package}: not a Python package under {ROOT}")

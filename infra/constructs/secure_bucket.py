@@ -1,7 +1,7 @@
 """S3 buckets with the project's security defaults: encrypted, private, TLS only, access-logged, retained."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
@@ -39,8 +39,8 @@ class SecureBucket(s3.Bucket):
         id: str,
         *,
         access_logs: s3.IBucket,
-        bucket_name: Optional[str] = None,
-        lifecycle_rules: Optional[Sequence[s3.LifecycleRule]] = None,
+        bucket_name: str | None = None,
+        lifecycle_rules: Sequence[s3.LifecycleRule] | None = None,
         versioned: bool = True,
     ) -> None:
         super().__init__(

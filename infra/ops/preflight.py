@@ -15,12 +15,14 @@ Exit codes: 0 nothing blocks, 1 at least one BLOCKER, 2 usage error (no assembly
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any
+from collections.abc import Callable, Mapping
 
 import boto3
 from botocore.exceptions import ClientError, NoCredentialsError, ProfileNotFound
@@ -61,8 +63,8 @@ class Unresolved(Exception):
 class Stack:
     name: str
     template: dict
-    account: Optional[str]   # None when environment-agnostic
-    region: Optional[str]
+    account: str | None   # None when environment-agnostic
+    region: str | None
 
     @property
     def resources(self) -> dict:
@@ -75,7 +77,7 @@ class Assembly:
     stacks: list
     bootstrap: dict   # SSM parameter name -> highest bootstrap version any artifact requires
 
-    def stack(self, name: str) -> Optional[Stack]:
+    def stack(self, name: str) -> Stack | None:
         return next((s for s in self.stacks if s.name == name), None)
 
 
@@ -85,7 +87,8 @@ def load_assembly(directory) -> Assembly:
     if not manifest_file.is_file():
         raise UsageError(f"no cloud assembly at {directory} (manifest.json missing): run `make synth` first")
     artifacts = json.loads(manifest_file.read_text())["artifacts"]
-    stacks, bootstrap = [], {}
+    stacks: list[Stack] = []
+    bootstrap: dict[str, int] = {}
     for artifact_id, artifact in artifacts.items():
         props = artifact.get("properties", {})
         if artifact.get("type") not in ("aws:cloudformation:stack", "cdk:asset-manifest"):
@@ -126,8 +129,8 @@ def pseudo_parameters(account: str, region: str, partition: str = "aws") -> dict
     return {"AWS::AccountId": account, "AWS::Region": region, "AWS::Partition": partition, "AWS::URLSuffix": suffix}
 
 
-def resolve(value: Any, pseudo: Mapping[str, str], stack: Optional[Stack] = None,
-            assembly: Optional[Assembly] = None) -> str:
+def resolve(value: Any, pseudo: Mapping[str, str], stack: Stack | None = None,
+            assembly: Assembly | None = None) -> str:
     """A template value as a string, with pseudo parameters replaced. Raises ``Unresolved`` for anything only known
     after deploy. With ``stack`` (and ``assembly``), a ``Ref`` to a resource of RESOURCE_NAME_REF types whose name is
     itself known, and ``Fn::GetStackOutput`` of an assembly stack's output, resolve too (the Glue tables name the
@@ -137,36 +140,49 @@ def resolve(value: Any, pseudo: Mapping[str, str], stack: Optional[Stack] = None
     if not isinstance(value, dict) or len(value) != 1:
         raise Unresolved(value)
     (fn, arg), = value.items()
-    again = lambda v: resolve(v, pseudo, stack, assembly)  # noqa: E731
+
+    def again(v: Any) -> str:
+        return resolve(v, pseudo, stack, assembly)
+
     if fn == "Ref":
-        if arg in pseudo:
-            return pseudo[arg]
-        if arg == "AWS::StackName" and stack:
-            return stack.name
-        resource = stack.resources.get(arg) if stack else None
-        if resource and resource["Type"] in RESOURCE_NAME_REF and resource["Type"] in NAME_RULES:
-            return again(_dig(resource.get("Properties", {}), NAME_RULES[resource["Type"]].path))
-        raise Unresolved(value)
+        return _resolve_ref(arg, pseudo, stack, again)
     if fn == "Fn::Join":
         sep, parts = arg
         return again(sep).join(again(p) for p in parts)
     if fn == "Fn::Sub":
-        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
-
-        def sub(m: re.Match) -> str:
-            key = m.group(1)
-            if key.startswith("!"):
-                return "${" + key[1:] + "}"
-            if key in variables:
-                return again(variables[key])
-            return again({"Ref": key})
-        return re.sub(r"\$\{([^}]+)\}", sub, text)
+        return _resolve_sub(arg, again)
     if fn == "Fn::GetStackOutput" and assembly:
         other = assembly.stack(arg.get("StackName"))
         output = other.template.get("Outputs", {}).get(arg.get("OutputName")) if other else None
         if output:
             return resolve(output["Value"], pseudo, other, assembly)
     raise Unresolved(value)
+
+
+def _resolve_ref(name: str, pseudo: Mapping[str, str], stack: Stack | None, again: Callable[[Any], str]) -> str:
+    """``{"Ref": name}``: a pseudo parameter, the stack's name, or a resource of ``stack`` whose name is known."""
+    if name in pseudo:
+        return pseudo[name]
+    if name == "AWS::StackName" and stack:
+        return stack.name
+    resource = stack.resources.get(name) if stack else None
+    if resource and resource["Type"] in RESOURCE_NAME_REF and resource["Type"] in NAME_RULES:
+        return again(_dig(resource.get("Properties", {}), NAME_RULES[resource["Type"]].path))
+    raise Unresolved({"Ref": name})
+
+
+def _resolve_sub(arg: Any, again: Callable[[Any], str]) -> str:
+    """``{"Fn::Sub": arg}``: each ``${name}`` from the variables given, else as a ``Ref``; ``${!name}`` is literal."""
+    text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+
+    def sub(m: re.Match) -> str:
+        key = m.group(1)
+        if key.startswith("!"):
+            return "${" + key[1:] + "}"
+        if key in variables:
+            return again(variables[key])
+        return again({"Ref": key})
+    return re.sub(r"\$\{([^}]+)\}", sub, text)
 
 
 def _dig(props: Mapping, path: tuple) -> Any:
@@ -194,7 +210,7 @@ class Aws:
         self.partition = self.caller.split(":")[1]
         self.pseudo = pseudo_parameters(self.account, region, self.partition)
 
-    def client(self, service: str, region: Optional[str] = None):
+    def client(self, service: str, region: str | None = None):
         key = (service, region or self.region)
         if key not in self._clients:
             self._clients[key] = self.session.client(service, region_name=key[1])
@@ -461,7 +477,7 @@ def named_targets(assembly: Assembly, pseudo: Mapping[str, str]) -> tuple:
 
 
 def _target(rtype: str, stack: Stack, logical_id: str, raw: Any, props: Mapping, pseudo: Mapping,
-            assembly: Assembly) -> Optional[Target]:
+            assembly: Assembly) -> Target | None:
     res = lambda v: resolve(v, pseudo, stack, assembly)  # noqa: E731
     extra: dict = {}
     if rtype == "AWS::GreengrassV2::ComponentVersion":
@@ -490,12 +506,13 @@ def _recipe_name(recipe: Any, res: Callable) -> tuple:
     pieces = recipe["Fn::Join"][1] if isinstance(recipe, dict) and "Fn::Join" in recipe else [recipe]
     literal = "\u0000".join(p for p in pieces if isinstance(p, str))
     found = [re.search(r'"%s"\s*:\s*"([^"\u0000]+)"' % key, literal) for key in ("ComponentName", "ComponentVersion")]
-    if not all(found):
+    name, version = (m.group(1) if m else None for m in found)
+    if name is None or version is None:
         raise Unresolved(recipe)
-    return found[0].group(1), found[1].group(1)
+    return name, version
 
 
-def owner_stack(aws: Aws, assembly: Assembly, target: Target) -> Optional[str]:
+def owner_stack(aws: Aws, assembly: Assembly, target: Target) -> str | None:
     """The CloudFormation stack that manages the resource, or None. Asks CloudFormation by physical id first; when
     that finds nothing (or is not supported, as in moto), looks through the resources of the assembly's stacks."""
     ids = target.physical_ids(aws)
@@ -598,7 +615,7 @@ def check_concurrency(aws: Aws, assembly: Assembly) -> list:
                                f"of quota {quota} unreserved (minimum {keep})")]
 
 
-def _existing_reservation(aws: Aws, stack: str, logical_id: str, name: Optional[str]) -> int:
+def _existing_reservation(aws: Aws, stack: str, logical_id: str, name: str | None) -> int:
     """The reservation the deployed function already has (0 when it is not deployed)."""
     deployed = [r["PhysicalResourceId"] for r in aws.stack_resources(stack) if r["LogicalResourceId"] == logical_id]
     name = (deployed or [name])[0]
@@ -631,24 +648,23 @@ def check_bootstrap(aws: Aws, assembly: Assembly) -> list:
     if status.endswith("_FAILED") or status in ("ROLLBACK_COMPLETE", "DELETE_COMPLETE"):
         return [Finding(check, BLOCKER, f"stack {TOOLKIT_STACK} is in state {status}",
                         f"delete the failed {TOOLKIT_STACK} stack, then {fix}")]
-    findings = []
-    for param, required in sorted(assembly.bootstrap.items()):
-        try:
-            version = int(aws.client("ssm").get_parameter(Name=param)["Parameter"]["Value"])
-        except ClientError as e:
-            if _code(e) != "ParameterNotFound":
-                findings.append(_cannot_check(check, f"parameter {param}", "ssm:GetParameter", e))
-                continue
-            version = None
-        if version is None:
-            findings.append(Finding(check, BLOCKER, f"{TOOLKIT_STACK} exists but parameter {param} is missing "
-                                                    "(bootstrapped with another qualifier?)", fix))
-        elif version < required:
-            findings.append(Finding(check, BLOCKER, f"bootstrap version {version}, the assembly requires "
-                                                    f">= {required}", f"{fix} (upgrades it)"))
-        else:
-            findings.append(Finding(check, OK, f"{TOOLKIT_STACK} {status}, version {version} (>= {required})"))
-    return findings
+    return [_bootstrap_version(aws, check, fix, status, param, required)
+            for param, required in sorted(assembly.bootstrap.items())]
+
+
+def _bootstrap_version(aws: Aws, check: str, fix: str, status: str, param: str, required: int) -> Finding:
+    """The bootstrap version in SSM parameter ``param`` against the ``required`` one."""
+    try:
+        version = int(aws.client("ssm").get_parameter(Name=param)["Parameter"]["Value"])
+    except ClientError as e:
+        if _code(e) != "ParameterNotFound":
+            return _cannot_check(check, f"parameter {param}", "ssm:GetParameter", e)
+        return Finding(check, BLOCKER, f"{TOOLKIT_STACK} exists but parameter {param} is missing "
+                                       "(bootstrapped with another qualifier?)", fix)
+    if version < required:
+        return Finding(check, BLOCKER, f"bootstrap version {version}, the assembly requires >= {required}",
+                       f"{fix} (upgrades it)")
+    return Finding(check, OK, f"{TOOLKIT_STACK} {status}, version {version} (>= {required})")
 
 
 # --- 4. QuickSight ------------------------------------------------------------------------------------------------
@@ -828,7 +844,7 @@ def check_imported_roles(aws: Aws, assembly: Assembly) -> list:
     for role, users in sorted(imported_roles(assembly, aws.pseudo).items()):
         policies = ", ".join(label for _, label in users)
         try:
-            state = _absent_if({"NoSuchEntity"}, lambda: aws.client("iam").get_role(RoleName=role))
+            state = _absent_if({"NoSuchEntity"}, functools.partial(aws.client("iam").get_role, RoleName=role))
         except ClientError as e:
             findings.append(_cannot_check(check, f"role {role}", "iam:GetRole", e))
             continue
@@ -888,7 +904,7 @@ def check_asset_bucket_encryption(aws: Aws, assembly: Assembly) -> list:
                     "--bootstrap-kms-key-id AWS_MANAGED_KEY)")]
 
 
-def _key_manager(aws: Aws, key: str) -> Optional[str]:
+def _key_manager(aws: Aws, key: str) -> str | None:
     """AWS or CUSTOMER, None when KMS does not say (no kms:DescribeKey, a key of another account)."""
     try:
         return aws.client("kms").describe_key(KeyId=key)["KeyMetadata"].get("KeyManager")
@@ -902,7 +918,7 @@ CHECKS = (check_names, check_concurrency, check_bootstrap, check_quicksight, che
           check_imported_roles, check_asset_bucket_encryption)
 
 
-def run(assembly_dir, session, region: Optional[str] = None) -> list:
+def run(assembly_dir, session, region: str | None = None) -> list:
     """All findings for the account of ``session``'s credentials (boto3-like: ``.client(name, region_name=)``)."""
     assembly = load_assembly(assembly_dir)
     literal = sorted({s.region for s in assembly.stacks if s.region})
@@ -938,7 +954,7 @@ def summary(findings: list) -> str:
     return f"preflight: {counts[BLOCKER]} BLOCKER, {counts[WARNING]} WARNING, {counts[OK]} ok — {verdict}"
 
 
-def main(argv: Optional[list] = None, session=None) -> int:
+def main(argv: list | None = None, session=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.ops.preflight", description=__doc__.split("\n\n")[0])
     parser.add_argument("--app", default="cdk.out", help="the synthesized cloud assembly (default: cdk.out)")
     parser.add_argument("--region", help="region to check (default: the stacks' region, else the profile's, "

@@ -44,7 +44,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -151,7 +152,7 @@ def skipped(name: str, why: str) -> StepResult:
 
 # --- S3 listings --------------------------------------------------------------------------------------------------
 
-def utc_days(since: datetime, until: datetime) -> List[str]:
+def utc_days(since: datetime, until: datetime) -> list[str]:
     """Every UTC day (``yyyy-MM-dd``) from ``since`` to ``until``: date-keyed prefixes to look under."""
     day, days = since.astimezone(timezone.utc).date(), []
     while day <= until.astimezone(timezone.utc).date():
@@ -160,7 +161,7 @@ def utc_days(since: datetime, until: datetime) -> List[str]:
     return days
 
 
-def new_objects(s3, bucket: str, prefix: str, since: datetime) -> List[dict]:
+def new_objects(s3, bucket: str, prefix: str, since: datetime) -> list[dict]:
     """Objects under ``prefix`` last modified at or after ``since`` (S3 keeps whole seconds), oldest first."""
     found = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -168,16 +169,16 @@ def new_objects(s3, bucket: str, prefix: str, since: datetime) -> List[dict]:
     return sorted(found, key=lambda o: o["LastModified"])
 
 
-def new_keys_under(s3, bucket: str, prefixes: Sequence[str], since: datetime) -> List[str]:
+def new_keys_under(s3, bucket: str, prefixes: Sequence[str], since: datetime) -> list[str]:
     return [o["Key"] for prefix in prefixes for o in new_objects(s3, bucket, prefix, since)]
 
 
-def subfolders(s3, bucket: str, prefix: str) -> List[str]:
+def subfolders(s3, bucket: str, prefix: str) -> list[str]:
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
     return [p["Prefix"] for page in pages for p in page.get("CommonPrefixes", [])]
 
 
-def read_json(s3, bucket: str, key: str) -> Optional[dict]:
+def read_json(s3, bucket: str, key: str) -> dict | None:
     """The object's JSON, or None while it does not exist."""
     try:
         return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
@@ -223,7 +224,7 @@ def first_integer(athena, execution_id: str) -> int:
 @dataclass(frozen=True)
 class Options:
     project: str = Settings.project
-    region: Optional[str] = None
+    region: str | None = None
     database: str = Settings.glue_database
     topic: str = Settings.inference_topic      # the devices' topic filter (setting inference_topic)
     timeout: float = 300.0
@@ -231,7 +232,7 @@ class Options:
     keep: bool = False                         # keep the Wi-Fi smoke rows in the table
 
     @property
-    def topic_filters(self) -> Tuple[str, str]:
+    def topic_filters(self) -> tuple[str, str]:
         return (DEEPLENS_TOPIC, self.topic)
 
 
@@ -242,10 +243,10 @@ class Deployment:
     iot_endpoint: str
     workgroup: str
     database: str
-    rules: Dict[str, str]                      # topic filter -> IoT rule name
+    rules: dict[str, str]                      # topic filter -> IoT rule name
 
 
-def stack_names(project: str) -> Dict[str, str]:
+def stack_names(project: str) -> dict[str, str]:
     return {part: f"{project}-{part}" for part in ("storage", "analytics", "wifi")}
 
 
@@ -298,7 +299,7 @@ def iot_data_client(session, endpoint: str):
 @dataclass(frozen=True)
 class Published:
     device_id: str
-    topics: Tuple[str, ...]
+    topics: tuple[str, ...]
     at: datetime                # publish time, UTC, whole seconds (compared with S3 LastModified)
     ts_ms: int                  # the events' ts
 
@@ -308,7 +309,7 @@ class Published:
         return datetime.fromtimestamp(self.ts_ms / 1000, timezone.utc).strftime(layout.PARTITION_STRFTIME)
 
     @property
-    def days(self) -> Tuple[str, ...]:
+    def days(self) -> tuple[str, ...]:
         """Every partition day of the published events (they share one ts, so one day)."""
         return (self.day,)
 
@@ -335,7 +336,7 @@ def publish(iot_data, topic_filters: Sequence[str], device_id: str, *, clock: Cl
     return f"{len(topics)} event(s) as {device_id}: {', '.join(topics)}", published
 
 
-def rule_error_keys(s3, deployment: Deployment, since: datetime, now: datetime) -> List[str]:
+def rule_error_keys(s3, deployment: Deployment, since: datetime, now: datetime) -> list[str]:
     prefixes = [f"{layout.IOT_ERRORS_PREFIX}{rule}/{day}/"
                 for rule in deployment.rules.values() for day in utc_days(since, now)]
     return new_keys_under(s3, deployment.bucket, prefixes, since)
@@ -380,7 +381,7 @@ def rules_passed(s3, cloudwatch, deployment: Deployment, published: Published, *
     return f"{figure}; no error objects under {layout.IOT_ERRORS_PREFIX}{{{','.join(deployment.rules.values())}}}/"
 
 
-def firehose_error_keys(s3, bucket: str, since: datetime, now: datetime) -> List[str]:
+def firehose_error_keys(s3, bucket: str, since: datetime, now: datetime) -> list[str]:
     """New objects under ``errors/firehose/<error type>/<arrival day>/``."""
     prefixes = [f"{kind}{day}/" for kind in subfolders(s3, bucket, layout.FIREHOSE_ERRORS_PREFIX)
                 for day in utc_days(since, now)]
@@ -408,7 +409,7 @@ def delivered(s3, athena, deployment: Deployment, published: Published, *, timeo
     """Athena finds every published event of this run's device in the table; no Firehose error object meanwhile.
     Athena is only asked once a file newer than the publish is in the events' partition (nothing to count before)."""
     bucket, prefix, wanted = deployment.bucket, layout.partition_path(published.day), len(published.topics)
-    seen = {"files": 0, "rows": None}
+    seen: dict[str, int | None] = {"files": 0, "rows": None}
 
     def probe():
         errors = firehose_error_keys(s3, bucket, published.at, clock.now())
@@ -417,8 +418,8 @@ def delivered(s3, athena, deployment: Deployment, published: Published, *, timeo
         seen["files"] = len(new_objects(s3, bucket, prefix, published.at))
         if not seen["files"]:
             return None
-        seen["rows"] = smoke_rows(athena, deployment, published, timeout=query_timeout, clock=clock)
-        return seen["rows"] if seen["rows"] >= wanted else None
+        seen["rows"] = rows = smoke_rows(athena, deployment, published, timeout=query_timeout, clock=clock)
+        return rows if rows >= wanted else None
 
     rows = poll(probe, timeout=timeout, clock=clock, first=30.0, longest=120.0)
     files = f"{seen['files']} new file(s) under s3://{bucket}/{prefix}"
@@ -433,7 +434,7 @@ def delivered(s3, athena, deployment: Deployment, published: Published, *, timeo
 
 # --- step 5: views --------------------------------------------------------------------------------------------------
 
-def view_names() -> List[str]:
+def view_names() -> list[str]:
     """The views the project's ``CREATE VIEW`` query files create."""
     return [datasets.view_name(q) for q in queries.load() if q.is_view]
 
@@ -518,9 +519,9 @@ def emit_line(line: str) -> None:
 
 
 def run(session, options: Options, *, clock: Clock = Clock(),
-        emit: Callable[[str], None] = emit_line) -> List[StepResult]:
+        emit: Callable[[str], None] = emit_line) -> list[StepResult]:
     """Every step in order, each emitted as it finishes; stops after ``resolve`` when that fails."""
-    results: List[StepResult] = []
+    results: list[StepResult] = []
 
     def record(result: StepResult) -> StepResult:
         results.append(result)
@@ -555,7 +556,7 @@ def device_topic_filter(value: str) -> str:
     return value
 
 
-def parse_args(argv: Optional[Sequence[str]]) -> Options:
+def parse_args(argv: Sequence[str] | None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m infra.ops.smoke", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--project", default=Options.project)
@@ -574,7 +575,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> Options:
                    timeout=args.timeout, wait_delivery=args.wait_delivery, keep=args.keep)
 
 
-def configuration_problem(session) -> Optional[str]:
+def configuration_problem(session) -> str | None:
     if session.get_credentials() is None:
         return "no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
     if not session.region_name:
@@ -591,7 +592,7 @@ def summary(results: Sequence[StepResult]) -> str:
             f"{len(names[SKIP])} skipped")
 
 
-def main(argv: Optional[Sequence[str]] = None, session=None, *, clock: Clock = Clock()) -> int:
+def main(argv: Sequence[str] | None = None, session=None, *, clock: Clock = Clock()) -> int:
     options = parse_args(argv)
     try:
         session = session or boto3.Session(region_name=options.region)

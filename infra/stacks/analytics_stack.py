@@ -3,7 +3,8 @@ the named queries and the views created at deploy time."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_glue as glue
@@ -28,7 +29,7 @@ class AnalyticsStack(Stack):
 
     def __init__(self, scope: Construct, id: str, *, settings: Settings, data_bucket: s3.IBucket,
                  database: glue.IDatabase, workgroup: AthenaWorkGroup,
-                 query_dirs: Optional[Sequence[Path]] = None, **kwargs: Any) -> None:
+                 query_dirs: Sequence[Path] | None = None, **kwargs: Any) -> None:
         super().__init__(scope, id, **kwargs)
         self.table = InferenceTable(self, "InferenceTable", database=database, bucket=data_bucket)
         self.delivery = InferenceDelivery(self, "Delivery", bucket=data_bucket, table=self.table)

@@ -2,7 +2,7 @@
 and the same Lambda classifying frames that cameras without on-device compute upload to the data bucket."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from aws_cdk import Stack
 from aws_cdk import aws_s3 as s3
@@ -31,7 +31,7 @@ class DeviceStack(Stack):
         self.frame_uploaders = FrameUploaders(self, "FrameUploaders", project=settings.project, bucket=data_bucket)
         self.identity = GreengrassDeviceIdentity(self, "GreengrassIdentity", project=settings.project,
                                                  inference_topic=settings.inference_topic)
-        self.component: Optional[EdgeClassifierComponent] = None
+        self.component: EdgeClassifierComponent | None = None
         if settings.model_export:
             self.component = EdgeClassifierComponent(
                 self, "EdgeClassifier", identity=self.identity,
@@ -40,7 +40,7 @@ class DeviceStack(Stack):
                                      thing_group=settings.greengrass_thing_group))
 
 
-def component_skip_message(settings: Settings) -> Optional[str]:
+def component_skip_message(settings: Settings) -> str | None:
     """One line saying why the Greengrass component is not built, or None when it is."""
     if settings.model_export:
         return None

@@ -13,6 +13,7 @@ from functions.edge.maskcam.cloud import FRAMES_PREFIX
 from functions.wifi_ingest.layout import QUARANTINE_PREFIX, TABLE_PREFIX
 from infra.constructs.athena_workgroup import AthenaWorkGroup
 from infra.constructs.secure_bucket import AccessLogsBucket, SecureBucket
+from infra.l1 import default_child
 from infra.settings import Settings
 from infra.settings import model_bucket_name as settings_bucket_name
 
@@ -61,7 +62,7 @@ class StorageStack(Stack):
         # Object-created events go to EventBridge, where consumers in other stacks (the Wi-Fi ingest) subscribe.
         # Set on the L1: the L2 flag would add a notifications custom resource, and an S3 notification to a function
         # in another stack would make the two stacks depend on each other.
-        self.data_bucket.node.default_child.notification_configuration = \
+        default_child(self.data_bucket, s3.CfnBucket).notification_configuration = \
             s3.CfnBucket.NotificationConfigurationProperty(
                 event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(event_bridge_enabled=True))
 

@@ -1,1 +1,2 @@
-"""Service rules no local tool checks, tested against the synthesized templates (docs/platform-facts "Service rules")."""
+"""Service rules no local tool checks, tested against the synthesized templates
+(docs/platform-facts "Service rules")."""

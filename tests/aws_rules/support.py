@@ -5,26 +5,26 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from collections.abc import Iterator
 
 TOKEN = "<token>"
 ACCOUNT = "123456789012"
 PSEUDO = {"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
 
 
-def resources(template: dict, kind: str) -> List[Tuple[str, dict]]:
+def resources(template: dict, kind: str) -> list[tuple[str, dict]]:
     """(logical id, resource) of every resource of type ``kind``."""
     return [(lid, r) for lid, r in template.get("Resources", {}).items() if r.get("Type") == kind]
 
 
-def all_resources(templates: dict) -> Iterator[Tuple[str, str, dict]]:
+def all_resources(templates: dict) -> Iterator[tuple[str, str, dict]]:
     """(stack name, logical id, resource) over every template."""
     for stack, template in templates.items():
         for lid, resource in template.get("Resources", {}).items():
             yield stack, lid, resource
 
 
-def render(value, account: Optional[str] = None, region: Optional[str] = None) -> str:
+def render(value, account: str | None = None, region: str | None = None) -> str:
     """A string property as the service will see it: ``Fn::Join``/``Fn::Sub``/pseudo-parameter ``Ref`` filled in
     (account and region only when given, else left as ``${AWS::AccountId}``); any other intrinsic becomes
     ``<token>``."""
@@ -49,7 +49,7 @@ def render(value, account: Optional[str] = None, region: Optional[str] = None) -
     return TOKEN
 
 
-def recipes(template: dict) -> List[Tuple[str, dict]]:
+def recipes(template: dict) -> list[tuple[str, dict]]:
     """(logical id, parsed InlineRecipe) of every Greengrass component version."""
     return [(lid, json.loads(render(r["Properties"]["InlineRecipe"])))
             for lid, r in resources(template, "AWS::GreengrassV2::ComponentVersion")]
@@ -61,7 +61,7 @@ def asset_object_keys(assembly_dir: Path, stack: str) -> set:
     return {d["objectKey"] for asset in manifest.get("files", {}).values() for d in asset["destinations"].values()}
 
 
-def statements_of_role(template: dict, role_id: str) -> List[dict]:
+def statements_of_role(template: dict, role_id: str) -> list[dict]:
     """Every statement of the inline policies (AWS::IAM::Policy) attached to the role ``role_id``."""
     out = []
     for _, policy in resources(template, "AWS::IAM::Policy"):
@@ -74,14 +74,14 @@ def as_list(value) -> list:
     return value if isinstance(value, list) else [value]
 
 
-def core_device_policies(template: dict) -> List[Tuple[str, dict]]:
+def core_device_policies(template: dict) -> list[tuple[str, dict]]:
     """The IoT policies for Greengrass core devices' certificates: those allowing Greengrass data-plane actions."""
     return [(lid, p) for lid, p in resources(template, "AWS::IoT::Policy")
             if any(a.startswith("greengrass:") for s in p["Properties"]["PolicyDocument"]["Statement"]
                    for a in as_list(s["Action"]))]
 
 
-def token_exchange_roles(template: dict) -> List[str]:
+def token_exchange_roles(template: dict) -> list[str]:
     """Logical ids of the roles core devices assume: behind the role aliases their IoT policies let them use."""
     aliases = {render(r).rsplit(":rolealias/", 1)[-1] for _, p in core_device_policies(template)
                for s in p["Properties"]["PolicyDocument"]["Statement"]

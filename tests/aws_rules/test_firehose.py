@@ -84,7 +84,7 @@ def projection_problems(jq: str, query: str) -> list:
     probes = [{"ts": t, "ingest_ts": NOW_MS} for t in (lo - 1, lo, NOW_MS, last_day_end - 1, last_day_end,
                                                         NOW_MS // 1000, NOW_MS * 1000, -NOW_MS, 0)]
     problems = []
-    for record, out in zip(probes, run_query(jq, query, probes)):
+    for record, out in zip(probes, run_query(jq, query, probes), strict=True):
         inside = lo <= record["ts"] < last_day_end
         if inside and out != {layout.PARTITION_KEY[0]: day(record["ts"])}:
             problems.append(f"{record} is inside the projection but the query gives {out}")
@@ -131,7 +131,7 @@ def test_jq_and_the_local_lake_accept_exactly_the_same_events(templates, jq, rec
     originals = json.loads(json.dumps(records))
     outputs = run_query(jq, query, records)
     assert len(outputs) == len(records) and records == originals
-    for record, out in zip(records, outputs):
+    for record, out in zip(records, outputs, strict=True):
         problem = layout.partition_problem(record.get("ts"), record.get("ingest_ts"))
         if problem is None:
             assert out == {"dt": day(int(record["ts"]))}, record

@@ -90,19 +90,21 @@ def download_problems(template: dict) -> list:
         for role in roles:
             statements = [s for s in statements_of_role(template, role) if s.get("Effect") == "Allow"]
 
-            def allowed(action: str, arn: str) -> bool:
-                return any(action in as_list(s["Action"]) and
-                           any(fnmatch.fnmatchcase(arn, render(r)) for r in as_list(s["Resource"]))
-                           for s in statements)
-
             for artifact in _artifacts(recipe):
                 uri = S3_URI.match(artifact["Uri"])
                 bucket_arn = f"arn:aws:s3:::{uri['bucket']}"
-                if not allowed("s3:GetBucketLocation", bucket_arn):
+                if not _allowed(statements, "s3:GetBucketLocation", bucket_arn):
                     problems.append(f"{lid}: role {role} lacks s3:GetBucketLocation on {bucket_arn}")
-                if not allowed("s3:GetObject", f"{bucket_arn}/{uri['key']}"):
+                if not _allowed(statements, "s3:GetObject", f"{bucket_arn}/{uri['key']}"):
                     problems.append(f"{lid}: role {role} lacks s3:GetObject on {artifact['Uri']}")
     return problems
+
+
+def _allowed(statements: list, action: str, arn: str) -> bool:
+    """Whether one of the Allow ``statements`` names ``action`` on a resource pattern that matches ``arn``."""
+    return any(action in as_list(s["Action"]) and
+               any(fnmatch.fnmatchcase(arn, render(r)) for r in as_list(s["Resource"]))
+               for s in statements)
 
 
 def unpacked_path_problems(template: dict) -> list:

@@ -95,8 +95,8 @@ def identity_problems(analytics: dict, device: dict) -> list:
         for topic in topics:
             levels = topic.split("/")
             pattern = topic_filter.split("/")
-            covered = len(levels) == len(pattern) and all(p == "+" or p == t for p, t in zip(pattern, levels)
-                                                          if t != "*")
+            covered = len(levels) == len(pattern) and all(
+                p == "+" or p == t for p, t in zip(pattern, levels, strict=True) if t != "*")
             if covered and (level is None or levels[level - 1] != THING):
                 problems.append(f"{lid}: devices may publish to {topic}, but device_id comes from level {level}, "
                                 f"which the policy does not bind to the thing name")
