@@ -45,13 +45,13 @@ def overlaps(box, expected, min_iou=0.5):
 
 
 # -- test doubles of the pipeline: one face per frame, always 80% mask ------------------------------------------------
-class OneFaceDetector(object):
+class OneFaceDetector:
     def detect(self, frame):
         from functions.edge.maskcam.faces import Box
         return [Box(10, 10, 30, 30, 0.9)]
 
 
-class FixedClassifier(object):
+class FixedClassifier:
     name, version, classes = "fake", "1", ["mask", "no_mask"]
 
     def prepare(self, crops):
@@ -69,7 +69,6 @@ def fake_pipeline():
 # -- fault injection harness for the edge runner ----------------------------------------------------------------------
 import errno  # noqa: E402
 import importlib.util  # noqa: E402
-import io  # noqa: E402
 import json  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
@@ -87,7 +86,7 @@ def inference(i, ts_ms=None, device_id=DEVICE):
                                   [{"label": "mask", "probability": 0.9, "box": [1, 2, 30, 40]}], 5.0)
 
 
-class FakeClock(object):
+class FakeClock:
     """A clock for tests: ``clock()`` returns ``now``; ``advance``/``jump`` move it (negative: a jump back)."""
 
     def __init__(self, start=0.0):
@@ -104,7 +103,7 @@ class FakeClock(object):
     jump = advance
 
 
-class _FaultyHandle(object):
+class _FaultyHandle:
     def __init__(self, handle, fs):
         self._handle, self._fs = handle, fs
 
@@ -128,7 +127,7 @@ class _FaultyHandle(object):
         return getattr(self._handle, name)
 
 
-class FaultyFS(object):
+class FaultyFS:
     """A failing filesystem for a module that uses ``os`` and ``open``: ``fs.install(monkeypatch, module)`` (or
     ``fs.patch(module)`` / ``fs.restore()`` where there is no monkeypatch), then ``fs.fail(op, errno, times)`` arms
     a fault (``times=None``: until ``heal``). Every other call goes to the real filesystem. Operations: ``write``
@@ -141,7 +140,7 @@ class FaultyFS(object):
         self._patched = []
         fs = self
 
-        class _Path(object):
+        class _Path:
             def __getattr__(self, name):
                 real = getattr(os.path, name)
                 if name in ("isdir", "exists", "lexists", "getsize", "isfile"):
@@ -151,7 +150,7 @@ class FaultyFS(object):
                     return wrapped
                 return real
 
-        class _Os(object):
+        class _Os:
             path = _Path()
 
             def __getattr__(self, name):
@@ -198,7 +197,7 @@ class FaultyFS(object):
     def open(self, path, mode="r", *args, **kwargs):
         writing = any(c in mode for c in "wax+")
         self.check("open_write" if writing else "open_read", path)
-        handle = io.open(path, mode, *args, **kwargs)
+        handle = open(path, mode, *args, **kwargs)
         return _FaultyHandle(handle, self) if writing else handle
 
     def patch(self, *modules):
@@ -228,7 +227,7 @@ class Refused(RuntimeError):
     """What the publisher double raises for an event it refuses (a generic error, not PublishRefused)."""
 
 
-class Publisher(object):
+class Publisher:
     """A publisher double. ``down``: every call fails; ``fail_next``: that many calls fail; ``refuse(event)``: a
     predicate, those events fail every time; ``gate``: when set to a ``threading.Event``, calls wait for it (a hung
     publisher); ``fail_with``: the exception class for failures. ``published``: what got through (parsed JSON, or

@@ -16,7 +16,7 @@ from tests.edge_support import STREAM_FACES, edge_on_path, stream_frame
 SSD_XML = "/opt/awscam/artifacts/mxnet_deploy_ssd_FP16_FUSED.xml"
 
 
-class FakeModel(object):
+class FakeModel:
     """awscam.Model double: the face SSD returns the stream frame's two faces in 300x300 input coordinates; the
     classifier says 'mask' (class 0) with 0.9. Records which threads call it and whether two calls ever overlap
     (the GPU is one device)."""
@@ -64,7 +64,7 @@ def deeplens(tmp_path, monkeypatch):
     mo.optimize = lambda name, w, h: optimized.append((name, w, h)) or (0, "/opt/awscam/artifacts/%s.xml" % name)
     published = []
 
-    class IotData(object):
+    class IotData:
         def publish(self, topic, payload):
             published.append((topic, json.loads(payload), threading.current_thread().name))
 

@@ -427,7 +427,7 @@ def test_runner_survives_any_schedule_of_faults_and_its_exit_line_adds_up(schedu
         elif fault == "rejected-unwritable":
             rejected_fs.fail("open_write", errno.EACCES)
 
-    class Source(object):
+    class Source:
         served = 0
 
         def read(self):
@@ -441,7 +441,7 @@ def test_runner_survives_any_schedule_of_faults_and_its_exit_line_adds_up(schedu
                 apply(fault)
             if self.served in glitches:
                 glitches.discard(self.served)
-                raise IOError("camera glitch")
+                raise OSError("camera glitch")
             self.served += 1
             return True, np.zeros((48, 64, 3), np.uint8)
 

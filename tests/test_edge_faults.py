@@ -36,7 +36,7 @@ def pipeline():
     return fake_pipeline()
 
 
-class Frames(object):
+class Frames:
     """``count`` good frames, then the end; ``on_read(i)`` runs before frame i is returned (to inject faults)."""
 
     def __init__(self, count, on_read=None, end=EndOfStream):
@@ -286,7 +286,7 @@ def test_backoff_never_overflows_and_a_long_camera_outage_does_not_end_the_loop(
     assert Backoff(1.0, 2.0, 60.0).delay(5000) == 60.0  # 2.0 ** 4999 overflowed: OverflowError
     state = {"reads": 0}
 
-    class DeadCamera(object):
+    class DeadCamera:
         def read(self):
             state["reads"] += 1
             if state["reads"] > 1100:
@@ -375,7 +375,7 @@ def test_the_runner_shutdown_is_bounded_with_a_hung_publisher(tmp_path):
         release.set()
 
 
-class HangingDetector(object):
+class HangingDetector:
     """Finds one face per frame until ``hang_at`` frames were seen, then never returns (until ``release`` is set)."""
 
     def __init__(self, hang_at):

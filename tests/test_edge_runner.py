@@ -19,7 +19,7 @@ def pipeline():
     return fake_pipeline()
 
 
-class ScriptedSource(object):
+class ScriptedSource:
     """Reads follow a script: 'ok' -> frame, 'fail' -> (False, None), 'raise' -> exception; then end of stream."""
 
     def __init__(self, script):
@@ -30,14 +30,14 @@ class ScriptedSource(object):
             raise EndOfStream("script")
         step = self.script.pop(0)
         if step == "raise":
-            raise IOError("camera unplugged")
+            raise OSError("camera unplugged")
         return (True, FRAME) if step == "ok" else (False, None)
 
     def close(self):
         pass
 
 
-class FlakyPublisher(object):
+class FlakyPublisher:
     def __init__(self, down_for=0):
         self.down_for = down_for  # number of publish calls that fail
         self.calls = 0
@@ -75,7 +75,7 @@ def test_camera_failures_back_off_reopen_and_never_stop_the_loop(tmp_path):
     def open_source():
         opened.append(1)
         if len(opened) == 2:
-            raise IOError("device busy")
+            raise OSError("device busy")
         return ScriptedSource(["ok", "fail", "raise", "fail", "fail", "fail", "never read"]
                               if len(opened) == 1 else ["ok", "ok"])
 
@@ -98,7 +98,7 @@ def test_model_load_failure_is_reported_and_retried(tmp_path):
     def flaky_load():
         attempts.append(1)
         if len(attempts) <= 2:
-            raise IOError("model file not downloaded yet")
+            raise OSError("model file not downloaded yet")
         return pipeline()
 
     publisher = FlakyPublisher()
@@ -170,7 +170,7 @@ def test_a_stuck_publisher_never_blocks_inference(tmp_path):
 def test_display_runs_off_the_inference_thread_and_its_faults_are_contained(tmp_path):
     shown = []
 
-    class Display(object):
+    class Display:
         def show(self, frame, detections):
             shown.append(threading.current_thread().name)
             raise RuntimeError("window closed")

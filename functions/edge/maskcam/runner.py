@@ -35,7 +35,7 @@ from . import schema
 try:
     import queue
 except ImportError:  # pragma: no cover - Python 2 on very old DeepLens images
-    import Queue as queue  # noqa: N813
+    import Queue as queue
 
 try:
     from reprlib import repr as _short_repr
@@ -51,7 +51,7 @@ REJECTED_MAX_RECORD = 16 * 1024
 SPOOL_REFRESH_S = 5.0
 
 
-class _Stage(object):
+class _Stage:
     """One daemon worker thread running submitted calls in order (``submit`` returns a Future). Unlike
     ``ThreadPoolExecutor``, whose workers the interpreter joins at exit, a call that never returns leaves the
     process free to exit."""
@@ -93,7 +93,7 @@ class PublishRefused(Exception):
     dead-lettered at once instead of being retried. Any other exception means "try again later"."""
 
 
-class Backoff(object):
+class Backoff:
     def __init__(self, base=0.5, factor=2.0, cap=30.0):
         self.base, self.factor, self.cap = base, factor, cap
 
@@ -104,7 +104,12 @@ class Backoff(object):
             return self.cap
 
 
-class Throttle(object):
+# Backoff holds no state (delay() is a pure function of the attempt), so one instance can be every default.
+PUBLISH_RETRY = Backoff(1.0, 2.0, 60.0)
+RUNNER_BACKOFF = Backoff()
+
+
+class Throttle:
     """At most one log line per key every ``every_s`` seconds (``clock``: monotonic); the next one says how many
     were held back."""
 
@@ -137,7 +142,7 @@ def _utc(ts_ms):
         return repr(ts_ms)
 
 
-class RejectedLog(object):
+class RejectedLog:
     """``rejected.jsonl``: one JSON line per event that will never be published (refused by the schema, or a spool
     entry dead-lettered), with the reason.
 
@@ -219,14 +224,14 @@ def _clock_problem(event):
 _OK, _FAILED, _REFUSED = "ok", "failed", "refused"
 
 
-class Dispatcher(object):
+class Dispatcher:
     """Publisher thread: takes events from a bounded queue, publishes, spools on failure, replays on recovery.
 
     ``clock`` is monotonic (retry timers, log throttling). ``max_attempts``: after a spooled event failed that many
     times, the newest spooled event is tried; when it gets through, the old one is tried once more and then
     dead-lettered (an outage, where nothing gets through, never dead-letters anything)."""
 
-    def __init__(self, publisher, spool, queue_size=1000, retry=Backoff(1.0, 2.0, 60.0), clock=_monotonic,
+    def __init__(self, publisher, spool, queue_size=1000, retry=PUBLISH_RETRY, clock=_monotonic,
                  rejected_path=None, max_attempts=5, rejected_max_bytes=REJECTED_MAX_BYTES, log_every_s=60.0):
         self.publisher = publisher
         self.spool = spool
@@ -624,7 +629,7 @@ class Dispatcher(object):
         self._absorb_spool()
 
 
-class DisplayWorker(object):
+class DisplayWorker:
     """Shows the latest annotated frame on its own thread; frames arriving while it is busy are skipped."""
 
     def __init__(self, display):
@@ -669,7 +674,7 @@ class DisplayWorker(object):
             closer()
 
 
-class Runner(object):
+class Runner:
     """Reads frames, runs the pipeline, emits events. ``open_source()`` and ``load_pipeline()`` are factories so a
     failing camera or model is simply opened/loaded again. ``clock`` is the wall clock (event timestamps),
     ``monotonic`` the interval clock (heartbeats, fps, frame rate); ``close_timeout`` bounds the wait for the
@@ -677,7 +682,7 @@ class Runner(object):
     return is reported while the loop waits for it."""
 
     def __init__(self, open_source, load_pipeline, dispatcher, device_id, display=None, rate=None,
-                 heartbeat_s=60.0, backoff=Backoff(), reopen_after=5, error_every=50, max_frames=None,
+                 heartbeat_s=60.0, backoff=RUNNER_BACKOFF, reopen_after=5, error_every=50, max_frames=None,
                  clock=time.time, sleep=time.sleep, monotonic=_monotonic, close_timeout=10.0, stall_report_s=30.0):
         self.open_source = open_source
         self.load_pipeline = load_pipeline
@@ -794,7 +799,7 @@ class Runner(object):
                 except concurrent.futures.TimeoutError:
                     raise concurrent.futures.TimeoutError(
                         "face detection did not return within %.1f s of the stop (%.0f s in all): frame abandoned"
-                        % (self.close_timeout, self.monotonic() - started))
+                        % (self.close_timeout, self.monotonic() - started)) from None
             try:
                 return preparing.result(timeout=self.stall_report_s)
             except concurrent.futures.TimeoutError:
@@ -816,31 +821,15 @@ class Runner(object):
 
     def _iterate(self, stage, tries):
         """One frame (or one attempt to get the model or the source ready); False to end the loop."""
-        if self.pipeline is None:
-            tries["load"] += 1
-            if not self._ensure_pipeline(tries["load"]):
-                return True
-        if self.source is None:
-            tries["open"] += 1
-            if not self._ensure_source(tries["open"]):
-                return True
-            tries["open"] = 0
+        if not self._ready(tries):
+            return True
         started = self.monotonic()
         try:
             frame, problem = self._read()
         except EndOfStream:
             return False
         if problem is not None:
-            tries["read"] += 1
-            failures = tries["read"]
-            if failures == 1 or failures % self.error_every == 0:
-                self.error("frame read failed (%d in a row): %s" % (failures, problem))
-            else:
-                self.errors += 1
-            if failures % self.reopen_after == 0:
-                self._close_source()
-            self.sleep(self.backoff.delay(failures))
-            self.heartbeat()
+            self._read_failed(tries, problem)
             return True
         tries["read"] = 0
         previous, self._preparing = self._preparing, stage.submit(self.pipeline.prepare, frame)
@@ -849,11 +838,42 @@ class Runner(object):
         self.heartbeat()
         if self.max_frames is not None and self.frames + 1 >= self.max_frames:
             return False
+        self._pace(started)
+        return True
+
+    def _ready(self, tries):
+        """Loads the model and opens the source where needed (counting the tries); whether both are there."""
+        if self.pipeline is None:
+            tries["load"] += 1
+            if not self._ensure_pipeline(tries["load"]):
+                return False
+        if self.source is None:
+            tries["open"] += 1
+            if not self._ensure_source(tries["open"]):
+                return False
+            tries["open"] = 0
+        return True
+
+    def _read_failed(self, tries, problem):
+        """A frame read failed: reported (the first, then every ``error_every``-th in a row), the source reopened
+        every ``reopen_after``-th, and a backoff before the next try."""
+        tries["read"] += 1
+        failures = tries["read"]
+        if failures == 1 or failures % self.error_every == 0:
+            self.error("frame read failed (%d in a row): %s" % (failures, problem))
+        else:
+            self.errors += 1
+        if failures % self.reopen_after == 0:
+            self._close_source()
+        self.sleep(self.backoff.delay(failures))
+        self.heartbeat()
+
+    def _pace(self, started):
+        """Sleeps for the rest of the frame interval at ``rate`` frames per second (if set)."""
         if self.rate:
             pause = 1.0 / self.rate - (self.monotonic() - started)
             if pause > 0:
                 self.sleep(pause)
-        return True
 
     def run(self):
         """Runs until ``stop_event`` is set, ``max_frames`` are processed or a finite source ends."""

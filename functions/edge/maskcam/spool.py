@@ -47,7 +47,7 @@ def _seq(name):
     return int(name[:-len(_SUFFIX)])
 
 
-class Spool(object):
+class Spool:
     def __init__(self, directory, max_events=10000):
         if max_events < 1:
             raise ValueError("spool max_events must be at least 1, got %r" % max_events)

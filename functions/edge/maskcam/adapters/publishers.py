@@ -24,7 +24,7 @@ def thing_name(default="local"):
     return os.environ.get("AWS_IOT_THING_NAME") or default
 
 
-class GreengrassV1Publisher(object):
+class GreengrassV1Publisher:
     def __init__(self, topic=None):
         import greengrasssdk
         self.client = greengrasssdk.client("iot-data")
@@ -34,7 +34,7 @@ class GreengrassV1Publisher(object):
         self.client.publish(topic=self.topic, payload=payload)
 
 
-class IpcPublisher(object):
+class IpcPublisher:
     def __init__(self, topic=None, timeout=IPC_TIMEOUT_S):
         from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
         from awsiot.greengrasscoreipc.model import QOS, InvalidArgumentsError
@@ -50,10 +50,11 @@ class IpcPublisher(object):
         try:
             future.result(self.timeout)  # concurrent.futures.TimeoutError when the nucleus does not answer
         except self._refused as err:
-            raise PublishRefused("the nucleus refuses this payload: %s" % (getattr(err, "message", None) or err))
+            raise PublishRefused(
+                "the nucleus refuses this payload: %s" % (getattr(err, "message", None) or err)) from err
 
 
-class JsonLinesPublisher(object):
+class JsonLinesPublisher:
     def __init__(self, path):
         self.path = path
         self._lock = threading.Lock()
