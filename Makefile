@@ -69,11 +69,10 @@ test: setup model-setup
 	@$(PY) -m pytest -m "not mxnet" --ignore=tests/model || { rc=$$?; [ $$rc -ne 5 ] || echo "make test: the main suite collected no tests" >&2; exit $$rc; }
 	@$(PYM) -m pytest -m mxnet --confcutdir=tests/model tests/model || { rc=$$?; [ $$rc -ne 5 ] || echo "make test: no tests marked mxnet were collected" >&2; exit $$rc; }
 
-# ruff over the whole repo (pyproject.toml; functions/edge/ruff.toml keeps the device code on Python 3.7 rules), then
-# mypy on infra/ (pyproject.toml [tool.mypy]; functions/ and model/ join it later).
+# ruff over the whole repo (pyproject.toml; functions/edge/ruff.toml keeps the device code on Python 3.7 rules) and
+# mypy on infra/ (pyproject.toml [tool.mypy]; functions/ and model/ join it later). Both run; either failing fails.
 lint: setup
-	@$(PY) -m ruff check .
-	@$(PY) -m mypy infra
+	@rc=0; $(PY) -m ruff check . || rc=1; $(PY) -m mypy infra || rc=1; exit $$rc
 
 diff: setup
 	@$(PY) scripts/offline_diff.py --base $(BASE) $(if $(filter 1,$(FAIL)),--fail)
