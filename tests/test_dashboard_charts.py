@@ -84,7 +84,7 @@ def test_preview_sql_reads_the_charts_dataset_and_names_every_spec_field():
 
 def _named(lake, name):
     (result,) = [r for r in runner.run_queries(lake, queries.load(), as_of=AS_OF) if r.name == name]
-    return [dict(zip(result.columns, row)) for row in result.rows]
+    return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
 
 
 def test_the_wifi_charts_agree_with_the_seeds_named_queries(lake, rows):

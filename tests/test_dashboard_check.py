@@ -117,5 +117,5 @@ def test_quicksights_own_errors_a_failed_version_and_a_missing_analysis_are_name
         "QuickSight analysis maskcam-analysis does not exist",
         "dashboard maskcam-dashboard is CREATION_FAILED",
         "dashboard maskcam-dashboard reports COLUMN_TYPE_MISMATCH: minutes_silent is not numeric",
-        f"dashboard maskcam-dashboard has sheets ['free-wifi'], the chart spec ['free-wifi', 'cameras']",
+        "dashboard maskcam-dashboard has sheets ['free-wifi'], the chart spec ['free-wifi', 'cameras']",
     ]

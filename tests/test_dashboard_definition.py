@@ -15,7 +15,8 @@ from tests.aws_rules.support import resources
 from tests.conftest import QUICKSIGHT_PRINCIPAL
 
 KINDS = ("AWS::QuickSight::Analysis", "AWS::QuickSight::Dashboard")
-VISUAL_KIND = {chart_spec.BAR: ("BarChartVisual", "CLUSTERED"), chart_spec.CLUSTERED_BAR: ("BarChartVisual", "CLUSTERED"),
+VISUAL_KIND = {chart_spec.BAR: ("BarChartVisual", "CLUSTERED"),
+               chart_spec.CLUSTERED_BAR: ("BarChartVisual", "CLUSTERED"),
                chart_spec.STACKED_BAR: ("BarChartVisual", "STACKED"), chart_spec.LINE: ("LineChartVisual", None),
                chart_spec.TABLE: ("TableVisual", None)}
 WELLS = {"BarChartVisual": ("BarChartAggregatedFieldWells", "Category", "Colors", "Values"),
@@ -95,7 +96,7 @@ def test_sheets_and_visual_count_follow_the_spec(template):
     for definition in definitions(template).values():
         assert [(s["SheetId"], s["Name"]) for s in definition["Sheets"]] == \
             [(s.id, s.title) for s in chart_spec.sheets()]
-        for sheet, spec in zip(definition["Sheets"], chart_spec.sheets()):
+        for sheet, spec in zip(definition["Sheets"], chart_spec.sheets(), strict=True):
             assert [next(iter(v.values()))["VisualId"] for v in sheet["Visuals"]] == [c.id for c in spec.charts]
         assert sum(len(s["Visuals"]) for s in definition["Sheets"]) == len(chart_spec.charts()) == 4
 
@@ -157,7 +158,8 @@ def test_each_field_is_a_column_of_its_dataset_with_a_type_its_aggregation_fits(
 
 def test_datasets_declared_are_the_ones_the_charts_read(template):
     for definition in definitions(template).values():
-        declared = {d["Identifier"]: d["DataSetArn"]["Fn::GetAtt"][0] for d in definition["DataSetIdentifierDeclarations"]}
+        declared = {d["Identifier"]: d["DataSetArn"]["Fn::GetAtt"][0]
+                    for d in definition["DataSetIdentifierDeclarations"]}
         assert set(declared) == {c.dataset for c in chart_spec.charts()}
         for key, logical_id in declared.items():
             props = template["Resources"][logical_id]["Properties"]

@@ -19,7 +19,6 @@ Pure data, no third-party imports: the CDK app imports it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
 
 BAR, CLUSTERED_BAR, STACKED_BAR, LINE, TABLE = "bar", "clustered_bar", "stacked_bar", "line", "table"
 KINDS = (BAR, CLUSTERED_BAR, STACKED_BAR, LINE, TABLE)
@@ -45,9 +44,9 @@ class ChartSpecError(ValueError):
 @dataclass(frozen=True)
 class Field:
     column: str
-    aggregation: Optional[str] = None   # measures only
-    granularity: Optional[str] = None   # a DATETIME category only
-    label: Optional[str] = None         # axis / column header; default: the column name
+    aggregation: str | None = None   # measures only
+    granularity: str | None = None   # a DATETIME category only
+    label: str | None = None         # axis / column header; default: the column name
     percent: bool = False               # show a 0..1 measure as a percentage
 
     @property
@@ -74,12 +73,12 @@ class Chart:
     dataset: str                         # functions.analytics.datasets.Dataset.key
     kind: str
     category: Field
-    values: Tuple[Field, ...]
-    color: Optional[Field] = None
-    sort: Optional[Sort] = None
+    values: tuple[Field, ...]
+    color: Field | None = None
+    sort: Sort | None = None
     horizontal: bool = False             # bars run left to right (categories on the y axis)
-    color_limit: Optional[int] = None
-    at_least: Optional[AtLeast] = None
+    color_limit: int | None = None
+    at_least: AtLeast | None = None
 
     def __post_init__(self):
         where = f"chart {self.id!r}"
@@ -103,7 +102,7 @@ class Chart:
                                  f"({', '.join(ADDITIVE)}: the 'Other' segment is the sum of the rest)")
 
     @property
-    def fields(self) -> Tuple[Tuple[str, Field], ...]:
+    def fields(self) -> tuple[tuple[str, Field], ...]:
         """(role, field) in well order: ("category", ..), ("color", ..), ("value0", ..), ...."""
         roles = [("category", self.category)]
         if self.color:
@@ -112,7 +111,7 @@ class Chart:
         return tuple(roles)
 
     @property
-    def columns(self) -> Tuple[str, ...]:
+    def columns(self) -> tuple[str, ...]:
         return tuple(f.column for _, f in self.fields)
 
     def field_id(self, role: str) -> str:
@@ -128,7 +127,7 @@ class Chart:
 class Sheet:
     id: str
     title: str
-    charts: Tuple[Chart, ...] = field(default_factory=tuple)
+    charts: tuple[Chart, ...] = field(default_factory=tuple)
 
 
 def silent_minutes_default() -> int:
@@ -140,7 +139,7 @@ def silent_minutes_default() -> int:
     return int(query.params["silent_minutes"])
 
 
-def sheets() -> Tuple[Sheet, ...]:
+def sheets() -> tuple[Sheet, ...]:
     """The analysis and the dashboard, sheet by sheet; the preview draws every chart."""
     installations = Field("city", aggregation="COUNT", label="installations")
     wifi = Sheet("free-wifi", "Free public Wi-Fi (seed charts)", (
@@ -170,5 +169,5 @@ def sheets() -> Tuple[Sheet, ...]:
     return (wifi, cameras)
 
 
-def charts() -> Tuple[Chart, ...]:
+def charts() -> tuple[Chart, ...]:
     return tuple(c for s in sheets() for c in s.charts)

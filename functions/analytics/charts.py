@@ -25,7 +25,7 @@ import importlib.util
 from collections import OrderedDict
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 from functions.analytics import chart_spec, datasets, queries, runner
 from functions.analytics.chart_spec import Chart
@@ -87,8 +87,8 @@ def preview_sql(chart: Chart, dataset: datasets.Dataset, database: str) -> str:
     return f"SELECT {', '.join(selects)}\nFROM {source}{where}\nGROUP BY {positions}\nORDER BY {positions}"
 
 
-def preview_rows(lake: Path, *, database: str = "awskrug", as_of: Optional[datetime] = None,
-                 charts: Optional[Sequence[Chart]] = None) -> Dict[str, List[dict]]:
+def preview_rows(lake: Path, *, database: str = "awskrug", as_of: datetime | None = None,
+                 charts: Sequence[Chart] | None = None) -> dict[str, list[dict]]:
     """Chart id -> its rows (dicts keyed by role) computed on ``lake``, views created first."""
     charts = chart_spec.charts() if charts is None else charts
     by_key = datasets.by_key(database)
@@ -101,20 +101,19 @@ def preview_rows(lake: Path, *, database: str = "awskrug", as_of: Optional[datet
     return out
 
 
-def _sorted(chart: Chart, rows: List[dict]) -> List[dict]:
+def _sorted(chart: Chart, rows: list[dict]) -> list[dict]:
     """Rows in the spec's order (category order for bars with colours: by the category's total)."""
     if chart.sort is None:
         return rows
     role = chart.role_of(chart.sort.by)
     reverse = chart.sort.direction == chart_spec.DESCENDING
     if chart.color is not None and role.startswith("value"):
-        totals: Dict[object, float] = {}
+        totals: dict[object, float] = {}
         for r in rows:
             totals[r["category"]] = totals.get(r["category"], 0) + (r[role] or 0)
-        key = lambda r: (totals[r["category"]], _text(r["category"]))  # noqa: E731
-    else:
-        key = lambda r: (r[role] is not None, r[role] if r[role] is not None else 0, _text(r["category"]))  # noqa
-    return sorted(rows, key=key, reverse=reverse)
+        return sorted(rows, key=lambda r: (totals[r["category"]], _text(r["category"])), reverse=reverse)
+    return sorted(rows, key=lambda r: (r[role] is not None, r[role] if r[role] is not None else 0,
+                                       _text(r["category"])), reverse=reverse)
 
 
 def _text(value) -> str:
@@ -153,7 +152,7 @@ def _value_label(field: chart_spec.Field) -> str:
     return f"{field.title} (%)" if field.percent else field.title
 
 
-def hour_limits(hours: list) -> Optional[tuple]:
+def hour_limits(hours: list) -> tuple | None:
     """x-axis limits for a single hour of data (matplotlib would otherwise span years around one point)."""
     distinct = set(hours)
     if len(distinct) != 1:
@@ -162,7 +161,7 @@ def hour_limits(hours: list) -> Optional[tuple]:
     return hour - timedelta(hours=1), hour + timedelta(hours=1)
 
 
-def _draw_bar(ax, chart: Chart, rows: List[dict]) -> None:
+def _draw_bar(ax, chart: Chart, rows: list[dict]) -> None:
     value = chart.values[0]
     rows = _sorted(chart, rows)
     labels = [_text(r["category"]) for r in rows]
@@ -180,15 +179,15 @@ def _draw_bar(ax, chart: Chart, rows: List[dict]) -> None:
         ax.tick_params(axis="x", labelrotation=30)
 
 
-def _draw_colored_bars(ax, chart: Chart, rows: List[dict]) -> None:
+def _draw_colored_bars(ax, chart: Chart, rows: list[dict]) -> None:
     value = chart.values[0]
-    totals: Dict[str, float] = {}
+    totals: dict[str, float] = {}
     for r in rows:
         totals[_text(r["color"])] = totals.get(_text(r["color"]), 0) + (r["value0"] or 0)
     ranked = [c for c, _ in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))]
     kept = ranked[:chart.color_limit] if chart.color_limit else ranked
     colours = kept + ([OTHER] if len(ranked) > len(kept) else [])
-    per_category: "OrderedDict[str, Dict[str, float]]" = OrderedDict()
+    per_category: OrderedDict[str, dict[str, float]] = OrderedDict()
     for r in _sorted(chart, rows):
         colour = _text(r["color"]) if _text(r["color"]) in kept else OTHER
         cell = per_category.setdefault(_text(r["category"]), {})
@@ -197,11 +196,11 @@ def _draw_colored_bars(ax, chart: Chart, rows: List[dict]) -> None:
     positions = list(range(len(categories)))
     bottom = [0.0] * len(categories)
     width = 0.8 / max(1, len(colours)) if chart.kind == chart_spec.CLUSTERED_BAR else 0.8
-    for i, (colour, paint) in enumerate(zip(colours, _colors(len(colours)))):
+    for i, (colour, paint) in enumerate(zip(colours, _colors(len(colours)), strict=True)):
         heights = [per_category[c].get(colour, 0) for c in categories]
         if chart.kind == chart_spec.STACKED_BAR:
             ax.bar(positions, heights, bottom=bottom, label=colour, color=paint, width=width)
-            bottom = [b + h for b, h in zip(bottom, heights)]
+            bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
         else:
             offset = (i - (len(colours) - 1) / 2) * width
             ax.bar([p + offset for p in positions], heights, label=colour, color=paint, width=width)
@@ -211,13 +210,13 @@ def _draw_colored_bars(ax, chart: Chart, rows: List[dict]) -> None:
     ax.legend(title=chart.color.title, loc="upper left", bbox_to_anchor=(1.01, 1))
 
 
-def _draw_line(ax, fig, chart: Chart, rows: List[dict]) -> None:
+def _draw_line(ax, fig, chart: Chart, rows: list[dict]) -> None:
     value = chart.values[0]
-    series: "OrderedDict[str, List[tuple]]" = OrderedDict()
+    series: OrderedDict[str, list[tuple]] = OrderedDict()
     for r in sorted(rows, key=lambda r: (_text(r.get("color")), r["category"])):
         if r["value0"] is not None and r["category"] is not None:
             series.setdefault(_text(r.get("color")), []).append((r["category"], _scaled(value, r["value0"])))
-    for (name, points), paint in zip(series.items(), _colors(len(series))):
+    for (name, points), paint in zip(series.items(), _colors(len(series)), strict=True):
         ax.plot([x for x, _ in points], [y for _, y in points], marker="o", markersize=3, label=name, color=paint)
     limits = hour_limits([x for points in series.values() for x, _ in points])
     if limits:
@@ -232,7 +231,7 @@ def _draw_line(ax, fig, chart: Chart, rows: List[dict]) -> None:
     fig.autofmt_xdate()
 
 
-def _draw_table(ax, chart: Chart, rows: List[dict]) -> None:
+def _draw_table(ax, chart: Chart, rows: list[dict]) -> None:
     ax.axis("off")
     headers = [f.title for _, f in chart.fields]
     cells = [[_text(r[role]) if not isinstance(r[role], float) else f"{_scaled(f, r[role]):,.1f}"
@@ -245,7 +244,7 @@ def _draw_table(ax, chart: Chart, rows: List[dict]) -> None:
         cell.set_facecolor("#dbe8f4" if row == 0 else ("#f6f6f6" if row % 2 else "white"))
 
 
-def draw(chart: Chart, rows: List[dict], path: Path) -> Path:
+def draw(chart: Chart, rows: list[dict], path: Path) -> Path:
     """One chart as a PNG at ``path``."""
     fig = _figure(11, 6.5 if chart.kind != chart_spec.TABLE else max(3.5, 1.2 + 0.45 * (len(rows) + 1)))
     ax = fig.add_subplot()
@@ -266,7 +265,7 @@ def draw(chart: Chart, rows: List[dict], path: Path) -> Path:
 
 
 def render_charts(lake: Path, out_dir: Path, *, database: str = "awskrug",
-                  as_of: Optional[datetime] = None) -> List[Path]:
+                  as_of: datetime | None = None) -> list[Path]:
     """Every chart of the spec, computed on ``lake`` and written to ``out_dir/<chart id>.png``; returns the paths in
     spec order."""
     import matplotlib

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 import boto3
 from botocore.exceptions import ClientError
@@ -25,7 +25,7 @@ def data_source_id(project: str) -> str:
     return f"{project}-athena"
 
 
-def check_data_source(qs, account_id: str, *, project: str) -> List[str]:
+def check_data_source(qs, account_id: str, *, project: str) -> list[str]:
     source_id, workgroup = data_source_id(project), f"{project}-analytics"
     try:
         source = qs.describe_data_source(AwsAccountId=account_id, DataSourceId=source_id)["DataSource"]
@@ -55,7 +55,7 @@ def _physical_columns(data_set: dict) -> list:
 
 
 def check_data_sets(qs, account_id: str, *, project: str, database: str,
-                    import_mode: Optional[str] = None) -> List[str]:
+                    import_mode: str | None = None) -> list[str]:
     problems = []
     for spec in datasets.all_datasets(database):
         data_set_id = spec.dataset_id(project)
@@ -84,7 +84,7 @@ def dashboard_id(project: str) -> str:
     return f"{project}-dashboard"
 
 
-def _asset_problems(what: str, status: Optional[str], errors: list, sheets: list) -> List[str]:
+def _asset_problems(what: str, status: str | None, errors: list, sheets: list) -> list[str]:
     problems = []
     if status not in OK_STATUSES:
         problems.append(f"{what} is {status}")
@@ -97,7 +97,7 @@ def _asset_problems(what: str, status: Optional[str], errors: list, sheets: list
     return problems
 
 
-def check_analysis_and_dashboard(qs, account_id: str, *, project: str) -> List[str]:
+def check_analysis_and_dashboard(qs, account_id: str, *, project: str) -> list[str]:
     problems = []
     try:
         analysis = qs.describe_analysis(AwsAccountId=account_id, AnalysisId=analysis_id(project))["Analysis"]
@@ -119,14 +119,14 @@ def check_analysis_and_dashboard(qs, account_id: str, *, project: str) -> List[s
     return problems
 
 
-def check(qs, account_id: str, *, project: str, database: str, import_mode: Optional[str] = None) -> List[str]:
+def check(qs, account_id: str, *, project: str, database: str, import_mode: str | None = None) -> list[str]:
     """Every problem found (empty when the QuickSight side looks right)."""
     return (check_data_source(qs, account_id, project=project)
             + check_data_sets(qs, account_id, project=project, database=database, import_mode=import_mode)
             + check_analysis_and_dashboard(qs, account_id, project=project))
 
 
-def main(argv: Optional[Sequence[str]] = None, session=None) -> int:
+def main(argv: Sequence[str] | None = None, session=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m functions.analytics.check_dashboard", description=__doc__)
     parser.add_argument("--project", default="maskcam")
     parser.add_argument("--database", default="awskrug")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple
 
 from functions.analytics import layout, queries
 
@@ -41,9 +40,9 @@ class DatasetError(ValueError):
 class Dataset:
     key: str                               # stable suffix of the dataset id: "<project>-<key>"
     name: str                              # shown in QuickSight
-    columns: Tuple[Tuple[str, str], ...]   # (name, QuickSight type)
-    table: Optional[str] = None            # Glue table in the project database, or
-    sql: Optional[str] = None              # a custom Athena SQL statement
+    columns: tuple[tuple[str, str], ...]   # (name, QuickSight type)
+    table: str | None = None            # Glue table in the project database, or
+    sql: str | None = None              # a custom Athena SQL statement
 
     def dataset_id(self, project: str) -> str:
         return f"{project}-{self.key}"
@@ -60,7 +59,7 @@ def quicksight_type(glue_type: str, *, where: str) -> str:
 _CREATE_VIEW_RE = re.compile(r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+(?:(\S+)\.)?(\S+)\s+AS\s+", re.IGNORECASE)
 
 
-def split_view(ddl: str) -> Tuple[Optional[str], str, str]:
+def split_view(ddl: str) -> tuple[str | None, str, str]:
     """(database or None, view name, SELECT) of a ``CREATE [OR REPLACE] VIEW [<db>.]<name> AS <select>`` text;
     comment lines are dropped."""
     body = "\n".join(line for line in ddl.splitlines() if not line.lstrip().startswith("--"))
@@ -86,7 +85,7 @@ def view_ddl(query: queries.NamedQuery, database: str) -> str:
     return f"CREATE OR REPLACE VIEW {database}.{view_name(query)} AS\n{view_select(query, database)}"
 
 
-def view_queries() -> Tuple[queries.NamedQuery, ...]:
+def view_queries() -> tuple[queries.NamedQuery, ...]:
     return tuple(q for q in queries.load(queries.QUERIES_DIR) if q.is_view)
 
 
@@ -109,7 +108,7 @@ def _trino_types():
     }
 
 
-def output_types(sql: str, database: str, *, over_views: bool = False) -> Tuple[Tuple[str, str], ...]:
+def output_types(sql: str, database: str, *, over_views: bool = False) -> tuple[tuple[str, str], ...]:
     """(column, Athena type) of each output column of ``sql`` over ``<database>.inference_results`` (and, with
     ``over_views``, the project's views), as Trino types them (``_trino_types``); e.g. ``("hour", "timestamp(3)")``."""
     import sqlglot
@@ -173,7 +172,7 @@ def wifi() -> Dataset:
                    table=wifi_layout.TABLE_NAME)
 
 
-def all_datasets(database: str) -> Tuple[Dataset, ...]:
+def all_datasets(database: str) -> tuple[Dataset, ...]:
     return (compliance(database), wifi(), device_silence(database))
 
 

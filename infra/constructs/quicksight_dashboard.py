@@ -6,11 +6,11 @@ the analysis with the owner actions (https://docs.aws.amazon.com/quicksight/late
 update-analysis-permissions.html), so the principal can open it, explore and save a copy; the dashboard with the
 viewer actions only (https://docs.aws.amazon.com/quicksight/latest/developerguide/update-dashboard-permissions.html):
 the dashboard is published by the stack, so nobody republishes, reshares or deletes it from the console, where the
-next deploy would silently undo it. ``.analysis``, ``.dashboard``.
+next deploy would silently undo it. ``.analysis``, ``.dashboard``, ``.analysis_id``, ``.dashboard_id``.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import Aws
 from aws_cdk import aws_quicksight as quicksight
@@ -59,16 +59,17 @@ class QuickSightDashboard(Construct):
                  datasets: Mapping[str, Dataset], data_sets: Mapping[str, quicksight.CfnDataSet]) -> None:
         super().__init__(scope, id)
         arns = {key: data_set.attr_arn for key, data_set in data_sets.items()}
+        self.analysis_id, self.dashboard_id = f"{project}-analysis", f"{project}-dashboard"
         # STRICT: QuickSight refuses a definition with errors, so the deploy fails instead of leaving a broken visual.
         self.analysis = quicksight.CfnAnalysis(
-            self, "Analysis", aws_account_id=Aws.ACCOUNT_ID, analysis_id=f"{project}-analysis",
+            self, "Analysis", aws_account_id=Aws.ACCOUNT_ID, analysis_id=self.analysis_id,
             name=f"{project}: mask compliance and free Wi-Fi",
             definition=definition(quicksight.CfnAnalysis, sheets=sheets, datasets=datasets, data_set_arns=arns),
             validation_strategy=quicksight.CfnAnalysis.ValidationStrategyProperty(mode="STRICT"),
             permissions=[quicksight.CfnAnalysis.ResourcePermissionProperty(
                 principal=principal, actions=list(ANALYSIS_OWNER_ACTIONS))])
         self.dashboard = quicksight.CfnDashboard(
-            self, "Dashboard", aws_account_id=Aws.ACCOUNT_ID, dashboard_id=f"{project}-dashboard",
+            self, "Dashboard", aws_account_id=Aws.ACCOUNT_ID, dashboard_id=self.dashboard_id,
             name=f"{project}: mask compliance and free Wi-Fi",
             definition=definition(quicksight.CfnDashboard, sheets=sheets, datasets=datasets, data_set_arns=arns),
             validation_strategy=quicksight.CfnDashboard.ValidationStrategyProperty(mode="STRICT"),

@@ -8,10 +8,10 @@ aggregation the type cannot take, stops synth here rather than failing in QuickS
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from functions.analytics import chart_spec
-from functions.analytics.chart_spec import Chart, Field, Sheet
+from functions.analytics.chart_spec import AtLeast, Chart, Field, Sheet
 from functions.analytics.datasets import Dataset
 
 GRID_COLUMNS = 36          # QuickSight's grid layout is 36 columns wide (GridLayoutElement ColumnSpan 1-36)
@@ -147,8 +147,8 @@ class _Builder:
             layouts=[ns.LayoutProperty(configuration=ns.LayoutConfigurationProperty(
                 grid_layout=ns.GridLayoutConfigurationProperty(elements=elements)))])
 
-    def filter_group(self, sheet: Sheet, chart: Chart):
-        ns, at_least = self.ns, chart.at_least
+    def filter_group(self, sheet: Sheet, chart: Chart, at_least: AtLeast):
+        ns = self.ns
         column_type(chart, Field(at_least.column), self.datasets[chart.dataset])
         return ns.FilterGroupProperty(
             filter_group_id=f"{chart.id}-at-least", cross_dataset="SINGLE_DATASET", status="ENABLED",
@@ -171,13 +171,12 @@ def definition(ns, *, sheets: Sequence[Sheet], datasets: Mapping[str, Dataset], 
     missing = [key for key in used if key not in data_set_arns or key not in datasets]
     if missing:
         raise DefinitionError(f"charts read dataset(s) {', '.join(missing)}, which the stack does not define")
-    parts = dict(
-        data_set_identifier_declarations=[ns.DataSetIdentifierDeclarationProperty(
-            identifier=key, data_set_arn=data_set_arns[key]) for key in used],
-        sheets=[builder.sheet(s) for s in sheets],
-        filter_groups=[builder.filter_group(s, c) for s in sheets for c in s.charts if c.at_least] or None,
-    )
     from aws_cdk import aws_quicksight as quicksight
 
     root = ns.AnalysisDefinitionProperty if ns is quicksight.CfnAnalysis else ns.DashboardVersionDefinitionProperty
-    return root(**parts)
+    return root(
+        data_set_identifier_declarations=[ns.DataSetIdentifierDeclarationProperty(
+            identifier=key, data_set_arn=data_set_arns[key]) for key in used],
+        sheets=[builder.sheet(s) for s in sheets],
+        filter_groups=[builder.filter_group(s, c, c.at_least) for s in sheets for c in s.charts if c.at_least]
+        or None)

@@ -4,7 +4,8 @@ to run those queries. Built only when ``quicksight_principal_arn`` is set:
 QuickSight needs an account subscription, which CloudFormation cannot create (README "QuickSight dashboard")."""
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from aws_cdk import Aws, CfnOutput, Stack
 from aws_cdk import aws_glue as glue
@@ -45,7 +46,7 @@ GLUE_READ_ACTIONS = ("glue:GetDatabase", "glue:GetDatabases", "glue:GetTable", "
                      "glue:GetPartition", "glue:GetPartitions", "glue:BatchGetPartition")
 
 
-def skip_message(settings: Settings) -> Optional[str]:
+def skip_message(settings: Settings) -> str | None:
     """One line saying why the dashboard stack is not built, or None when it is."""
     if settings.quicksight_principal_arn:
         return None
@@ -164,10 +165,10 @@ class DashboardStack(Stack):
             self, "Dashboard", project=project, principal=principal, sheets=chart_spec.sheets(),
             datasets={spec.key: spec for spec in specs}, data_sets=self.data_sets)
 
-        CfnOutput(self, "DataSourceId", value=self.data_source.data_source_id)
-        CfnOutput(self, "DataSetIds", value=",".join(d.data_set_id for d in self.data_sets.values()))
-        CfnOutput(self, "AnalysisId", value=self.dashboard.analysis.analysis_id)
-        CfnOutput(self, "DashboardId", value=self.dashboard.dashboard.dashboard_id)
+        CfnOutput(self, "DataSourceId", value=f"{project}-athena")
+        CfnOutput(self, "DataSetIds", value=",".join(spec.dataset_id(project) for spec in specs))
+        CfnOutput(self, "AnalysisId", value=self.dashboard.analysis_id)
+        CfnOutput(self, "DashboardId", value=self.dashboard.dashboard_id)
 
     def _data_set(self, spec: dataset_defs.Dataset, *, project: str, database_name: str, import_mode: str,
                   principal: str) -> quicksight.CfnDataSet:
@@ -176,11 +177,13 @@ class DashboardStack(Stack):
             physical = quicksight.CfnDataSet.PhysicalTableProperty(
                 custom_sql=quicksight.CfnDataSet.CustomSqlProperty(
                     data_source_arn=self.data_source.attr_arn, name=spec.key, sql_query=spec.sql, columns=columns))
-        else:
+        elif spec.table is not None:
             physical = quicksight.CfnDataSet.PhysicalTableProperty(
                 relational_table=quicksight.CfnDataSet.RelationalTableProperty(
                     data_source_arn=self.data_source.attr_arn, catalog="AwsDataCatalog", schema=database_name,
                     name=spec.table, input_columns=columns))
+        else:
+            raise ValueError(f"dataset {spec.key} names neither a table nor a custom SQL")
         return quicksight.CfnDataSet(
             self, f"DataSet-{spec.key}",
             aws_account_id=Aws.ACCOUNT_ID,

@@ -32,7 +32,7 @@ import copy
 import json
 import re
 from functools import lru_cache
-from typing import Iterator, List, Tuple
+from collections.abc import Iterator
 
 import pytest
 
@@ -60,12 +60,12 @@ def template(full_project) -> dict:
     return full_project.templates[STACK]
 
 
-def definitions(template: dict) -> List[Tuple[str, str, dict]]:
+def definitions(template: dict) -> list[tuple[str, str, dict]]:
     """(logical id, type, Definition) of the analysis and the dashboard."""
     return [(lid, kind, r["Properties"]["Definition"]) for kind in KINDS for lid, r in resources(template, kind)]
 
 
-def walk(value, path: str = "") -> Iterator[Tuple[str, str, object]]:
+def walk(value, path: str = "") -> Iterator[tuple[str, str, object]]:
     """(path, key, value) of every dict entry under ``value``."""
     if isinstance(value, dict):
         for key, item in value.items():
@@ -237,7 +237,7 @@ def dataset_problems(template: dict) -> list:
 
 
 # -- rule: layout and filter scopes --------------------------------------------------------------------------------
-def _visual_ids(sheet: dict) -> List[str]:
+def _visual_ids(sheet: dict) -> list[str]:
     return [next(iter(v.values()))["VisualId"] for v in sheet.get("Visuals", [])]
 
 
@@ -257,7 +257,8 @@ def layout_problems(template: dict) -> list:
                       for e in layout["Configuration"].get("GridLayout", {}).get("Elements", [])]
             for element in placed:
                 if element["ElementType"] == "VISUAL" and element["ElementId"] not in visuals:
-                    problems.append(f"{lid}/{sheet_id}: layout element {element['ElementId']} is no visual of the sheet")
+                    problems.append(f"{lid}/{sheet_id}: layout element {element['ElementId']} is no visual of the "
+                                    "sheet")
                 if element.get("ColumnIndex", 0) + element["ColumnSpan"] > GRID_COLUMNS:
                     problems.append(f"{lid}/{sheet_id}: element {element['ElementId']} ends past column {GRID_COLUMNS}")
             ids = [e["ElementId"] for e in placed if e["ElementType"] == "VISUAL"]
