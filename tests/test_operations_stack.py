@@ -300,14 +300,22 @@ def test_the_workgroup_publishes_the_metrics_the_dashboard_reads(project):
 
 
 # -- the Wi-Fi ingest's log line is what the metric filters read ---------------------------------------------------
-def test_wifi_ingest_logs_the_fields_the_metric_filters_read(capsys, monkeypatch):
+def test_wifi_ingest_logs_the_fields_the_metric_filters_read(monkeypatch):
+    """The handler's own log calls, rendered by a Powertools logger as in Lambda (JSON, extra keys at the top)."""
+    import io
+    import logging
+
     import boto3
+    from aws_lambda_powertools import Logger
     from moto import mock_aws
 
+    from functions.wifi_ingest import handler as wifi_handler
     from functions.wifi_ingest import sample
-    from functions.wifi_ingest.handler import handler
     from tests.test_wifi_ingest_lambda import BUCKET, KEY, eventbridge_event
 
+    out = io.StringIO()
+    monkeypatch.setattr(wifi_handler, "logger", Logger(service="wifi-ingest-log-contract",
+                                                       logger_handler=logging.StreamHandler(out)))
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("TABLE_PREFIX", "tables/free_wifi_standard_data/")
     with mock_aws():
@@ -317,11 +325,9 @@ def test_wifi_ingest_logs_the_fields_the_metric_filters_read(capsys, monkeypatch
         recs = sample.records(20, seed=3)
         recs[2]["latitude"] = "북위37"
         put = s3.put_object(Bucket=BUCKET, Key=KEY, Body=sample.file_bytes(recs))
-        capsys.readouterr()
-        handler(eventbridge_event(BUCKET, KEY, put["VersionId"], put["ETag"]),
-                SimpleNamespace(function_name="wifi-ingest", memory_limit_in_mb=1024, aws_request_id="r",
-                                invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:wifi-ingest"))
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+        wifi_handler.ingest(s3, wifi_handler.raw_objects(
+            eventbridge_event(BUCKET, KEY, put["VersionId"], put["ETag"]))[0])
+    lines = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
     (ingested,) = [line for line in lines if line.get("message") == "ingested"]
     assert isinstance(ingested["rows_in"], int) and isinstance(ingested["rows_rejected"], int)
     assert (ingested["rows_in"], ingested["rows_rejected"]) == (20, 1)
