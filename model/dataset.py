@@ -46,6 +46,38 @@ def list_images(root, classes) -> list:
     return samples
 
 
+SPLIT_DIRS = ("train", "val", "test")
+
+
+def has_splits(root) -> bool:
+    """A dataset laid out as ``root/{train,val[,test]}/<class>/`` (``python -m model dataset``: split by identity)."""
+    root = Path(root)
+    return (root / "train").is_dir() and (root / "val").is_dir()
+
+
+def list_splits(root, classes) -> dict:
+    """{"train": [...], "val": [...], "test": [...]} of a split dataset (test may be empty)."""
+    root = Path(root)
+    out = {name: list_images(root / name, classes) for name in ("train", "val")}
+    out["test"] = list_images(root / "test", classes) if (root / "test").is_dir() else []
+    return out
+
+
+def balanced_order(samples, rng: np.random.RandomState) -> np.ndarray:
+    """A shuffled epoch in which every class appears as often as the largest one (smaller classes are drawn again
+    at random), so an imbalanced folder cannot teach the model to answer the majority class."""
+    by_label = {}
+    for i, s in enumerate(samples):
+        by_label.setdefault(s.label, []).append(i)
+    most = max(len(v) for v in by_label.values())
+    order = []
+    for label in sorted(by_label):
+        idx = by_label[label]
+        extra = rng.choice(idx, most - len(idx), replace=True).tolist() if len(idx) < most else []
+        order.extend(idx + extra)
+    return rng.permutation(np.array(order, dtype=np.int64))
+
+
 def split(samples, val_fraction: float, seed: int):
     """Stratified, seeded train/validation split: each class keeps at least one image on both sides."""
     if not 0.0 < val_fraction < 1.0:
@@ -63,12 +95,21 @@ def split(samples, val_fraction: float, seed: int):
     return train, val
 
 
-def load_rgb(path: Path) -> Image.Image:
+_CACHE = {}
+
+
+def load_rgb(path: Path, cache: bool = False) -> Image.Image:
+    """The image as RGB; with ``cache`` decoded once per process (the datasets here are a few MB of small crops)."""
+    if cache and path in _CACHE:
+        return _CACHE[path]
     try:
         with Image.open(path) as img:
-            return img.convert("RGB")
+            rgb = img.convert("RGB")
     except (UnidentifiedImageError, OSError) as e:
         raise DatasetError(f"{path}: cannot read image ({e})") from None
+    if cache:
+        _CACHE[path] = rgb
+    return rgb
 
 
 def to_tensor(img: Image.Image) -> np.ndarray:
@@ -80,7 +121,8 @@ def to_tensor(img: Image.Image) -> np.ndarray:
 
 
 def augment(img: Image.Image, rng: np.random.RandomState) -> Image.Image:
-    """Mild augmentation for face crops: random crop (80-100% of the side), horizontal flip, brightness/contrast."""
+    """Mild augmentation for face crops: random crop (80-100% of the side), horizontal flip, brightness/contrast
+    (the face dataset adds lighting, blur, noise and placement of its own)."""
     w, h = img.size
     side = rng.uniform(0.8, 1.0)
     cw, ch = max(1, int(w * side)), max(1, int(h * side))
@@ -94,12 +136,16 @@ def augment(img: Image.Image, rng: np.random.RandomState) -> Image.Image:
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
 
 
-def batches(samples, batch_size: int, rng=None, train: bool = False):
-    """Yields (x NCHW float32, y int) batches; shuffled and augmented when ``train`` (needs ``rng``)."""
-    order = rng.permutation(len(samples)) if train else np.arange(len(samples))
-    for start in range(0, len(samples), batch_size):
+def batches(samples, batch_size: int, rng=None, train: bool = False, cache: bool = False, balance: bool = False):
+    """Yields (x NCHW float32, y int) batches; shuffled and augmented when ``train`` (needs ``rng``), every class as
+    often as the largest with ``balance``; ``cache`` keeps decoded images in memory."""
+    if train:
+        order = balanced_order(samples, rng) if balance else rng.permutation(len(samples))
+    else:
+        order = np.arange(len(samples))
+    for start in range(0, len(order), batch_size):
         chunk = [samples[i] for i in order[start:start + batch_size]]
-        images = [load_rgb(s.path) for s in chunk]
+        images = [load_rgb(s.path, cache) for s in chunk]
         if train:
             images = [augment(img, rng) for img in images]
         x = np.stack([to_tensor(img) for img in images])

@@ -135,8 +135,8 @@ def export(run_dir, out_dir, name="mask-classifier", version=None) -> dict:
                      dynamic_input_shapes=[(None, 3, contract.HEIGHT, contract.WIDTH)])
     _onnx_cleanup(out_dir / files["onnx"], classes)
 
-    summary = {k: metrics[k] for k in ("best_epoch", "best_val_acc", "best_val_loss", "train_images", "val_images")
-               if k in metrics}
+    summary = {k: metrics[k] for k in ("best_epoch", "best_val_acc", "best_val_loss", "train_images", "val_images",
+                                       "test_acc", "test_images", "split") if k in metrics}
     manifest = {
         "name": name,
         "version": version,
@@ -151,8 +151,8 @@ def export(run_dir, out_dir, name="mask-classifier", version=None) -> dict:
         "metrics": summary,
         "pretrained": bool(config.get("pretrained", False)),
         "architecture": "squeezenet1.1",
-        "training": {k: config[k] for k in ("seed", "epochs", "batch_size", "lr", "train_images", "val_images")
-                     if k in config},
+        "training": {k: config[k] for k in ("seed", "epochs", "batch_size", "lr", "lr_schedule", "train_images",
+                                            "val_images", "test_images", "split") if k in config},
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     (out_dir / contract.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
