@@ -196,8 +196,8 @@ def show_alerts(lake: Path, demo: Demo, progress: Progress, echo) -> steps.Alert
     t = progress.start("alerts: the device alerts the deployed evaluator (functions/alerts) would send on this data")
     run = steps.evaluate_alerts(lake, demo.as_of)
     th = run.thresholds
-    echo(f"    rules (cdk.json): silent > {th.silent_minutes} min; compliance < {th.compliance_min:.0%} with at "
-         f">= {th.min_faces} faces over the last {th.window_hours} h (whole UTC hours)")
+    echo(f"    rules (cdk.json): silent > {th.silent_minutes} min; compliance < {th.compliance_min:.0%} with "
+         f">= {th.min_faces} classified faces over the last {th.window_hours} h (whole UTC hours)")
     if demo.lake:
         echo(f"    generated on purpose: {demo.lake.quiet_device or '-'} goes quiet, {demo.lake.low_compliance_device} "
              f"masks {steps.LOW_MASKED_RATIO:.0%} of faces")
