@@ -230,7 +230,7 @@ _EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A
 def _emails(key: str, raw: Any) -> tuple:
     """A list, or one string of addresses separated by commas, semicolons or spaces; duplicates dropped."""
     items = raw if isinstance(raw, (list, tuple)) else re.split(r"[,;\s]+", str(raw))
-    found = []
+    found: list = []
     for item in items:
         address = str(item).strip()
         if not address:

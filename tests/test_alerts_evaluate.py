@@ -209,7 +209,7 @@ def test_once_per_episode_over_many_runs(runs):
         state = outcome.state
     for statuses in history.values():
         assert statuses[0] == FIRING
-        assert all(a != b for a, b in zip(statuses, statuses[1:])), statuses
+        assert all(a != b for a, b in zip(statuses, statuses[1:], strict=False)), statuses
 
 
 @given(st.lists(st.fixed_dictionaries({"device_id": hostile | devices, "last_heartbeat": hostile,

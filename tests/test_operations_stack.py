@@ -3,7 +3,6 @@ function and its least-privilege role, the operations dashboard."""
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import aws_cdk as cdk
 import pytest
@@ -28,7 +27,8 @@ def ops(project) -> Template:
 @pytest.fixture(scope="module")
 def alarms(ops) -> dict:
     """alarm name -> properties"""
-    return {a["Properties"]["AlarmName"]: a["Properties"] for a in ops.find_resources("AWS::CloudWatch::Alarm").values()}
+    found = ops.find_resources("AWS::CloudWatch::Alarm").values()
+    return {a["Properties"]["AlarmName"]: a["Properties"] for a in found}
 
 
 def topic_ref(ops) -> dict:

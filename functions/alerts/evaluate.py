@@ -25,7 +25,8 @@ import re
 from decimal import Decimal
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any
+from collections.abc import Iterable, Mapping
 
 SILENT, LOW_COMPLIANCE = "silent", "low_compliance"
 KINDS = (SILENT, LOW_COMPLIANCE)
@@ -35,9 +36,10 @@ MINUTE_MS = 60_000
 MAX_DEVICE_ID = 128            # an IoT thing name has at most 128 characters
 # 2000-01-01 .. 2100-01-01: outside this a timestamp is a broken clock or unit, not an event
 _EARLIEST_MS, _LATEST_MS = 946_684_800_000, 4_102_444_800_000
-_TIMESTAMP_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)\s*(UTC|Z|[+-]\d{2}:?\d{2})?$")
+_TIMESTAMP_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)"
+                           r"\s*(UTC|Z|[+-]\d{2}:?\d{2})?$")
 
-Key = Tuple[str, str]          # (kind, device_id)
+Key = tuple[str, str]          # (kind, device_id)
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class Episode:
     open: bool
     since_ms: int               # silent: the last heartbeat; low_compliance: start of the window it was found in
     figure: float               # silent: minutes silent; low_compliance: masked share, 0..1
-    faces: Optional[int]        # low_compliance: faces in the window
+    faces: int | None        # low_compliance: faces in the window
     changed_ms: int             # when it opened or closed
     version: int = 0
 
@@ -74,7 +76,7 @@ class Episode:
 
 @dataclass(frozen=True)
 class State:
-    evaluated_ms: Optional[int] = None
+    evaluated_ms: int | None = None
     episodes: Mapping[Key, Episode] = field(default_factory=dict)
 
 
@@ -82,10 +84,10 @@ class State:
 class Alert:
     status: str                 # FIRING or RECOVERED
     episode: Episode            # the episode as it is after this run
-    previous: Optional[Episode]  # as it was before (None: never seen); the store's write condition
+    previous: Episode | None  # as it was before (None: never seen); the store's write condition
     at_ms: int
     figure: float               # the figure now (for a recovery: the current one, not the one it opened with)
-    faces: Optional[int]
+    faces: int | None
     notify: bool = True         # False: a recovery with send_recovery off (the state change is still stored)
 
     @property
@@ -99,10 +101,10 @@ class Alert:
 
 @dataclass(frozen=True)
 class Outcome:
-    alerts: List[Alert]
+    alerts: list[Alert]
     state: State
     ignored: int = 0
-    skipped: Optional[str] = None
+    skipped: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ class Rows:
 
 
 # -- values ----------------------------------------------------------------------------------------------------------
-def epoch_ms(value: Any) -> Optional[int]:
+def epoch_ms(value: Any) -> int | None:
     """A timestamp as UTC epoch milliseconds: a datetime (naive = UTC), an Athena timestamp text such as
     ``2026-11-27 10:00:00.000 UTC`` or an epoch-ms number; None for anything else or outside 2000..2100."""
     if isinstance(value, bool):
@@ -143,7 +145,7 @@ def epoch_ms(value: Any) -> Optional[int]:
     return ms if _EARLIEST_MS <= ms < _LATEST_MS else None
 
 
-def count(value: Any) -> Optional[int]:
+def count(value: Any) -> int | None:
     """A non-negative whole count (numbers, decimals as DuckDB sums give them, or their text); None otherwise."""
     if isinstance(value, bool) or value is None:
         return None
@@ -157,7 +159,7 @@ def count(value: Any) -> Optional[int]:
     return int(value)
 
 
-def device(value: Any) -> Optional[str]:
+def device(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     value = value.strip()
@@ -165,9 +167,9 @@ def device(value: Any) -> Optional[str]:
 
 
 # -- evaluation ------------------------------------------------------------------------------------------------------
-def last_heartbeats(rows: Iterable[Mapping[str, Any]]) -> Tuple[Dict[str, int], int]:
+def last_heartbeats(rows: Iterable[Mapping[str, Any]]) -> tuple[dict[str, int], int]:
     """device -> newest heartbeat (ms), and how many rows were unusable."""
-    latest: Dict[str, int] = {}
+    latest: dict[str, int] = {}
     ignored = 0
     for row in rows:
         name = device(_get(row, "device_id"))
@@ -184,11 +186,11 @@ def window_start_ms(now_ms: int, window_hours: int) -> int:
 
 
 def window_counts(rows: Iterable[Mapping[str, Any]], now_ms: int,
-                  window_hours: int) -> Tuple[Dict[str, Tuple[int, int]], int]:
+                  window_hours: int) -> tuple[dict[str, tuple[int, int]], int]:
     """device -> (classified faces, masked) over the hour buckets of the window, and how many rows were unusable.
     Classified = masked + unmasked: faces the classifier could not label (if it reports any) count for neither."""
     start = window_start_ms(now_ms, window_hours)
-    totals: Dict[str, Tuple[int, int]] = {}
+    totals: dict[str, tuple[int, int]] = {}
     ignored = 0
     for row in rows:
         name = device(_get(row, "device_id"))
@@ -212,7 +214,7 @@ def evaluate(rows: Rows, state: State, now_ms: int, thresholds: Thresholds) -> O
         return Outcome([], state, skipped=f"clock behind the previous run ({now_ms} < {state.evaluated_ms} ms): "
                                           "nothing decided, state kept")
     episodes = dict(state.episodes)
-    alerts: List[Alert] = []
+    alerts: list[Alert] = []
     heartbeats, bad_heartbeats = last_heartbeats(rows.heartbeats)
     counts, bad_counts = window_counts(rows.compliance, now_ms, thresholds.window_hours)
 
@@ -241,13 +243,13 @@ def evaluate(rows: Rows, state: State, now_ms: int, thresholds: Thresholds) -> O
     return Outcome(alerts, State(now_ms, episodes), ignored=bad_heartbeats + bad_counts)
 
 
-def _open(episodes: dict, alerts: list, previous: Optional[Episode], now_ms: int, episode: Episode) -> None:
+def _open(episodes: dict, alerts: list, previous: Episode | None, now_ms: int, episode: Episode) -> None:
     episode = replace(episode, version=(previous.version + 1) if previous else 1)
     episodes[episode.key] = episode
     alerts.append(Alert(FIRING, episode, previous, now_ms, episode.figure, episode.faces))
 
 
-def _close(episodes: dict, alerts: list, previous: Episode, now_ms: int, figure: float, faces: Optional[int],
+def _close(episodes: dict, alerts: list, previous: Episode, now_ms: int, figure: float, faces: int | None,
            send: bool) -> None:
     closed = replace(previous, open=False, changed_ms=now_ms, version=previous.version + 1)
     episodes[closed.key] = closed

@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from collections.abc import Callable
 
 import boto3
 from botocore.exceptions import ClientError
@@ -49,7 +49,7 @@ class Config:
     thresholds: Thresholds
 
     @classmethod
-    def from_env(cls, env=os.environ) -> "Config":
+    def from_env(cls, env=os.environ) -> Config:
         return cls(workgroup=env["WORKGROUP"], table=env["STATE_TABLE"], topic_arn=env["TOPIC_ARN"],
                    project=env.get("PROJECT", "maskcam"), heartbeats_sql=env["HEARTBEATS_SQL"],
                    compliance_sql=env["COMPLIANCE_SQL"],
@@ -68,7 +68,7 @@ class AthenaRows:
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self._client, self._workgroup, self._remaining_ms, self._sleep = client, workgroup, remaining_ms, sleep
 
-    def __call__(self, sql: str) -> List[Dict[str, Optional[str]]]:
+    def __call__(self, sql: str) -> list[dict[str, str | None]]:
         query_id = self._client.start_query_execution(QueryString=sql, WorkGroup=self._workgroup)["QueryExecutionId"]
         while True:
             status = self._client.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]["Status"]
@@ -82,7 +82,7 @@ class AthenaRows:
             self._sleep(POLL_SECONDS)
         return self._results(query_id)
 
-    def _results(self, query_id: str) -> List[Dict[str, Optional[str]]]:
+    def _results(self, query_id: str) -> list[dict[str, str | None]]:
         rows, columns, token = [], None, None
         while True:
             page = self._client.get_query_results(QueryExecutionId=query_id, **({"NextToken": token} if token else {}))
@@ -92,7 +92,9 @@ class AthenaRows:
                 data = result["Rows"][1:]      # the first row of a SELECT's first page holds the column names
             else:
                 data = result["Rows"]
-            rows += [dict(zip(columns, (cell.get("VarCharValue") for cell in row["Data"]))) for row in data]
+            # a row with fewer cells than columns (never seen) leaves the rest out rather than failing the run
+            rows += [dict(zip(columns, (cell.get("VarCharValue") for cell in row["Data"]), strict=False))
+                     for row in data]
             token = page.get("NextToken")
             if not token:
                 return rows
@@ -108,7 +110,7 @@ def _item(ep: Episode) -> dict:
     return item
 
 
-def _episode(item: dict) -> Optional[Episode]:
+def _episode(item: dict) -> Episode | None:
     try:
         kind = item["kind"]["S"]
         if kind not in KINDS:
@@ -169,11 +171,12 @@ class EpisodeTable:
             if err.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
 
-    def _put(self, item: dict, version: Optional[int]) -> bool:
+    def _put(self, item: dict, version: int | None) -> bool:
         if version is None:
             condition = {"ConditionExpression": "attribute_not_exists(pk)"}
         else:
-            condition = {"ConditionExpression": "version = :v", "ExpressionAttributeValues": {":v": {"N": str(version)}}}
+            condition = {"ConditionExpression": "version = :v",
+                         "ExpressionAttributeValues": {":v": {"N": str(version)}}}
         try:
             self._client.put_item(TableName=self._table, Item=item, **condition)
             return True

@@ -23,7 +23,8 @@ def headline(alert: Alert) -> str:
     if ep.kind == SILENT:
         if alert.status == FIRING:
             return f"{ep.device_id} silent since {when(ep.since_ms)} ({alert.figure:.0f} min without a heartbeat)"
-        return f"{ep.device_id} heard again (silent since {when(ep.since_ms)}; last heartbeat {alert.figure:.0f} min ago)"
+        return (f"{ep.device_id} heard again (silent since {when(ep.since_ms)}; last heartbeat "
+                f"{alert.figure:.0f} min ago)")
     if alert.status == FIRING:
         return (f"{ep.device_id} mask compliance {alert.figure:.0%} of {alert.faces} faces since "
                 f"{when(ep.since_ms)}")

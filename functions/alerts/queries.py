@@ -8,7 +8,6 @@ by the local run (DuckDB); the Lambda itself never reads query files.
 """
 from __future__ import annotations
 
-from typing import Dict
 
 from functions.analytics import queries
 
@@ -25,12 +24,12 @@ def compliance_days(window_hours: int) -> int:
     return (window_hours + 1) // 24 + 2
 
 
-def parameters(window_hours: int) -> Dict[str, Dict[str, str]]:
+def parameters(window_hours: int) -> dict[str, dict[str, str]]:
     return {HEARTBEATS: {"silent_minutes": "0", "lookback_days": str(LOOKBACK_DAYS)},
             COMPLIANCE: {"days": str(compliance_days(window_hours))}}
 
 
-def alert_queries(database: str, window_hours: int) -> Dict[str, str]:
+def alert_queries(database: str, window_hours: int) -> dict[str, str]:
     """name -> Athena SQL for ``database``."""
     by_name = {q.name: q for q in queries.load(queries.QUERIES_DIR)}
     return {name: by_name[name].render(database, **params) for name, params in parameters(window_hours).items()}

@@ -1,7 +1,7 @@
 """The operators' CloudWatch dashboard: the pipeline from IoT to Athena, one row per hop, and the alarm states."""
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cw
@@ -29,7 +29,8 @@ class OperationsDashboard(Construct):
                                   **kwargs)
 
         iot = [
-            graph("IoT: messages in (TopicMatch per rule)", [m.iot_rule_metric("TopicMatch", r, p) for r in rule_names]),
+            graph("IoT: messages in (TopicMatch per rule)",
+                  [m.iot_rule_metric("TopicMatch", r, p) for r in rule_names]),
             graph("IoT: rule failures", [metric for r in rule_names for metric in (
                 m.iot_action_metric("Failure", r, p), m.iot_action_metric("ErrorActionFailure", r, p),
                 m.iot_rule_metric("RuleMessageThrottled", r, p))]),
@@ -51,7 +52,8 @@ class OperationsDashboard(Construct):
         fns = list(functions.items())
         lambdas = [
             graph("Lambda: invocations", [f.metric_invocations(period=p, label=label) for label, f in fns]),
-            graph("Lambda: errors / throttles", [f.metric_errors(period=p, label=f"{label} errors") for label, f in fns],
+            graph("Lambda: errors / throttles",
+                  [f.metric_errors(period=p, label=f"{label} errors") for label, f in fns],
                   [f.metric_throttles(period=p, label=f"{label} throttles") for label, f in fns]),
             graph("Lambda: duration (ms, p95)",
                   [f.metric_duration(period=p, statistic="p95", label=label) for label, f in fns]),

@@ -1,7 +1,7 @@
 """The one SNS topic every alarm and business alert goes to, with the operators' e-mail subscriptions."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch_actions as cw_actions

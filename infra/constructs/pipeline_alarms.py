@@ -6,7 +6,7 @@ gauges are emitted while there is something to report.
 """
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cw
@@ -31,7 +31,7 @@ class PipelineAlarms(Construct):
     def __init__(self, scope: Construct, id: str, *, prefix: str, action: cw.IAlarmAction, period: Duration) -> None:
         super().__init__(scope, id)
         self._prefix, self._action, self._period = prefix, action, period
-        self.alarms: Dict[str, cw.Alarm] = {}
+        self.alarms: dict[str, cw.Alarm] = {}
 
     def _add(self, slug: str, metric: cw.IMetric, *, threshold: float, comparison: cw.ComparisonOperator,
              missing: cw.TreatMissingData, description: str, evaluation_periods: int = 1) -> cw.Alarm:
@@ -102,7 +102,7 @@ class PipelineAlarms(Construct):
                       description=f"Dead-letter queue of {label} holds messages: events that failed after all "
                                   "retries; inspect and redrive them.")
 
-    def wifi_ingest(self, log_group: logs.ILogGroup, *, reject_percent: float) -> Optional[cw.Alarm]:
+    def wifi_ingest(self, log_group: logs.ILogGroup, *, reject_percent: float) -> cw.Alarm | None:
         """Log-based metrics from the ingest's per-file log line (rows in, rows rejected, unusable files), the
         share of rejected rows and unusable files as alarms."""
         namespace = m.wifi_namespace(self._prefix)

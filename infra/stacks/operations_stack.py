@@ -3,7 +3,8 @@ the pipeline's own metrics, per-device business alerts (silent, low compliance) 
 part in docs/operations.md."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_lambda as lambda_
