@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any
+from collections.abc import Callable, Mapping
 
 from functions.alerts.queries import MAX_SILENT_MINUTES
 from functions.analytics.layout import FLUSH_SECONDS
@@ -64,20 +65,20 @@ class Settings:
     """Everything the stacks may vary on. Field names are the context keys."""
 
     project: str = "maskcam"
-    account: Optional[str] = None
+    account: str | None = None
     region: str = "us-east-1"
     glue_database: str = "awskrug"
     inference_topic: str = "maskcam/+/infer"
     lambda_function_name: str = "deeplens-mask-classifier"
     lambda_runtime: str = DEFAULT_PYTHON_RUNTIME
-    greengrass_thing_group: Optional[str] = None
-    quicksight_principal_arn: Optional[str] = None
+    greengrass_thing_group: str | None = None
+    quicksight_principal_arn: str | None = None
     athena_bytes_scanned_cutoff_mb: int = 1024
     model_name: str = "mask-classifier"
     model_version: str = "1"
     greengrass_component_name: str = "com.maskcam.EdgeClassifier"
-    model_export: Optional[str] = None
-    cloud_reserved_concurrency: Optional[int] = None
+    model_export: str | None = None
+    cloud_reserved_concurrency: int | None = None
     quicksight_import_mode: str = "SPICE"
     # operations (docs/operations.md): who is told, and when
     alarm_emails: tuple = ()
@@ -102,9 +103,10 @@ class Settings:
         return (DEEPLENS_TOPIC, self.inference_topic)
 
     @classmethod
-    def from_context(cls, get: Callable[[str], Any]) -> "Settings":
+    def from_context(cls, get: Callable[[str], Any]) -> Settings:
         """Builds settings from a context lookup such as ``app.node.try_get_context``."""
-        values, given = {}, set()
+        values: dict[str, Any] = {}
+        given: set[str] = set()
         for f in fields(cls):
             raw = get(f.name)
             if _is_unset(raw):
@@ -133,7 +135,7 @@ class Settings:
                                 "-c model_export=<export directory>")
 
     @classmethod
-    def from_mapping(cls, context: Mapping[str, Any]) -> "Settings":
+    def from_mapping(cls, context: Mapping[str, Any]) -> Settings:
         return cls.from_context(context.get)
 
 

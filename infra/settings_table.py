@@ -71,7 +71,7 @@ def _default(f) -> str:
     if f.name in DEFAULT_TEXT:
         return DEFAULT_TEXT[f.name]
     value = f.default if f.default is not MISSING else (
-        f.default_factory() if f.default_factory is not MISSING else None)   # type: ignore[misc]
+        f.default_factory() if f.default_factory is not MISSING else None)
     if value is None or value == () or value == []:
         return "unset"
     if isinstance(value, (list, tuple)):

@@ -39,7 +39,7 @@ def day_of(ts):
 
 
 def rows(result):
-    return [dict(zip(result.columns, row)) for row in result.rows]
+    return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
 
 
 def test_counts_add_up_and_malformed_lines_are_kept_with_reasons(lake, events):

@@ -49,7 +49,7 @@ def context():
 
 
 @pytest.fixture
-def cloud(monkeypatch, tmp_path, model_export):  # noqa: F811
+def cloud(monkeypatch, tmp_path, model_export):
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.delenv("AWS_IOT_THING_NAME", raising=False)
     monkeypatch.delenv("MASKCAM_AUTOSTART", raising=False)

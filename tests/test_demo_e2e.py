@@ -74,7 +74,7 @@ def _result(demo, name):
 
 
 def _records(result) -> list:
-    return [dict(zip(result.columns, row)) for row in result.rows]
+    return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
 
 
 def test_frames_become_inference_events(demo):
@@ -90,7 +90,7 @@ def test_frames_become_inference_events(demo):
     assert edge.of_type("heartbeat") and not edge.of_type("error")
     for event in edge.events:
         assert schema.problems(event) == [] and event["device_id"] == steps.DEVICE_ID
-    for path, event in zip(demo.frame_files, inference):
+    for path, event in zip(demo.frame_files, inference, strict=True):
         scene = path.stem.split("-", 2)[2]
         assert event["faces"] == len(event["detections"]) == event["masked"] + event["unmasked"] + event["unknown"]
         if scene in ("astronaut", "group", "rocket"):  # coffee: the Haar cascade sometimes sees a face there

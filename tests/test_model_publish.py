@@ -29,7 +29,7 @@ def s3(monkeypatch):
 
 
 @pytest.fixture
-def export_copy(model_export, tmp_path):  # noqa: F811
+def export_copy(model_export, tmp_path):
     return shutil.copytree(model_export, tmp_path / "export")
 
 
@@ -41,7 +41,7 @@ def test_main_venv_runs_without_mxnet():
     assert "mxnet" not in sys.modules
 
 
-def test_real_export_follows_the_contract(model_export):  # noqa: F811
+def test_real_export_follows_the_contract(model_export):
     manifest = contract.check_export(model_export)
     assert manifest["classes"] == ["mask", "no_mask"]
     assert manifest["input"] == contract.INPUT_SPEC
@@ -55,7 +55,7 @@ def test_real_export_follows_the_contract(model_export):  # noqa: F811
     assert contract.symbol_class_count(symbol) == 2
 
 
-def test_publish_uploads_under_versioned_prefix_and_verifies(s3, model_export):  # noqa: F811
+def test_publish_uploads_under_versioned_prefix_and_verifies(s3, model_export):
     messages = []
     result = publish(model_export, BUCKET, s3=s3, progress=messages.append)
     manifest = contract.load_manifest(model_export)
@@ -74,7 +74,7 @@ def test_publish_uploads_under_versioned_prefix_and_verifies(s3, model_export): 
     assert any("verified 4 object(s)" in m for m in messages)
 
 
-def test_publish_refuses_to_overwrite_a_version(s3, model_export):  # noqa: F811
+def test_publish_refuses_to_overwrite_a_version(s3, model_export):
     publish(model_export, BUCKET, s3=s3, progress=lambda _: None)
     with pytest.raises(PublishError, match="already exists; versions are immutable"):
         publish(model_export, BUCKET, s3=s3, progress=lambda _: None)
@@ -112,12 +112,12 @@ def test_publish_refuses_changed_file(s3, export_copy):
     assert _keys(s3) == []
 
 
-def test_publish_refuses_a_bucket_deeplens_cannot_read(s3, model_export):  # noqa: F811
+def test_publish_refuses_a_bucket_deeplens_cannot_read(s3, model_export):
     with pytest.raises(PublishError, match="starts with 'deeplens-'"):
         publish(model_export, "maskcam-models", s3=s3)
 
 
-def test_failed_verification_removes_the_partial_version(s3, model_export):  # noqa: F811
+def test_failed_verification_removes_the_partial_version(s3, model_export):
     class CorruptingReads:
         """S3 client whose downloads come back altered (what verification exists to catch)."""
 
@@ -138,7 +138,7 @@ def test_failed_verification_removes_the_partial_version(s3, model_export):  # n
     assert _keys(s3) == []
 
 
-def test_cli_publish(s3, model_export, export_copy, capsys):  # noqa: F811
+def test_cli_publish(s3, model_export, export_copy, capsys):
     assert cli(["publish", str(model_export), "--bucket", BUCKET]) == 0
     assert f"published s3://{BUCKET}/{PREFIX}manifest.json" in capsys.readouterr().out
     (export_copy / "mask-classifier-symbol.json").unlink()

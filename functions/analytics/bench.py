@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Dict, List
 
 import duckdb
 import pyarrow as pa
@@ -72,13 +71,13 @@ def write_both(cfg: GeneratorConfig, root: Path) -> Written:
     return out
 
 
-def referenced_columns(sql: str) -> List[str]:
+def referenced_columns(sql: str) -> list[str]:
     tree = sqlglot.parse_one(sql, read="duckdb")
     names = {c.name for c in tree.find_all(exp.Column)}
     return sorted(names & set(layout.COLUMN_NAMES))
 
 
-def kept_partitions(sql: str, partitions: List[str]) -> List[str]:
+def kept_partitions(sql: str, partitions: list[str]) -> list[str]:
     """Partitions the query's WHERE conjuncts on ``dt`` alone keep (what partition projection prunes to)."""
     where = sqlglot.parse_one(sql, read="duckdb").find(exp.Where)
     conjuncts = list(where.this.flatten()) if where and isinstance(where.this, exp.And) else \
@@ -92,7 +91,7 @@ def kept_partitions(sql: str, partitions: List[str]) -> List[str]:
 
 
 def parquet_scan_bytes(lake: Path, sql: str) -> int:
-    by_day: Dict[str, List[Path]] = {}
+    by_day: dict[str, list[Path]] = {}
     for path in runner.lake_files(lake):
         by_day.setdefault(path.parent.name.split("=", 1)[1], []).append(path)
     columns = referenced_columns(sql)

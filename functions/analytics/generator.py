@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Iterator, List
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -41,7 +41,7 @@ class GeneratorConfig:
     seed: int = 7
 
     @property
-    def device_ids(self) -> List[str]:
+    def device_ids(self) -> list[str]:
         return [f"cam-{i:03d}" for i in range(self.devices)]
 
     @property

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
-from typing import Dict, Iterable, List, Mapping
+from collections.abc import Iterable, Mapping
 
 QUERIES_DIR = Path(__file__).resolve().parent / "queries"
 
@@ -39,7 +39,7 @@ class NamedQuery:
     name: str
     description: str
     template: str
-    params: Dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
     path: Path = None
 
     @property
@@ -87,9 +87,9 @@ def parse(path: Path) -> NamedQuery:
     return NamedQuery(name=name, description=lines[0][2:].strip(), template=text, params=params, path=path)
 
 
-def load(*dirs: Path) -> List[NamedQuery]:
+def load(*dirs: Path) -> list[NamedQuery]:
     """Every ``*.sql`` file of ``dirs`` (default: all of the project's), sorted by name; names must be unique."""
-    found: Dict[str, NamedQuery] = {}
+    found: dict[str, NamedQuery] = {}
     for directory in dirs or project_query_dirs():
         directory = Path(directory)
         if not directory.is_dir():
@@ -103,7 +103,7 @@ def load(*dirs: Path) -> List[NamedQuery]:
     return [found[name] for name in sorted(found)]
 
 
-def parse_overrides(pairs: Iterable[str]) -> Dict[str, str]:
+def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:
     """``["silent_minutes=10", ...]`` -> dict; raises QueryFileError on a pair without '='."""
     out = {}
     for pair in pairs:
@@ -114,7 +114,7 @@ def parse_overrides(pairs: Iterable[str]) -> Dict[str, str]:
     return out
 
 
-def applicable(overrides: Mapping[str, str], query: NamedQuery) -> Dict[str, str]:
+def applicable(overrides: Mapping[str, str], query: NamedQuery) -> dict[str, str]:
     """The subset of ``overrides`` this query declares (a CLI may pass one set of parameters to many queries)."""
     return {k: v for k, v in overrides.items() if k in query.params}
 

@@ -1,12 +1,13 @@
 """Demo inputs: camera-like frames made from real photos that scikit-image ships, and a portal-style Wi-Fi CSV.
 
 Scenes (640x480 BGR, like a camera): the astronaut (Eileen Collins, one face), a group (her head three times at
-different sizes on a grey wall), and scenes without faces (coffee cup, rocket) as negatives. Frame ``i`` is scene ``i % len(SCENES)`` shifted and lit slightly differently, so no two frames are equal.
+different sizes on a grey wall), and scenes without faces (coffee cup, rocket) as negatives. Frame ``i`` is scene
+``i % len(SCENES)`` shifted and lit slightly differently, so no two frames are equal.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Dict, List
+from collections.abc import Callable
 
 import numpy as np
 
@@ -50,7 +51,7 @@ def _group() -> np.ndarray:
     return frame
 
 
-SCENES: Dict[str, Callable[[], np.ndarray]] = {
+SCENES: dict[str, Callable[[], np.ndarray]] = {
     "astronaut": lambda: _fit(_photo("astronaut")),     # one face
     "group": _group,                                    # three faces
     "coffee": lambda: _fit(_photo("coffee")),           # no face
@@ -60,7 +61,7 @@ SCENES: Dict[str, Callable[[], np.ndarray]] = {
 SCENE_FACES = {"astronaut": 1, "group": 3, "coffee": 0, "rocket": 0}
 
 
-def frame(index: int, scenes: Dict[str, np.ndarray]) -> np.ndarray:
+def frame(index: int, scenes: dict[str, np.ndarray]) -> np.ndarray:
     """Frame ``index``: its scene shifted by a few pixels and with its brightness changed by a few levels."""
     names = list(scenes)
     base = scenes[names[index % len(names)]]
@@ -69,7 +70,7 @@ def frame(index: int, scenes: Dict[str, np.ndarray]) -> np.ndarray:
     return np.clip(shifted.astype(np.int16) + (cycle % 5) * 4 - 8, 0, 255).astype(np.uint8)
 
 
-def write_frames(folder: Path, count: int) -> List[Path]:
+def write_frames(folder: Path, count: int) -> list[Path]:
     """Writes ``count`` frames as ``frame-NNNNN-<scene>.jpg`` (name order = frame order); returns the paths."""
     import cv2
 

@@ -4,13 +4,12 @@ for it; a DDL that Athena refuses fails the deploy. The DDL texts are the resour
 file re-runs it on the next deploy."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
-from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack
+from aws_cdk import CustomResource, Duration, Stack
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
@@ -36,7 +35,8 @@ class AthenaViews(Construct):
         super().__init__(scope, id)
         stack = Stack.of(self)
         self.names = [datasets.view_name(q) for q in queries]
-        views = [{"Name": name, "Ddl": datasets.view_ddl(q, database_name)} for name, q in zip(self.names, queries)]
+        views = [{"Name": name, "Ddl": datasets.view_ddl(q, database_name)}
+                 for name, q in zip(self.names, queries, strict=True)]
 
         role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                         description=f"Athena views in {database_name}: run their DDL in {workgroup.name}")
