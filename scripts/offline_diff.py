@@ -44,6 +44,18 @@ def diff_stack(head_out: Path, stack: str, base_template: Path, fail: bool) -> i
     return subprocess.run(cmd, cwd=ROOT, stderr=subprocess.STDOUT).returncode
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def working_tree_is(commit: str) -> bool:
+    """Whether the working tree holds exactly ``commit``'s files (nothing modified, staged or untracked): then one
+    synth serves both sides."""
+    if _git("status", "--porcelain"):
+        return False
+    return _git("rev-parse", "HEAD^{tree}") == _git("rev-parse", f"{commit}^{{tree}}")
+
+
 def main(argv: list | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", default="HEAD~1", help="git ref to compare against (default HEAD~1)")
@@ -62,9 +74,13 @@ def main(argv: list | None = None) -> int:
                        cwd=ROOT, check=True)
         print(f"diff: synthesizing base {args.base} ({rev.stdout.strip()[:10]}) and the working tree", flush=True)
         synth(worktree, work / "base.out")
-        synth(ROOT, work / "head.out")
+        head_out = work / "base.out" if working_tree_is(rev.stdout.strip()) else work / "head.out"
+        if head_out.name == "head.out":
+            synth(ROOT, head_out)
+        else:
+            print(f"diff: the working tree is {args.base}: one synth serves both sides", flush=True)
         base = stack_templates(work / "base.out")
-        head = stack_templates(work / "head.out")
+        head = stack_templates(head_out)
 
         changed = 0
         for stack in sorted(set(base) | set(head)):
@@ -73,11 +89,14 @@ def main(argv: list | None = None) -> int:
                 print(f"stack removed (was {len(base[stack].get('Resources', {}))} resources in {args.base})")
                 changed += 1
                 continue
+            if base.get(stack) == head[stack]:
+                print("There were no differences")   # what `cdk diff` says; its start-up costs seconds per stack
+                continue
             base_template = work / f"{stack}.base.json"
             base_template.write_text(json.dumps(base.get(stack, EMPTY_TEMPLATE)))
             if stack not in base:
                 print(f"new stack (not in {args.base})")
-            changed += diff_stack(work / "head.out", stack, base_template, args.fail) != 0
+            changed += diff_stack(head_out, stack, base_template, args.fail) != 0
         print(f"\ndiff: {changed} stack(s) differ" if args.fail else "")
         return 1 if args.fail and changed else 0
     finally:
