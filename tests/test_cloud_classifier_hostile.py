@@ -468,20 +468,29 @@ def test_an_outcome_record_that_cannot_be_written_keeps_the_outcome_and_says_so(
 
 
 def test_a_classifier_result_that_is_not_a_valid_event_is_rejected_not_retried():
-    class NanClassifier(Classifier):
-        def prepare(self, crops):
-            return crops
-
-        def predict(self, inputs):
-            return [[float("nan"), float("nan")] for _ in inputs]
-
+    """Whatever the pipeline returns that the schema refuses (here a negative face count) is the frame's fault: the
+    same frame would give the same answer on every retry. (A NaN model output no longer gets here: the pipeline
+    labels such a face ``unknown``, see test_unknown_label.py.)"""
     class OneFace(NoFaces):
         def detect(self, frame):
             from functions.edge.maskcam.faces import Box
             return [Box(0, 0, 4, 4, 1.0)]
 
+    class BrokenEvents(FramePipeline):
+        def event(self, device_id, result, ts_ms):
+            event = super().event(device_id, result, ts_ms)
+            event["faces"] = -1
+            return event
+
     c = classifier({"frames/cam-1/a.jpg": (encode("jpg", 8, 8), {})})
-    c.pipeline = FramePipeline(OneFace(), NanClassifier())
+    class Mask(Classifier):
+        def prepare(self, crops):
+            return crops
+
+        def predict(self, inputs):
+            return [[0.9, 0.1] for _ in inputs]
+
+    c.pipeline = BrokenEvents(OneFace(), Mask())
     result, raised = handle(c, notification("frames/cam-1/a.jpg"))
     assert not raised and result["rejected"] == 1 and "not a valid event" in result["results"][0]["reason"]
 

@@ -417,6 +417,47 @@ def test_a_detector_that_never_returns_is_reported_and_shutdown_stays_bounded(tm
         detector.release.set()
 
 
+def test_a_stop_is_noticed_at_once_while_waiting_for_a_hung_detector(tmp_path):
+    """With the default 30 s between stall reports, a stop still ends the run within close_timeout."""
+    from functions.edge.maskcam.pipeline import FramePipeline
+    from tests.edge_support import FixedClassifier
+    detector = HangingDetector(hang_at=1)
+    d = dispatcher(tmp_path, Publisher())
+    r = Runner(lambda: Frames(10 ** 6), lambda: FramePipeline(detector, FixedClassifier()), d, "cam-1",
+               backoff=FAST, sleep=lambda s: None, close_timeout=0.3)
+    loop = threading.Thread(target=r.run)
+    try:
+        loop.start()
+        assert detector.hung.wait(5.0)
+        stopped = time.monotonic()
+        r.stop()
+        loop.join(5.0)
+        assert not loop.is_alive() and time.monotonic() - stopped < 1.5
+        assert not r.stalled
+    finally:
+        detector.release.set()
+
+
+def test_a_detector_hung_for_too_long_stops_the_loop_for_a_restart(tmp_path):
+    from functions.edge.maskcam.pipeline import FramePipeline
+    from tests.edge_support import FixedClassifier
+    detector = HangingDetector(hang_at=2)
+    publisher = Publisher()
+    d = dispatcher(tmp_path, publisher)
+    r = Runner(lambda: Frames(10 ** 6), lambda: FramePipeline(detector, FixedClassifier()), d, "cam-1",
+               backoff=FAST, sleep=lambda s: None, close_timeout=0.2, stall_report_s=0.25, stall_exit_s=1.0)
+    try:
+        started = time.monotonic()
+        r.run()    # returns by itself
+        assert r.stalled and time.monotonic() - started < 5.0
+        messages = [e.get("message", "") for e in publisher.published if e.get("event_type") == "error"]
+        assert any("supervisor restarts the process" in m for m in messages), messages
+        assert sum("has not returned for" in m for m in messages) >= 3   # reports at 0.25, 0.5, 0.75 s, then the exit
+        assert summary_balance(parse_summary(app.summary(r))) == 0
+    finally:
+        detector.release.set()
+
+
 def test_a_hung_detector_does_not_keep_the_process_from_exiting(tmp_path):
     script = (
         "import threading, time\n"

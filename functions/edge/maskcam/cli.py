@@ -18,8 +18,9 @@ def parse_args(argv=None):
                    help="ONNX Runtime threads (default: one core fewer than the machine has, min 1)")
     p.add_argument("--classes", default=DEFAULTS["classes"], help="class order of a deeplens: model")
     p.add_argument("--detector", default=DEFAULTS["detector"],
-                   help="auto (default: yunet where its wheel installs, else mtcnn, else haar), yunet[:long side px[:threshold]], "
-                        "mtcnn[:long side px[:min face px]], haar[:scale[:min face px[:step]]] or deeplens[:ssd.xml]")
+                   help="auto (default: yunet where its wheel installs, else mtcnn, else haar), "
+                        "yunet[:long side px[:threshold]], mtcnn[:long side px[:min face px]], "
+                        "haar[:scale[:min face px[:step]]] or deeplens[:ssd.xml]")
     p.add_argument("--min-confidence", type=float, default=DEFAULTS["min_confidence"], dest="min_confidence",
                    help="a face whose top class probability is below this is reported as 'unknown', counted neither "
                         "masked nor unmasked (default %(default)s)")
@@ -52,4 +53,4 @@ def main(argv=None):
         signal.signal(sig, lambda *_: runner.stop())
     runner.run()
     sys.stderr.write(summary(runner) + "\n")
-    return 0
+    return 3 if runner.stalled else 0   # a hung detector: exit so the supervisor (Greengrass) restarts us

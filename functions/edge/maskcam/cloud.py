@@ -37,10 +37,7 @@ import time
 from calendar import timegm
 from collections import namedtuple
 
-try:
-    from urllib.parse import quote, unquote_plus
-except ImportError:  # Python 2.7 (an old DeepLens) never takes the cloud path, but must import this module
-    from urllib import quote, unquote_plus
+from urllib.parse import quote, unquote_plus
 
 from . import schema
 
@@ -226,6 +223,17 @@ _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - frozenset((0xC4, 0xC8, 0xCC))  # n
 _MAX_JPEG_SEGMENTS = 1000
 
 
+_NO_FRAME_BEFORE = {0xD8: "a second SOI", 0xD9: "its end (EOI)", 0xDA: "its image data (SOS)"}
+
+
+def _jpeg_standalone(marker):
+    """Whether ``marker`` has no length field to skip (FF00 is junk, TEM, RSTn); refuses the markers that end the
+    search for a frame header."""
+    if marker in _NO_FRAME_BEFORE:
+        raise FrameRejected("JPEG has no frame header before %s" % _NO_FRAME_BEFORE[marker])
+    return marker == 0x00 or marker == 0x01 or 0xD0 <= marker <= 0xD7
+
+
 def _jpeg_header(data):
     """Frame header (SOFn) dimensions, markers read as libjpeg reads them: junk before a marker and fill bytes
     skipped, the first SOF wins (libjpeg refuses a second one)."""
@@ -238,11 +246,8 @@ def _jpeg_header(data):
         if match is None:
             raise _truncated("JPEG")
         marker, at = data[match.start()], match.start() + 1
-        if marker == 0x00 or marker == 0x01 or 0xD0 <= marker <= 0xD7:  # FF00 is skipped as junk; TEM, RSTn
+        if _jpeg_standalone(marker):
             continue
-        if marker in (0xD8, 0xD9, 0xDA):
-            raise FrameRejected("JPEG has no frame header before %s"
-                                % {0xD8: "a second SOI", 0xD9: "its end (EOI)", 0xDA: "its image data (SOS)"}[marker])
         if at + 2 > size:
             raise _truncated("JPEG")
         length = _u16be(data, at)
@@ -321,7 +326,7 @@ def image_header(data):
             try:
                 return parse(data)
             except (struct.error, IndexError):  # a read past the end the length checks did not foresee
-                raise _truncated(fmt)
+                raise _truncated(fmt) from None
     raise FrameRejected("%d bytes that are not an image of an accepted format (%s)"
                         % (len(data), ", ".join(ACCEPTED_FORMATS)))
 
@@ -346,7 +351,7 @@ def decode_frame(data, decode):
     except Exception as err:  # cv2.error (corrupt data, OpenCV's own limits), MemoryError: the image's fault
         raise FrameRejected("%s of %dx%d could not be decoded: %s: %s"
                             % (header.format, header.width, header.height, type(err).__name__,
-                               str(err).strip()[:300]))
+                               str(err).strip()[:300])) from err
     if frame is None:
         raise FrameRejected("%d bytes with a %s header (%dx%d) that do not decode (corrupt or truncated data)"
                             % (len(data), header.format, header.width, header.height))
@@ -359,7 +364,7 @@ def decode_frame(data, decode):
 
 # ------------------------------------------------------------------------------------------------------ classifier
 
-class CloudClassifier(object):
+class CloudClassifier:
     """Classifies the frames of one event. Adapters:
 
     - ``store``: ``get(bucket, key, version_id) -> (bytes, metadata dict)`` (raises FrameRejected for a missing or
@@ -408,7 +413,7 @@ class CloudClassifier(object):
                 try:
                     payload = schema.to_json(self.pipeline.event(device_id, result, ts_ms))
                 except schema.SchemaError as err:  # the same frame would give the same answer on every retry
-                    raise FrameRejected("the classifier's result is not a valid event: %s" % err)
+                    raise FrameRejected("the classifier's result is not a valid event: %s" % err) from err
             except FrameRejected as err:
                 return self._reject(obj, device_id, str(err), now_ms, request_id, outcome_key)
             stage = "publish"

@@ -16,9 +16,10 @@
 
 Two stages overlap: while the loop thread runs the model on frame k, a stage thread detects faces in frame k+1 and
 prepares their model inputs (``FramePipeline.prepare`` / ``finish``). Events still leave in frame order. A detector
-that stops returning is reported (an error event every ``stall_report_s`` while the loop waits for it); at shutdown
-the loop waits for it at most ``close_timeout`` seconds, counts the frame as an error and still flushes the events
-(the stage thread is a daemon, so a hung detector cannot keep the process from exiting).
+that stops returning is reported (an error event every ``stall_report_s`` while the loop waits for it) and, after
+``stall_exit_s``, makes the loop stop itself so that its supervisor restarts the process; after a stop the loop waits
+for it at most ``close_timeout`` seconds, counts the frame as an error and still flushes the events (the stage thread
+is a daemon, so a hung detector cannot keep the process from exiting).
 
 Every submitted event ends up published, still in the spool, dropped or rejected, and ``Dispatcher.counts()`` says
 so: ``submitted + carried_over == published + replayed + pending + queued + dropped + rejected`` at any time, with
@@ -27,20 +28,12 @@ import concurrent.futures
 import json
 import logging
 import os
+import queue
 import threading
 import time
+from reprlib import repr as _short_repr
 
 from . import schema
-
-try:
-    import queue
-except ImportError:  # pragma: no cover - Python 2 on very old DeepLens images
-    import Queue as queue
-
-try:
-    from reprlib import repr as _short_repr
-except ImportError:  # pragma: no cover - Python 2
-    from repr import repr as _short_repr
 
 LOG = logging.getLogger("maskcam")
 UNLOADED = "unloaded"
@@ -49,6 +42,7 @@ _SANE_TS = 1767225600000  # 2026-01-01T00:00:00Z: a ts the schema accepts, to te
 REJECTED_MAX_BYTES = 1 << 20
 REJECTED_MAX_RECORD = 16 * 1024
 SPOOL_REFRESH_S = 5.0
+STAGE_WAIT_SLICE_S = 0.25   # how long the loop waits for the stage thread before it looks at the stop flag again
 
 
 class _Stage:
@@ -679,11 +673,12 @@ class Runner:
     failing camera or model is simply opened/loaded again. ``clock`` is the wall clock (event timestamps),
     ``monotonic`` the interval clock (heartbeats, fps, frame rate); ``close_timeout`` bounds the wait for the
     publisher and for a detector still running at shutdown; ``stall_report_s`` how often a detector that does not
-    return is reported while the loop waits for it."""
+    return is reported while the loop waits for it, ``stall_exit_s`` when the loop gives up on it and stops."""
 
     def __init__(self, open_source, load_pipeline, dispatcher, device_id, display=None, rate=None,
                  heartbeat_s=60.0, backoff=RUNNER_BACKOFF, reopen_after=5, error_every=50, max_frames=None,
-                 clock=time.time, sleep=time.sleep, monotonic=_monotonic, close_timeout=10.0, stall_report_s=30.0):
+                 clock=time.time, sleep=time.sleep, monotonic=_monotonic, close_timeout=10.0, stall_report_s=30.0,
+                 stall_exit_s=600.0):
         self.open_source = open_source
         self.load_pipeline = load_pipeline
         self.dispatcher = dispatcher
@@ -700,6 +695,8 @@ class Runner:
         self.sleep = sleep
         self.close_timeout = close_timeout
         self.stall_report_s = stall_report_s
+        self.stall_exit_s = stall_exit_s
+        self.stalled = False
         self.pipeline = None
         self.source = None
         self.frames = 0
@@ -787,9 +784,11 @@ class Runner:
         return frame, None
 
     def _prepared(self, preparing, shutting_down=False):
-        """The stage thread's result for a frame. While it does not come, an error event every ``stall_report_s``;
-        once the runner is stopping, until ``close_timeout`` seconds after the stop, then ``TimeoutError``."""
-        started = self.monotonic()
+        """The stage thread's result for a frame. It is awaited in short slices, so a stop is noticed at once; while
+        it does not come, an error event every ``stall_report_s``; after ``stall_exit_s`` the loop stops itself
+        (``stalled``: the CLI then exits non-zero, so Greengrass restarts the process); once the runner is stopping,
+        at most ``close_timeout`` seconds after the stop, then ``TimeoutError``."""
+        waited = reported = 0.0
         while True:
             if shutting_down or self.stop_event.is_set():
                 if self._stop_deadline is None:
@@ -799,11 +798,20 @@ class Runner:
                 except concurrent.futures.TimeoutError:
                     raise concurrent.futures.TimeoutError(
                         "face detection did not return within %.1f s of the stop (%.0f s in all): frame abandoned"
-                        % (self.close_timeout, self.monotonic() - started)) from None
+                        % (self.close_timeout, waited)) from None
+            step = min(STAGE_WAIT_SLICE_S, self.stall_report_s)
             try:
-                return preparing.result(timeout=self.stall_report_s)
+                return preparing.result(timeout=step)
             except concurrent.futures.TimeoutError:
-                self.error("face detection has not returned for %.0f s" % (self.monotonic() - started))
+                waited += step
+            if waited >= self.stall_exit_s:
+                self.stalled = True
+                self.error("face detection has not returned for %.0f s: stopping the loop so that its supervisor "
+                           "restarts the process" % waited)
+                self.stop()
+            elif waited - reported >= self.stall_report_s:
+                reported = waited
+                self.error("face detection has not returned for %.0f s" % waited)
 
     def _finish(self, preparing, shutting_down=False):
         """The model on a frame whose preparation ran on the stage thread; then its event and display."""
