@@ -22,10 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from functions.edge.maskcam import cloud, schema
+from functions.edge.maskcam import cloud
 from functions.edge.maskcam.adapters.aws import decode_image
 from functions.edge.maskcam.pipeline import FramePipeline
 
@@ -42,7 +42,7 @@ class TransientError(ConnectionError):
     """What a service error looks like to the classifier (botocore's EndpointConnectionError, a 500, ...)."""
 
 
-class Store(object):
+class Store:
     """S3 in memory: ``objects[key] = (bytes, metadata)``, ``records[key] = dict``; ``faults[(op, key)]`` = how many
     more calls of ``op`` (get / put) on ``key`` raise a transient error."""
 
@@ -71,7 +71,7 @@ class Store(object):
         self.records[key] = json.loads(json.dumps(record))
 
 
-class Publisher(object):
+class Publisher:
     def __init__(self):
         self.messages = []
         self.faults = {}    # topic -> failures left
@@ -83,7 +83,7 @@ class Publisher(object):
         self.messages.append((topic, json.loads(payload)))
 
 
-class NoFaces(object):
+class NoFaces:
     def __init__(self):
         self.shapes = []
 
@@ -92,11 +92,11 @@ class NoFaces(object):
         return []
 
 
-class Classifier(object):
+class Classifier:
     name, version, classes = "mask-classifier", "test", ("mask", "no_mask")
 
 
-class SpyDecode(object):
+class SpyDecode:
     """The real OpenCV decoder; remembers every image it was given (``seen``) and their headers (``headers``)."""
 
     def __init__(self, decode=decode_image):
@@ -188,7 +188,7 @@ def png_bomb(width=30000, height=30000):
 
 def jpeg_header(width, height):
     return (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
-            + b"\xff\xc0\x00\x11\x08" + struct.pack(">HH", height, width) + b"\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01")
+             b"\xff\xc0\x00\x11\x08" + struct.pack(">HH", height, width) + b"\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01")
 
 
 def bmp_header(width, height, dib=40):
@@ -534,7 +534,7 @@ def image_bytes(draw):
 @given(st.lists(image_bytes(), min_size=1, max_size=5))
 def test_no_bytes_escape_the_per_object_handling_and_every_object_is_accounted_for(images):
     keys = ["frames/cam-%d/f%d" % (i % 2, i) for i in range(len(images))]
-    c = classifier(dict((k, (data, {})) for k, (_, data) in zip(keys, images)))
+    c = classifier(dict((k, (data, {})) for k, (_, data) in zip(keys, images, strict=True)))
     event = notification(*keys)
     result, raised = handle(c, event)
 
@@ -547,7 +547,7 @@ def test_no_bytes_escape_the_per_object_handling_and_every_object_is_accounted_f
     inference = [e for _, e in c.publisher.messages if e["event_type"] == "inference"]
     errors = [e for _, e in c.publisher.messages if e["event_type"] == "error"]
     assert (len(inference), len(errors)) == (result["published"], result["rejected"])
-    for (kind, _), r in zip(images, result["results"]):
+    for (kind, _), r in zip(images, result["results"], strict=True):
         if kind == "valid":
             assert r["status"] == "published", r
 
@@ -579,7 +579,7 @@ def faults(draw, keys):
 def test_retrying_after_any_transient_faults_publishes_every_event_exactly_once(data):
     images = data.draw(st.lists(image_bytes(), min_size=1, max_size=4))
     keys = ["frames/cam-%d/f%d" % (i, i) for i in range(len(images))]
-    c = classifier(dict((k, (d, {})) for k, (_, d) in zip(keys, images)))
+    c = classifier(dict((k, (d, {})) for k, (_, d) in zip(keys, images, strict=True)))
     event = notification(*keys)
     objects = cloud.frame_objects(event)
     for kind, i, times in data.draw(faults(keys)):
@@ -593,7 +593,7 @@ def test_retrying_after_any_transient_faults_publishes_every_event_exactly_once(
             c.publisher.faults["maskcam/cam-%d/infer" % i] = times
 
     final = {}
-    for attempt in range(10):                  # Lambda retries twice; the dead-letter queue redrives the rest
+    for _attempt in range(10):                 # Lambda retries twice; the dead-letter queue redrives the rest
         result, raised = handle(c, event)
         check_invariants(c, event, result)
         for r in result["results"]:
