@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 
 import jsii
@@ -55,12 +54,24 @@ def acknowledge_resource_wildcards(scope: IConstruct, resources: Sequence[str], 
 
 
 def _flatten(value) -> str:
-    """The text cdk-nag shows for a resolved ARN: Fn::Join flattened, other intrinsics as compact JSON, IAM policy
-    variables ``${x}`` as ``<x>``."""
+    """The text cdk-nag shows for a resolved reference in a finding id, as its ``flattenCfnReference`` renders it
+    (cdk-nag 3, lib/utils/flatten-cfn-reference.js): strings with ``${x}`` as ``<x>``, ``Fn::Join`` joined,
+    ``Fn::Sub`` and ``Fn::ImportValue`` unwrapped, ``Ref`` as ``<name>``, ``Fn::GetAtt`` as ``<resource.attribute>``,
+    anything else as compact JSON."""
+    if value is None:
+        return ""
     if isinstance(value, str):
-        return re.sub(r"\$\{([^}]*)\}", r"<\1>", value)
-    if isinstance(value, dict) and set(value) == {"Fn::Join"} and value["Fn::Join"][0] == "":
-        return "".join(_flatten(part) for part in value["Fn::Join"][1])
+        return value.replace("${", "<").replace("}", ">")
+    if isinstance(value, dict) and len(value) == 1:
+        (key, arg), = value.items()
+        if key == "Fn::Join":
+            return arg[0].join(_flatten(part) for part in arg[1])
+        if key in ("Fn::Sub", "Fn::ImportValue"):
+            return _flatten(arg)
+        if key == "Fn::GetAtt":
+            return f"<{_flatten(arg[0])}.{_flatten(arg[1])}>"
+        if key == "Ref":
+            return f"<{_flatten(arg)}>"
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 

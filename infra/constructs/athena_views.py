@@ -15,7 +15,7 @@ from constructs import Construct
 
 from functions.analytics import datasets, layout
 from functions.analytics.queries import NamedQuery
-from infra.acknowledge import acknowledge, acknowledge_resource_wildcards
+from infra.acknowledge import acknowledge
 from infra.constructs.athena_workgroup import AthenaWorkGroup
 from infra.constructs.python_function import PythonFunction
 from infra.lambda_runtime import CUSTOM_RESOURCE_FAILURES, record_function_decisions
@@ -81,7 +81,6 @@ class AthenaViews(Construct):
 
         catalog_and_database = [stack.format_arn(service="glue", resource="catalog"),
                                 stack.format_arn(service="glue", resource="database", resource_name=database_name)]
-        bucket, results = workgroup.results_bucket, workgroup.results_objects_arn
         for statement in (
             iam.PolicyStatement(sid="RunInWorkGroup",
                                 actions=["athena:StartQueryExecution", "athena:GetQueryExecution"],
@@ -93,16 +92,6 @@ class AthenaViews(Construct):
                                 resources=[*catalog_and_database, *(table_arn(n) for n in self.names)]),
             iam.PolicyStatement(sid="ReadViewSource", actions=["glue:GetTable"],
                                 resources=[table_arn(layout.TABLE)]),
-            iam.PolicyStatement(sid="QueryResults",
-                                actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
-                                resources=[results]),
-            iam.PolicyStatement(sid="ListQueryResults", actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
-                                conditions={"StringLike": {"s3:prefix": [f"{workgroup.results_prefix}*"]}}),
-            iam.PolicyStatement(sid="BucketLocation", actions=["s3:GetBucketLocation"],
-                                resources=[bucket.bucket_arn]),
         ):
             role.add_to_policy(statement)
-        acknowledge_resource_wildcards(
-            role, [results],
-            "Object wildcard limited to the workgroup's result prefix: Athena names its result files per query "
-            "execution, so their keys are not known in advance.")
+        workgroup.grant_query_results(role)

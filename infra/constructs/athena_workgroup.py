@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 from aws_cdk import aws_athena as athena
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
+
+from infra.grants import grant_listing, grant_objects
 
 ENGINE_VERSION = "Athena engine version 3"
 
@@ -42,3 +45,14 @@ class AthenaWorkGroup(Construct):
     @property
     def results_objects_arn(self) -> str:
         return self.results_bucket.arn_for_objects(f"{self.results_prefix}*")
+
+    def grant_query_results(self, role: iam.IRole) -> None:
+        """What a client running queries in this workgroup needs on its result location: read and write the result
+        objects, list and locate the bucket (Athena names a result file per query execution)."""
+        grant_objects(role, self.results_bucket, actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+                      prefixes=[self.results_prefix],
+                      reason="Object wildcard limited to the workgroup's result prefix: Athena names its result files "
+                             "per query execution, so their keys are not known in advance.")
+        grant_listing(role, self.results_bucket, prefixes=[self.results_prefix])
+        role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:GetBucketLocation"],
+                                                         resources=[self.results_bucket.bucket_arn]))

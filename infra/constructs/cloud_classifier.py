@@ -18,8 +18,6 @@ from functions.edge.maskcam.cloud import ERRORS_PREFIX, FRAMES_PREFIX, OUTCOMES_
 from infra.acknowledge import acknowledge_resource_wildcards
 from infra.constructs.object_created_trigger import ObjectCreatedTrigger
 from infra.grants import grant_listing, grant_objects
-from infra.settings import Settings
-from infra.stacks.storage_stack import model_bucket_name
 
 OUTCOMES_PREFIX = ERRORS_PREFIX + OUTCOMES_DIR   # under the data bucket's errors/ lifecycle rule
 
@@ -29,13 +27,13 @@ class CloudClassifierTrigger(Construct):
     async retries, on-failure destination) and grants its ``role`` read on ``frames/`` and write on
     ``errors/frames/`` of ``bucket``; the model and topic permissions are the function's own (deeplens_function)."""
 
-    def __init__(self, scope: Construct, id: str, *, settings: Settings, function: lambda_.Function,
-                 role: iam.IRole, bucket: s3.IBucket) -> None:
+    def __init__(self, scope: Construct, id: str, *, function: lambda_.Function, role: iam.IRole,
+                 bucket: s3.IBucket, model_bucket_name: str, model_prefix: str, inference_topic: str) -> None:
         super().__init__(scope, id)
         for key, value in {
-            "MASKCAM_CLOUD_MODEL_BUCKET": model_bucket_name(settings.project),
-            "MASKCAM_CLOUD_MODEL_PREFIX": settings.model_prefix,
-            "MASKCAM_CLOUD_TOPIC": settings.inference_topic,
+            "MASKCAM_CLOUD_MODEL_BUCKET": model_bucket_name,
+            "MASKCAM_CLOUD_MODEL_PREFIX": model_prefix,
+            "MASKCAM_CLOUD_TOPIC": inference_topic,
             "MASKCAM_CLOUD_FRAMES_PREFIX": FRAMES_PREFIX,
             "MASKCAM_CLOUD_ERRORS_PREFIX": ERRORS_PREFIX,
         }.items():

@@ -4,59 +4,41 @@ in the cloud (``maskcam.cloud``; trigger, permissions and configuration in ``clo
 dependencies (ONNX Runtime, OpenCV, numpy) come in a layer, which Greengrass V1 does not deploy to devices."""
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration, Stack
+from collections.abc import Sequence
+
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.acknowledge import acknowledge
+from infra.acknowledge import acknowledge_resource_wildcards
 from infra.constructs.edge_code import CLOUD_PRUNE, CLOUD_REQUIREMENTS, EDGE_DIR, EDGE_EXCLUDES
 from infra.constructs.python_function import ROOT, PythonDependenciesLayer
-from infra.lambda_runtime import (ASYNC_FAILURES, acknowledge_runtime_choice, project_runtime,
-                                  record_function_decisions)
+from infra.grants import grant_listing, grant_objects
+from infra.lambda_runtime import ASYNC_FAILURES, record_function_decisions
 from infra.logs import project_log_group
-from infra.settings import Settings
-from infra.stacks.storage_stack import model_bucket_name
 
 HANDLER = "greengrassHelloWorld.function_handler"
 ROLE_NAME = "deeplens_lambda"
 ALIAS_NAME = "live"
 
 
-def model_objects_arn(settings: Settings) -> str:
-    """ARN of the published model export's objects, from the bucket's deterministic name (see storage_stack)."""
-    return f"arn:{Aws.PARTITION}:s3:::{model_bucket_name(settings.project)}/{settings.model_prefix}*"
-
-
-def topic_arns(stack: Stack, topic_filters) -> list:
+def topic_arns(stack: Stack, topic_filters: Sequence[str]) -> list[str]:
     """IoT topic ARNs for MQTT topic filters: a ``+`` level becomes ``*`` (policies match ARNs, not filters)."""
     return [stack.format_arn(service="iot", resource="topic", resource_name=t.replace("+", "*"))
             for t in topic_filters]
 
 
-def nag_arn(stack: Stack, value: str) -> str:
-    """A resource as cdk-nag renders it in a finding id: ``Fn::Join`` flattened, ``Ref``s as ``<AWS::AccountId>``."""
-    def text(part):
-        if isinstance(part, str):
-            return part
-        if isinstance(part, dict) and "Ref" in part:
-            return f"<{part['Ref']}>"
-        if isinstance(part, dict) and "Fn::Join" in part:
-            sep, items = part["Fn::Join"]
-            return sep.join(text(i) for i in items)
-        raise ValueError(f"cannot render {part!r} as cdk-nag does")
-    return text(stack.resolve(value))
-
-
 class DeepLensFunction(Construct):
     """Exposes ``role``, ``function``, ``version`` and ``alias``."""
 
-    def __init__(self, scope: Construct, id: str, *, settings: Settings, model_bucket: s3.IBucket) -> None:
+    def __init__(self, scope: Construct, id: str, *, function_name: str, runtime: lambda_.Runtime,
+                 model_bucket: s3.IBucket, model_prefix: str, topic_filters: Sequence[str],
+                 reserved_concurrency: int | None = None) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
-        name = settings.lambda_function_name
 
         # Named by CloudFormation, not /aws/lambda/<name>: an account that ran the workshop (or a second copy of
         # the project) already has that group, and creating it again would fail the deploy.
@@ -67,22 +49,25 @@ class DeepLensFunction(Construct):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="Mask-classifier inference Lambda: read the model export, publish inference events, "
                         "write its own logs (replaces the deprecated AWSLambdaFullAccess DeepLens role).")
-        self.role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[model_objects_arn(settings)]))
-        self.role.add_to_policy(iam.PolicyStatement(
-            actions=["s3:ListBucket"], resources=[model_bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{settings.model_prefix}*"]}}))
-        self.role.add_to_policy(iam.PolicyStatement(actions=["iot:Publish"],
-                                                    resources=topic_arns(stack, settings.inference_topics)))
+        grant_objects(self.role, model_bucket, actions=["s3:GetObject"], prefixes=[model_prefix],
+                      reason=f"Read access is limited to the objects of the published model export ({model_prefix}); "
+                             "their file names are set by the export, so a key prefix is the tightest resource.")
+        grant_listing(self.role, model_bucket, prefixes=[model_prefix])
+        topics = topic_arns(stack, topic_filters)
+        self.role.add_to_policy(iam.PolicyStatement(actions=["iot:Publish"], resources=topics))
+        acknowledge_resource_wildcards(
+            self.role, topics,
+            "Inference topics carry the device's thing name as one level ($aws/things/<thing>/infer); the cloud-side "
+            "function may publish for any device, but only to the inference topic.")
         self.log_group.grant_write(self.role)
 
-        runtime = project_runtime(settings)
         self.dependencies = PythonDependenciesLayer(
             self, "CloudDependencies", runtime=runtime, prune=CLOUD_PRUNE,
             requirements=CLOUD_REQUIREMENTS.relative_to(ROOT).as_posix(),
             description="numpy, OpenCV (headless), ONNX Runtime for the cloud classifier (maskcam.cloud)")
         self.function = lambda_.Function(
             self, "Function",
-            function_name=name,
+            function_name=function_name,
             description="Face-mask classifier: the DeepLens / Greengrass V1 loop on devices, frames uploaded to "
                         "S3 in the cloud (greengrassHelloWorld contract)",
             runtime=runtime,
@@ -94,18 +79,10 @@ class DeepLensFunction(Construct):
             timeout=Duration.seconds(60),   # a cold start downloads the model and loads OpenCV + ONNX Runtime
             memory_size=1536,               # CPU share for the Haar detector and the classifier
             # unset by default: accounts with a low concurrency quota cannot reserve any (make preflight checks it)
-            reserved_concurrent_executions=settings.cloud_reserved_concurrency,
+            reserved_concurrent_executions=reserved_concurrency,
         )
         self.version = self.function.current_version
         self.alias = lambda_.Alias(self, "Live", alias_name=ALIAS_NAME, version=self.version)
 
-        acknowledge(self.role, f"AwsSolutions-IAM5[Resource::{nag_arn(stack, model_objects_arn(settings))}]",
-                    f"Read access is limited to the objects of the published model export ({settings.model_prefix}); "
-                    "their file names are set by the export, so a key prefix is the tightest resource.")
-        for arn in topic_arns(stack, settings.inference_topics):
-            acknowledge(self.role, f"AwsSolutions-IAM5[Resource::{nag_arn(stack, arn)}]",
-                        "Inference topics carry the device's thing name as one level ($aws/things/<thing>/infer); "
-                        "the cloud-side function may publish for any device, but only to the inference topic.")
-        acknowledge_runtime_choice(self.function, settings)
         record_function_decisions(self.function, failures=ASYNC_FAILURES)
 

@@ -19,7 +19,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_greengrassv2 as greengrass
@@ -103,7 +102,7 @@ class ComponentProps:
     publisher: str
     inference_topic: str
     model_export: str                       # export directory (``python -m model export``)
-    thing_group: Optional[str] = None       # deploy to this thing group, or none
+    thing_group: str | None = None       # deploy to this thing group, or none
 
 
 class EdgeClassifierComponent(Construct):
@@ -130,7 +129,7 @@ class EdgeClassifierComponent(Construct):
         for asset in assets:
             identity.grant_artifact_download(asset)
 
-        self.deployment: Optional[greengrass.CfnDeployment] = None
+        self.deployment: greengrass.CfnDeployment | None = None
         if props.thing_group:
             self.deployment = greengrass.CfnDeployment(
                 self, "Deployment",
@@ -145,7 +144,7 @@ class EdgeClassifierComponent(Construct):
                     component_update_policy=greengrass.CfnDeployment.DeploymentComponentUpdatePolicyProperty(
                         action="NOTIFY_COMPONENTS", timeout_in_seconds=60)))
 
-    def _recipe(self, props: ComponentProps, *, version: Optional[str], uris: list) -> dict:
+    def _recipe(self, props: ComponentProps, *, version: str | None, uris: list) -> dict:
         code_dir = "{artifacts:decompressedPath}/" + self.code_asset.asset_hash
         model_dir = "{artifacts:decompressedPath}/" + self.model_asset.asset_hash
         venv = "{work:path}/venv"

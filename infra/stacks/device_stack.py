@@ -12,7 +12,9 @@ from infra.constructs.cloud_classifier import CloudClassifierTrigger, FrameUploa
 from infra.constructs.deeplens_function import DeepLensFunction
 from infra.constructs.greengrass_device import (ComponentProps, EdgeClassifierComponent,
                                                  GreengrassDeviceIdentity)
+from infra.lambda_runtime import acknowledge_runtime_choice, project_runtime
 from infra.settings import Settings
+from infra.stacks.storage_stack import model_bucket_name
 
 
 class DeviceStack(Stack):
@@ -24,10 +26,15 @@ class DeviceStack(Stack):
     def __init__(self, scope: Construct, id: str, *, settings: Settings, model_bucket: s3.IBucket,
                  data_bucket: s3.IBucket, **kwargs: Any) -> None:
         super().__init__(scope, id, **kwargs)
-        self.deeplens = DeepLensFunction(self, "DeepLens", settings=settings, model_bucket=model_bucket)
-        self.cloud = CloudClassifierTrigger(self, "CloudClassifier", settings=settings,
-                                            function=self.deeplens.function, role=self.deeplens.role,
-                                            bucket=data_bucket)
+        self.deeplens = DeepLensFunction(
+            self, "DeepLens", function_name=settings.lambda_function_name, runtime=project_runtime(settings),
+            model_bucket=model_bucket, model_prefix=settings.model_prefix, topic_filters=settings.inference_topics,
+            reserved_concurrency=settings.cloud_reserved_concurrency)
+        acknowledge_runtime_choice(self.deeplens.function, settings)
+        self.cloud = CloudClassifierTrigger(
+            self, "CloudClassifier", function=self.deeplens.function, role=self.deeplens.role, bucket=data_bucket,
+            model_bucket_name=model_bucket_name(settings.project), model_prefix=settings.model_prefix,
+            inference_topic=settings.inference_topic)
         self.frame_uploaders = FrameUploaders(self, "FrameUploaders", project=settings.project, bucket=data_bucket)
         self.identity = GreengrassDeviceIdentity(self, "GreengrassIdentity", project=settings.project,
                                                  inference_topic=settings.inference_topic)

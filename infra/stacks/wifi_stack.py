@@ -13,11 +13,11 @@ from constructs import Construct
 
 from functions.analytics import queries as query_files
 from functions.wifi_ingest.layout import COLUMNS, QUARANTINE_PREFIX, QUERIES_DIR, RAW_PREFIX, TABLE_NAME, TABLE_PREFIX
-from infra.acknowledge import acknowledge_resource_wildcards
 from infra.constructs.athena_workgroup import AthenaWorkGroup
 from infra.constructs.named_queries import NamedQueries
 from infra.constructs.object_created_trigger import ObjectCreatedTrigger
 from infra.constructs.python_function import PythonFunction
+from infra.grants import grant_listing, grant_objects
 from infra.lambda_runtime import (ASYNC_FAILURES, acknowledge_runtime_choice, project_runtime,
                                   record_function_decisions)
 from infra.logs import project_log_group
@@ -81,23 +81,16 @@ class WifiIngest(Construct):
 
         # Least privilege on exact prefixes: GetObject(Version) on raw/, Put on the outputs, and HeadObject on
         # quarantine/ (the idempotency check; ListBucket there makes a missing report a 404 instead of a 403).
-        role.add_to_policy(iam.PolicyStatement(
-            actions=["s3:GetObject", "s3:GetObjectVersion"],
-            resources=[bucket.arn_for_objects(f"{RAW_PREFIX}*")]))
-        role.add_to_policy(iam.PolicyStatement(
-            actions=["s3:GetObject"],
-            # the table file's ETag: its write is a compare-and-swap, so an older raw version never wins
-            resources=[bucket.arn_for_objects(f"{QUARANTINE_PREFIX}*"), bucket.arn_for_objects(f"{table_prefix}*")]))
-        role.add_to_policy(iam.PolicyStatement(
-            actions=["s3:PutObject", "s3:AbortMultipartUpload"],
-            resources=[bucket.arn_for_objects(f"{table_prefix}*"), bucket.arn_for_objects(f"{QUARANTINE_PREFIX}*")]))
-        role.add_to_policy(iam.PolicyStatement(
-            actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{QUARANTINE_PREFIX}*"]}}))
-        acknowledge_resource_wildcards(
-            role, [bucket.arn_for_objects(f"{prefix}*") for prefix in (RAW_PREFIX, QUARANTINE_PREFIX, table_prefix)],
-            "Object wildcards limited to one prefix of the data bucket (raw/ to read, quarantine/ and the table "
-            "prefix to write): uploaded file names are not known in advance.")
+        grant_objects(role, bucket, actions=["s3:GetObject", "s3:GetObjectVersion"], prefixes=[RAW_PREFIX],
+                      reason="Read uploads under raw/: their file names are chosen by whoever uploads them.")
+        grant_objects(role, bucket, actions=["s3:GetObject"], prefixes=[QUARANTINE_PREFIX, table_prefix],
+                      reason="Reports under quarantine/ (has this version been processed?) and the table file's ETag "
+                             "(its write is a compare-and-swap) are named after the uploads.")
+        grant_objects(role, bucket, actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                      prefixes=[table_prefix, QUARANTINE_PREFIX],
+                      reason="Table data and quarantine outputs are named after the uploads, which are not known in "
+                             "advance.")
+        grant_listing(role, bucket, prefixes=[QUARANTINE_PREFIX])
 
         trigger = ObjectCreatedTrigger(
             self, "RawUploads", bucket=bucket, prefix=RAW_PREFIX, function=self.function,
