@@ -202,3 +202,11 @@ def test_pure_helpers_key_layout_topic_and_times():
     with pytest.raises(c.FrameRejected, match="metadata ts='soon'"):
         c.capture_ts(obj, {"ts": "soon"}, 1)
     assert not c.is_frames_event({"Records": [{"eventSource": "aws:sqs"}]}) and not c.is_frames_event([])
+
+
+def test_an_eventbridge_key_is_url_decoded_like_a_notification_key():
+    """S3 URL-encodes keys in its events; both forms decode to the same object (as Powertools' event classes do)."""
+    from functions.edge.maskcam.cloud import frame_objects
+    (obj,) = frame_objects(eventbridge_event("frames/cam-1/front+door%2B1.jpg"))
+    assert obj.key == "frames/cam-1/front door+1.jpg"
+    assert frame_objects(eventbridge_event("frames/cam-1/a.jpg"))[0].key == "frames/cam-1/a.jpg"

@@ -114,6 +114,18 @@ def test_s3_notification_records_are_understood_too():
     assert raw_objects(event) == [RawObject(BUCKET, "raw/a b,c.csv", "v1", "e")]
 
 
+def test_an_eventbridge_key_is_url_decoded_as_in_s3_notifications():
+    """S3 URL-encodes object keys in its events (https://docs.aws.amazon.com/AmazonS3/latest/userguide/
+    notification-content-structure.html); Powertools' S3EventBridgeNotificationEvent decodes the EventBridge form
+    the same way, so a Korean file name arrives as itself whichever way S3 wrote it."""
+    from urllib.parse import quote_plus
+    encoded = eventbridge_event(BUCKET, quote_plus(KEY, safe="/"), "v1", "e")
+    plain = eventbridge_event(BUCKET, KEY, "v1", "e")
+    assert raw_objects(encoded) == raw_objects(plain) == [RawObject(BUCKET, KEY, "v1", "e")]
+    assert raw_objects(eventbridge_event(BUCKET, "raw/free+wifi%2B2020.csv", "v1", "e"))[0].key == \
+        "raw/free wifi+2020.csv"
+
+
 def test_objects_outside_raw_are_ignored(s3):
     s3.put_object(Bucket=BUCKET, Key="tables/x.parquet", Body=b"x")
     result = handler(eventbridge_event(BUCKET, "tables/x.parquet", "v", "e"), context())

@@ -41,6 +41,8 @@ from urllib.parse import quote, unquote_plus
 
 import boto3
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeNotificationEvent
+from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
 from botocore.exceptions import ClientError
 
 from functions.wifi_ingest.layout import QUARANTINE_PREFIX, RAW_PREFIX, TABLE_PREFIX
@@ -153,18 +155,19 @@ class OutputKeys:
 
 
 def raw_objects(event: dict) -> list[RawObject]:
-    """The objects of an EventBridge "Object Created" event or of an S3 notification (records that are not
-    understood are logged and left out: retrying cannot make them readable)."""
+    """The objects of an EventBridge "Object Created" event or of an S3 notification, read with Powertools' event
+    classes (which URL-decode the key of both forms); records that are not understood are logged and left out:
+    retrying cannot make them readable."""
     if event.get("source") == "aws.s3":
-        detail = event["detail"]
-        obj = detail["object"]
-        return [RawObject(detail["bucket"]["name"], obj["key"], obj.get("version-id"), obj.get("etag"))]
+        detail = S3EventBridgeNotificationEvent(event).detail
+        return [RawObject(detail.bucket.name, detail.object.key, detail.object.get("version-id"),
+                          detail.object.etag or None)]
     found = []
-    for index, record in enumerate(event.get("Records", [])):
+    for index, record in enumerate(S3Event(event).get("Records") or []):
         try:
-            s3 = record["s3"]
-            found.append(RawObject(s3["bucket"]["name"], unquote_plus(s3["object"]["key"]),
-                                   s3["object"].get("versionId"), s3["object"].get("eTag")))
+            s3 = S3EventRecord(record).s3
+            found.append(RawObject(s3.bucket.name, unquote_plus(s3.get_object.key), s3.get_object.version_id,
+                                   s3.get_object.etag or None))
         except (KeyError, TypeError, AttributeError) as err:
             logger.error("event record not understood", extra={"index": index, "error": repr(err)})
     return found

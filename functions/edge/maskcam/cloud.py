@@ -130,12 +130,14 @@ def _iso_ms(text):
 
 
 def frame_objects(event):
-    """The objects an event names. EventBridge keys arrive as is, S3 notification keys URL-encoded."""
+    """The objects an event names. S3 URL-encodes the keys of its events; both forms are decoded, as Powertools'
+    S3Event and S3EventBridgeNotificationEvent do (the Wi-Fi ingest uses those; this module stays standard
+    library for the devices' Python 3.7)."""
     if event.get("source") == "aws.s3":
         detail = event["detail"]
         obj = detail["object"]
-        return [FrameObject(detail["bucket"]["name"], obj["key"], obj.get("version-id"), _iso_ms(event.get("time")),
-                            obj.get("sequencer"))]
+        return [FrameObject(detail["bucket"]["name"], unquote_plus(obj["key"]), obj.get("version-id"),
+                            _iso_ms(event.get("time")), obj.get("sequencer"))]
     return [FrameObject(r["s3"]["bucket"]["name"], unquote_plus(r["s3"]["object"]["key"]),
                         r["s3"]["object"].get("versionId"), _iso_ms(r.get("eventTime")),
                         r["s3"]["object"].get("sequencer"))
