@@ -10,7 +10,7 @@ from functions.analytics import datasets, layout
 from functions.wifi_ingest import layout as wifi_layout
 from infra.stacks import dashboard_stack
 from tests.cfn_lint import lint_errors
-from tests.conftest import ROOT, make_app, synth_project
+from tests.conftest import cdk_json_context, make_app, synth_project
 
 PRINCIPAL = "arn:aws:quicksight:us-east-1:123456789012:user/default/ops"
 
@@ -125,7 +125,7 @@ def test_import_mode_defaults_to_spice():
     assert Settings.from_mapping({"quicksight_import_mode": "direct_query"}).quicksight_import_mode == "DIRECT_QUERY"
     with pytest.raises(SettingsError, match="quicksight_import_mode.*SPICE, DIRECT_QUERY"):
         Settings.from_mapping({"quicksight_import_mode": "LIVE"})
-    assert '"SPICE"' in (ROOT / "cdk.json").read_text()
+    assert cdk_json_context()["quicksight_import_mode"] == "SPICE"
 
 
 def statements(template):
