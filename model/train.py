@@ -29,21 +29,36 @@ METRICS = "metrics.json"
 CURVES = "training_curves.png"
 
 
-def _evaluate(net, samples, batch_size, loss_fn, with_peak=False):
-    total_loss, correct, peak = 0.0, 0, 0.0
+def _evaluate(net, samples, batch_size, loss_fn, with_spread=False):
+    """(loss, accuracy[, spread]): ``spread`` is the largest range of a logit over the samples (0: the network gives
+    every input the same answer)."""
+    total_loss, correct, low, high = 0.0, 0, None, None
     for x, y in dataset.batches(samples, batch_size, cache=True):
         logits = net(mx.nd.array(x))
         total_loss += float(loss_fn(logits, mx.nd.array(y)).sum().asscalar())
         correct += int((logits.argmax(axis=1).asnumpy().astype(np.int64) == y).sum())
-        peak = max(peak, float(logits.abs().max().asscalar()))
+        values = logits.asnumpy()
+        low = values.min(axis=0) if low is None else np.minimum(low, values.min(axis=0))
+        high = values.max(axis=0) if high is None else np.maximum(high, values.max(axis=0))
     result = total_loss / len(samples), correct / len(samples)
-    return result + (peak,) if with_peak else result
+    return result + (float((high - low).max()),) if with_spread else result
 
 
-# SqueezeNet's head is conv -> ReLU -> average pool: once every logit is 0 for every input, no gradient flows and
-# training can never start again (the "8 epochs, nothing learnt" failure). That state is detected after each epoch
-# and the run starts over with another initialization and half the learning rate, at most this many times.
+# Without BatchNorm, SqueezeNet can die: its head is conv -> ReLU -> average pool, and its features a stack of ReLUs.
+# Once every logit is 0 (dead head), or the same for every input (dead features: only the head's bias is left),
+# no gradient can bring it back and the run sits at chance (the "8 epochs, nothing learnt" failure; seen here with
+# Adam at 1e-3 and 2e-3). That state is detected after each epoch and the run starts over with another
+# initialization and half the learning rate, at most this many times.
 MAX_RESTARTS = 3
+COLLAPSED_SPREAD = 1e-6
+# A run of 16 epochs or more whose best validation accuracy is still below STALLED_ACC after a sixth of its epochs
+# (at least 5) has not started learning either: it starts over the same way.
+STALLED_ACC = 0.6
+
+
+def stall_epoch(epochs: int):
+    """The epoch after which a run that has not learnt starts over (None: runs too short to tell)."""
+    return max(5, epochs // 6) if epochs >= 16 else None
 
 
 class TrainingFailed(Exception):
@@ -163,16 +178,20 @@ def train(data_dir, out_dir, classes, epochs=10, batch_size=32, lr=0.0003, val_f
             train_loss, train_acc, seen = run.epoch(batches, loss_fn,
                                                     _Bar(progress, steps_per_epoch, f"epoch {epoch}/{epochs}"))
             seconds = time.perf_counter() - started
-            val_loss, val_acc, peak = _evaluate(run.net, val_set, batch_size, loss_fn, with_peak=True)
+            val_loss, val_acc, spread = _evaluate(run.net, val_set, batch_size, loss_fn, with_spread=True)
             row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
                    "val_acc": val_acc, "lr": run.trainer.learning_rate, "seconds": seconds,
                    "train_images_per_s": seen / seconds}
             history.append(row)
-            collapsed = peak == 0.0 and attempt < MAX_RESTARTS
+            best_acc = max(val_acc, best["val_acc"] if best else 0.0)
+            dead, stalled = spread < COLLAPSED_SPREAD, epoch == stall_epoch(epochs) and best_acc < STALLED_ACC
+            collapsed = (dead or stalled) and attempt < MAX_RESTARTS
             if collapsed:
-                restarts.append({"attempt": attempt, "epoch": epoch, "lr": peak_lr})
-                _say(progress, f"epoch {epoch}: every logit is 0 (the head's ReLU died): starting over with another "
-                               f"initialization and learning rate {peak_lr / 2:g}")
+                why = (f"the network answers every input alike (logit range {spread:.1e}: dead ReLUs)" if dead else
+                       f"best validation accuracy {best_acc:.3f} after {epoch} epochs: it has not started learning")
+                restarts.append({"attempt": attempt, "epoch": epoch, "lr": peak_lr, "why": why})
+                _say(progress, f"epoch {epoch}: {why}: starting over with another initialization and learning rate "
+                               f"{peak_lr / 2:g}")
                 peak_lr /= 2
                 break
             improved = best is None or (val_acc, -val_loss) > (best["val_acc"], -best["val_loss"])

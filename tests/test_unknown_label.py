@@ -20,7 +20,7 @@ T0 = 1_795_000_000_000          # 2026-11-18 08:26:40 UTC
 AS_OF = datetime.fromtimestamp(T0 / 1000 + 60, timezone.utc)
 
 
-class Faces(object):
+class Faces:
     def __init__(self, n):
         self.n = n
 
@@ -28,7 +28,7 @@ class Faces(object):
         return [Box(10 * i, 0, 10 * i + 8, 8, 0.9) for i in range(self.n)]
 
 
-class Probabilities(object):
+class Probabilities:
     """A classifier answering fixed rows of [p(mask), p(no_mask)]."""
     name, version, classes = "m", "1", ["mask", "no_mask"]
 
@@ -125,7 +125,7 @@ def test_the_queries_count_unknown_apart_and_leave_it_out_of_compliance(lake):
     path, _, _ = lake
     results = {r.name: r for r in runner.run_queries(path, queries.load(), as_of=AS_OF)}
     hourly = results["mask_compliance_by_device_hour"]
-    rows = {r[hourly.columns.index("device_id")]: dict(zip(hourly.columns, r)) for r in hourly.rows}
+    rows = {r[hourly.columns.index("device_id")]: dict(zip(hourly.columns, r, strict=True)) for r in hourly.rows}
     cam = rows["cam-u"]
     assert [int(cam[k]) for k in ("frames", "faces", "masked", "unmasked", "unknown")] == [3, 6, 2, 1, 3]
     assert cam["compliance_rate"] == pytest.approx(round(2 / 3, 4))      # not 2/6: unknown faces are left out
@@ -133,5 +133,5 @@ def test_the_queries_count_unknown_apart_and_leave_it_out_of_compliance(lake):
     assert [int(old[k]) for k in ("faces", "masked", "unmasked", "unknown")] == [1, 1, 0, 0]
     assert old["compliance_rate"] == 1.0
     daily = results["unmasked_by_day"]
-    day = dict(zip(daily.columns, daily.rows[-1]))
+    day = dict(zip(daily.columns, daily.rows[-1], strict=True))
     assert (int(day["faces"]), int(day["unmasked"]), int(day["unknown"])) == (7, 1, 3)

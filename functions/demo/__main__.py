@@ -29,7 +29,7 @@ class Options:
     out: Path = Path(".demo")
     frames: int = 40
     source: Optional[str] = None          # camera index, video file, image folder or URL; default: sample frames
-    model: Optional[Path] = None          # an export directory; default: build the stand-in once
+    model: Optional[Path] = None          # an export directory; default: the project's own, built once (model.build)
     cdk_out: Path = Path("cdk.out")
     synth: bool = True
     history_days: int = 7
@@ -93,7 +93,9 @@ def scene_table(edge: steps.EdgeRun, frame_files: List[Path]) -> list:
         row["faces"] += event["faces"]
         row["mask"] += event["masked"]
         row["no_mask"] += event["unmasked"]
-    return [[s, c["frames"], c["expected"], c["faces"], c["mask"], c["no_mask"]] for s, c in per.items()]
+        row["unknown"] += event.get("unknown") or 0
+    return [[s, c["frames"], c["expected"], c["faces"], c["mask"], c["no_mask"], c["unknown"]]
+            for s, c in per.items()]
 
 
 def run(opts: Options, echo=print) -> Demo:
@@ -103,16 +105,14 @@ def run(opts: Options, echo=print) -> Demo:
     progress = Progress(8 if opts.synth else 7, echo)
     echo(f"demo: the whole system on this machine, offline; outputs go to {out.resolve()}  ({steps.cpu_load()})")
 
-    export_dir = opts.model or out / "model"
+    export_dir = opts.model or steps.MODEL_EXPORT
     t = progress.start(f"model: SqueezeNet 1.1 export in {export_dir}/" +
-                       ("" if opts.model or (export_dir / "manifest.json").exists()
-                        else " (model pipeline in .venv-model: synthetic faces, 1 epoch from scratch, export)"))
+                       ("" if opts.model or steps.model_is_built(export_dir)
+                        else " (first run: the model pipeline builds it: real faces with masks put on, training "
+                             "from scratch in .venv-model, export; about 10-20 min on 2 cores, progress below)"))
     demo.manifest = steps.build_model(export_dir) if opts.model is None else steps.load_manifest(opts.model)
     m = demo.manifest
-    metrics = m.get("metrics") or {}
-    echo(f"    {m['name']} {m['version']}: classes {', '.join(m['classes'])}, pretrained: "
-         f"{str(bool(m.get('pretrained'))).lower()}, validation accuracy {metrics.get('best_val_acc', 'n/a')} "
-         f"on {metrics.get('val_images', '?')} synthetic images")
+    echo(f"    {steps.model_summary(m)}")
     caveat = steps.model_caveat(m)
     if caveat:
         echo(_indent(f"!! {caveat}"))
@@ -135,12 +135,14 @@ def run(opts: Options, echo=print) -> Demo:
     else:
         source = opts.source
         what = f"up to {opts.frames} frames from {source}"
-    t = progress.start(f"edge classifier: maskcam (OpenCV Haar face detector + ONNX Runtime) on {what}")
+    t = progress.start(f"edge classifier: maskcam ({steps.detector_name()} face detector + ONNX Runtime) on {what}")
     demo.edge = edge = steps.classify(str(source), export_dir, out / "edge", max_frames=opts.frames)
     if demo.frame_files:
         echo(_indent(_table(scene_table(edge, demo.frame_files),
-                            ["scene", "frames", "faces in scene", "faces detected", "mask", "no_mask"])))
-        echo("    (faces detected beyond the faces in a scene are false positives of the Haar cascade)")
+                            ["scene", "frames", "faces in scene", "faces detected", "mask", "no_mask",
+                             "unknown"])))
+        echo("    (faces detected beyond the faces in a scene are the detector's false positives; unknown: top "
+             "probability below the threshold)")
     echo(f"    {edge.summary}")
     echo(f"    events: {edge.events_file}   latest annotated frame: {edge.annotated or '-'}")
     kinds = Counter(e["event_type"] for e in edge.events)
@@ -215,7 +217,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=Options.out, help="output folder (default .demo)")
     p.add_argument("--frames", type=int, default=Options.frames, help="frames to classify (default 40)")
     p.add_argument("--source", help="camera index, video file, image folder or stream URL instead of the samples")
-    p.add_argument("--model", type=Path, help="a model export directory instead of building the stand-in")
+    p.add_argument("--model", type=Path, help="a model export directory instead of the project's own")
     p.add_argument("--cdk-out", type=Path, default=Options.cdk_out, dest="cdk_out")
     p.add_argument("--no-synth", action="store_false", dest="synth", help="skip step 1 (synth)")
     p.add_argument("--history-days", type=int, default=Options.history_days, dest="history_days")

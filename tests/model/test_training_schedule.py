@@ -24,18 +24,39 @@ def test_warmup_then_cosine_decay():
     assert lrs[74] == pytest.approx(1e-3) and lrs[100] == pytest.approx(2e-5)   # constant, then the last quarter decays
 
 
+def test_a_dead_network_is_recognized_by_its_equal_answers():
+    import mxnet as mx
+    from mxnet import gluon
+
+    class Constant(gluon.HybridBlock):
+        def hybrid_forward(self, F, x):
+            return F.ones_like(x.sum(axis=(2, 3)))[:, :2] * 0.3   # the same logits for every image
+    from model import synthetic
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        data = synthetic.make_dataset(tmp, per_class=3, seed=0, size=32)
+        samples = dataset.list_images(data, CLASSES)
+        loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+        assert train._evaluate(Constant(), samples, 4, loss_fn, with_spread=True)[2] < train.COLLAPSED_SPREAD
+        live = gluon.nn.Dense(2, in_units=3 * 224 * 224)
+        live.initialize(mx.init.Normal(0.01))
+        assert train._evaluate(live, samples, 4, loss_fn, with_spread=True)[2] > 1e-3
+
+
 def test_a_collapsed_head_starts_the_run_over_with_half_the_learning_rate(synthetic_data, tmp_path, monkeypatch):
     real = train._evaluate
     calls = []
 
-    def first_epoch_dead(net, samples, batch_size, loss_fn, with_peak=False):
-        result = real(net, samples, batch_size, loss_fn, with_peak)
+    def first_epoch_dead(net, samples, batch_size, loss_fn, with_spread=False):
+        result = real(net, samples, batch_size, loss_fn, with_spread)
         calls.append(1)
-        return result[:2] + (0.0,) if with_peak and len(calls) == 1 else result
+        return result[:2] + (0.0,) if with_spread and len(calls) == 1 else result
     monkeypatch.setattr(train, "_evaluate", first_epoch_dead)
     metrics = train.train(synthetic_data, tmp_path / "run", CLASSES, epochs=2, batch_size=8, lr=0.001,
                           val_fraction=0.25, seed=0, pretrained=False, progress=False)
-    assert metrics["restarts"] == [{"attempt": 0, "epoch": 1, "lr": 0.001}]
+    assert [{k: r[k] for k in ("attempt", "epoch", "lr")} for r in metrics["restarts"]] == \
+        [{"attempt": 0, "epoch": 1, "lr": 0.001}]
+    assert "answers every input alike" in metrics["restarts"][0]["why"]
     assert [h["epoch"] for h in metrics["history"]] == [1, 2]     # the second attempt ran every epoch
 
 
@@ -61,3 +82,23 @@ def test_a_split_dataset_trains_on_train_validates_on_val_and_reports_test(synth
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert (metrics["train_images"], metrics["val_images"], metrics["test_images"]) == (12, 6, 6)
     assert metrics["split"].startswith("by identity") and 0.0 <= metrics["test_acc"] <= 1.0
+
+
+def test_a_long_run_that_has_not_started_learning_starts_over(synthetic_data, tmp_path, monkeypatch):
+    assert train.stall_epoch(8) is None and train.stall_epoch(30) == 5 and train.stall_epoch(60) == 10
+    real = train._evaluate
+    calls = []
+
+    def chance_first(net, samples, batch_size, loss_fn, with_spread=False):
+        result = real(net, samples, batch_size, loss_fn, with_spread)
+        calls.append(1)
+        if with_spread:   # the first attempt's five epochs at chance, then the second learns
+            return (result[0], 0.5 if len(calls) <= 5 else 0.95) + result[2:]
+        return result
+    monkeypatch.setattr(train, "_evaluate", chance_first)
+    monkeypatch.setattr(train, "stall_epoch", lambda epochs: 5)
+    metrics = train.train(synthetic_data, tmp_path / "run", CLASSES, epochs=6, batch_size=8, lr=0.001,
+                          val_fraction=0.25, seed=0, pretrained=False, progress=False)
+    (restart,) = metrics["restarts"]
+    assert (restart["epoch"], restart["lr"]) == (5, 0.001) and "not started learning" in restart["why"]
+    assert len(metrics["history"]) == 6

@@ -53,6 +53,16 @@ def crop(frame, box, margin=0.0):
     return frame[grown.ymin:grown.ymax, grown.xmin:grown.xmax]
 
 
+def _as_uint8(frame):
+    """bool -> 0/255, other numbers clipped into 0-255 (NaN and infinities -> 0); None for what is no number."""
+    if frame.dtype == np.bool_:
+        return frame.astype(np.uint8) * 255
+    if not np.issubdtype(frame.dtype, np.number) or np.iscomplexobj(frame):
+        return None
+    values = frame.astype(np.float64)
+    return np.clip(np.where(np.isfinite(values), values, 0.0), 0, 255).astype(np.uint8)
+
+
 def as_bgr(frame):
     """Any frame a source or a caller may hand over -> a C-contiguous HxWx3 uint8 BGR array, or None when it holds
     no image: None, not an array, no pixels, a shape that is no image; grey (HxW, HxWx1) becomes 3 channels, BGRA
@@ -66,20 +76,14 @@ def as_bgr(frame):
     if frame.dtype == object or frame.ndim not in (2, 3) or frame.size == 0:
         return None
     if frame.ndim == 3:
-        if frame.shape[2] == 1:
-            frame = frame[:, :, 0]
-        elif frame.shape[2] == 4:
-            frame = frame[:, :, :3]
-        elif frame.shape[2] != 3:
+        channels = {1: lambda f: f[:, :, 0], 3: lambda f: f, 4: lambda f: f[:, :, :3]}.get(frame.shape[2])
+        if channels is None:
             return None
+        frame = channels(frame)
     if frame.dtype != np.uint8:
-        if frame.dtype == np.bool_:
-            frame = frame.astype(np.uint8) * 255
-        elif not np.issubdtype(frame.dtype, np.number) or np.iscomplexobj(frame):
+        frame = _as_uint8(frame)
+        if frame is None:
             return None
-        else:
-            values = frame.astype(np.float64)
-            frame = np.clip(np.where(np.isfinite(values), values, 0.0), 0, 255).astype(np.uint8)
     if frame.ndim == 2:
         frame = np.repeat(frame[:, :, None], 3, axis=2)
     return np.ascontiguousarray(frame)

@@ -39,8 +39,8 @@ COLUMNS = (
     ("faces", "int", "faces detected in the frame"),
     ("masked", "int", "faces classified as mask"),
     ("unmasked", "int", "faces classified as no_mask"),
-    ("unknown", "int", "faces whose top class probability was below the device's threshold: neither masked nor "
-                       "unmasked (null in events from before the label: read as 0)"),
+    ("unknown", "int", ("faces whose top class probability was below the device's threshold: neither masked nor "
+                        "unmasked (null in events from before the label: read as 0)")),
     ("detections", "array<" + DETECTION_TYPE + ">", "per face: label, probability, box [xmin,ymin,xmax,ymax]"),
     ("latency_ms", "double", "frame latency: detection + classification, milliseconds"),
     ("fps", "double", "heartbeat: frames per second since the previous heartbeat"),
@@ -133,13 +133,20 @@ def _detection_problems(event):
         if not (isinstance(box, list) and len(box) == 4 and all(_is_int(v) for v in box)):
             found.append("detections[%d].box %r is not [xmin, ymin, xmax, ymax] integers" % (i, box))
     if event.get("event_type") == "inference" and not found:
-        counts = label_counts(detections)
-        unknown = event.get("unknown")
-        if unknown is None and counts[UNKNOWN]:
-            found.append("detections labelled unknown but no unknown count")
-        if (event.get("faces"), event.get("masked"), event.get("unmasked"), unknown or 0) != \
-                (len(detections), counts["mask"], counts["no_mask"], counts[UNKNOWN]):
-            found.append("faces/masked/unmasked/unknown do not match detections")
+        found.extend(_count_problems(event, detections))
+    return found
+
+
+def _count_problems(event, detections):
+    """The counts must add up: faces = detections, masked/unmasked/unknown = the labels (unknown absent: 0)."""
+    counts = label_counts(detections)
+    unknown = event.get("unknown")
+    found = []
+    if unknown is None and counts[UNKNOWN]:
+        found.append("detections labelled unknown but no unknown count")
+    if (event.get("faces"), event.get("masked"), event.get("unmasked"), unknown or 0) != \
+            (len(detections), counts["mask"], counts["no_mask"], counts[UNKNOWN]):
+        found.append("faces/masked/unmasked/unknown do not match detections")
     return found
 
 

@@ -1,0 +1,364 @@
+"""`python -m model.benchmark --model EXPORT --data DATA` (main venv: `make bench-model`): the issue-17 figures side
+by side in one run.
+
+- detectors (YuNet, MTCNN, Haar): recall on the real faces of the full-size source photos without and with masks
+  put on them, false positives on 10 face-free photos, ms per 640x480 frame (every photo letterboxed to 640x480, one
+  thread as in the pipeline). Reference faces: MTCNN and YuNet agreeing on the photo at full resolution (the
+  dataset builder's ``Landmarker``), so those two detectors are measured against faces they found at high resolution
+  (a 640x480 frame is 2-4x smaller; Haar is independent of the reference);
+- classifier: accuracy on the held-out identities (DATA/test), overall and per source, through the ONNX Runtime
+  adapter as on a device; with the ``unknown`` threshold: the share of faces left unknown and the accuracy of the rest;
+- end to end: frames of 2 held-out faces each on face-free backgrounds, sets with a known masked share (0, 25, 50, 75,
+  100%), through the whole pipeline (default detector + classifier + threshold): |measured share - true share|;
+- speed: frames/s of the real Runner with 2 faces per frame next to detector-only and model-only figures.
+
+Targets (issue 17): detector recall >= 95% unmasked, >= 90% masked, <= 1 false positive, <= 20 ms; classifier >=
+95% held-out; compliance error <= 5 points; pipeline >= 30 frames/s with 2 faces. Prints met / NOT met per target.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+FRAME_W, FRAME_H = 640, 480
+FACE_FREE = ("rocket", "coffee", "chelsea", "hubble_deep_field", "immunohistochemistry", "coins", "moon", "page",
+             "retina", "stereo_motorcycle")
+DETECTORS = ("yunet", "mtcnn", "haar", "haar:0.25:80:1.2")
+TARGETS = {"recall_unmasked": 0.95, "recall_masked": 0.90, "false_positives": 1, "ms_per_frame": 20.0,
+           "heldout_accuracy": 0.95, "compliance_error_points": 5.0, "pipeline_fps": 30.0}
+
+
+def letterbox(image, boxes=()):
+    """The image fitted into 640x480 (grey borders) and its boxes mapped along."""
+    import cv2
+
+    h, w = image.shape[:2]
+    k = min(FRAME_W / w, FRAME_H / h)
+    nw, nh = max(1, round(w * k)), max(1, round(h * k))
+    frame = np.full((FRAME_H, FRAME_W, 3), 110, np.uint8)
+    x0, y0 = (FRAME_W - nw) // 2, (FRAME_H - nh) // 2
+    frame[y0:y0 + nh, x0:x0 + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+    return frame, [(b[0] * k + x0, b[1] * k + y0, b[2] * k + x0, b[3] * k + y0) for b in boxes]
+
+
+def face_free_frames():
+    import skimage.data
+
+    out = []
+    for name in FACE_FREE:
+        img = getattr(skimage.data, name)()
+        img = img[0] if isinstance(img, tuple) else img
+        if img.ndim == 2:
+            img = np.stack([img] * 3, axis=-1)
+        out.append((name, letterbox(np.ascontiguousarray(img[:, :, 2::-1]))[0]))
+    return out
+
+
+def reference_faces(cache, log):
+    """[(photo, image, [Face])] of the full-size photos (LFW's 25x25 crops are no camera frames)."""
+    from model import faces as fs
+
+    photos, missing = fs.photos(cache, log)
+    landmarker = fs.Landmarker()
+    out = []
+    for photo in photos:
+        if photo.source == "lfw":
+            continue
+        image = photo.load()
+        out.append((photo, image, landmarker.faces(photo, image)))
+    return out, missing
+
+
+def masked_copy(image, faces, seed, textures):
+    from model import faces as fs
+
+    out = image
+    for f in faces:
+        rng = fs.seeded_rng("bench", seed, f.key)
+        styles = [s for s in fs.MASK_STYLES if s != "surgical-photo" or textures]
+        colours = list(fs.MASK_COLOURS)
+        out = fs.put_mask(out, f.landmarks, rng, styles[rng.randint(len(styles))],
+                          colours[rng.randint(len(colours))], textures)
+    return out
+
+
+def _iou(a, b):
+    from model.faces import _iou as iou
+    return iou(a, b)
+
+
+def detector_figures(spec, photo_frames, free_frames, min_iou=0.4):
+    from functions.edge.maskcam.adapters.models import load_detector
+
+    det = load_detector(spec, threads=1)
+    det.detect(photo_frames[0][1])   # warm-up
+    result, times = {}, []
+    for kind in ("unmasked", "masked"):
+        found = total = extra = 0
+        for frame_un, frame_m, gt in photo_frames:
+            frame = frame_un if kind == "unmasked" else frame_m
+            start = time.perf_counter()
+            boxes = det.detect(frame)
+            times.append((time.perf_counter() - start) * 1000)
+            hit = [any(_iou(tuple(b[:4]), g) >= min_iou for b in boxes) for g in gt]
+            found += sum(hit)
+            total += len(gt)
+            extra += sum(1 for b in boxes if not any(_iou(tuple(b[:4]), g) >= min_iou for g in gt))
+        result[f"recall_{kind}"] = found / total if total else None
+        result[f"faces_{kind}"] = total
+        result[f"unmatched_boxes_{kind}"] = extra
+    fp = 0
+    for _, frame in free_frames:
+        start = time.perf_counter()
+        fp += len(det.detect(frame))
+        times.append((time.perf_counter() - start) * 1000)
+    result["false_positives"] = fp
+    result["ms_per_frame"] = statistics.median(times)
+    result["ms_p90"] = sorted(times)[int(0.9 * (len(times) - 1))]
+    return result
+
+
+def classifier_figures(export, data_dir, min_confidence):
+    import cv2
+
+    from functions.edge.maskcam.adapters.models import load_classifier
+    from functions.edge.maskcam.schema import label_for
+    from model import faceset
+
+    clf = load_classifier(str(export), "onnx", threads=1)
+    manifest = faceset.load_manifest(data_dir)
+    rows = [im for im in manifest["images"] if im["split"] == "test"]
+    per_source, preds = {}, []
+    for start in range(0, len(rows), 32):
+        chunk = rows[start:start + 32]
+        crops = [cv2.imread(str(Path(data_dir) / im["path"])) for im in chunk]
+        probs = clf.classify(crops)
+        for im, p in zip(chunk, probs, strict=False):
+            top = clf.classes[int(np.argmax(p))]
+            label, _ = label_for(p, clf.classes, min_confidence)
+            preds.append((im, top, label))
+    out = {"images": len(preds), "identities": len({im["identity"] for im, _, _ in preds})}
+    out["accuracy"] = sum(top == im["class"] for im, top, _ in preds) / len(preds)
+    sure = [(im, label) for im, _, label in preds if label != "unknown"]
+    out["unknown_share"] = 1 - len(sure) / len(preds)
+    out["accuracy_when_sure"] = sum(label == im["class"] for im, label in sure) / len(sure) if sure else None
+    for im, top, label in preds:
+        s = per_source.setdefault(im["source"], {"images": 0, "correct": 0, "unknown": 0})
+        s["images"] += 1
+        s["correct"] += top == im["class"]
+        s["unknown"] += label == "unknown"
+    out["per_source"] = {k: {"images": v["images"], "accuracy": v["correct"] / v["images"],
+                             "unknown_share": v["unknown"] / v["images"]} for k, v in sorted(per_source.items())}
+    matrix = {t: {p: 0 for p in clf.classes + ["unknown"]} for t in clf.classes}
+    for im, _, label in preds:
+        matrix[im["class"]][label] += 1
+    out["confusion_with_unknown"] = matrix
+    return out, clf
+
+
+def compliance_frames(reference, free_frames, seed, textures, shares=(0.0, 0.25, 0.5, 0.75, 1.0), per_set=10):
+    """Per share: frames of 2 held-out faces (evaluation-only photos), the given share of them masked."""
+    import cv2
+
+    from model import faceset
+
+    held_out = [(f, image) for photo, image, faces in reference if photo.eval_only for f in faces]
+    rng = np.random.RandomState(seed)
+    sets = []
+    for share in shares:
+        n_faces = 2 * per_set
+        masked_flags = [i < round(share * n_faces) for i in range(n_faces)]
+        rng.shuffle(masked_flags)
+        frames = []
+        for k in range(per_set):
+            bg = free_frames[rng.randint(len(free_frames))][1].copy()
+            for slot in range(2):
+                face, image = held_out[rng.randint(len(held_out))]
+                region, box, landmarks = faceset.region(face, grow=0.5)
+                if masked_flags[2 * k + slot]:
+                    from model import faces as fs
+                    r = fs.seeded_rng("mix", seed, share, k, slot)
+                    styles = [s for s in fs.MASK_STYLES if s != "surgical-photo" or textures]
+                    region = fs.put_mask(region, landmarks, r, styles[r.randint(len(styles))],
+                                         list(fs.MASK_COLOURS)[r.randint(len(fs.MASK_COLOURS))], textures)
+                side = int(rng.randint(120, 170))
+                k_scale = side / max(1.0, box[2] - box[0])
+                patch = cv2.resize(region, (max(1, int(region.shape[1] * k_scale)),
+                                            max(1, int(region.shape[0] * k_scale))), interpolation=cv2.INTER_AREA)
+                ph, pw = min(patch.shape[0], FRAME_H), min(patch.shape[1], FRAME_W // 2)
+                x = slot * FRAME_W // 2 + int(rng.randint(0, max(1, FRAME_W // 2 - pw + 1)))
+                y = int(rng.randint(0, max(1, FRAME_H - ph + 1)))
+                bg[y:y + ph, x:x + pw] = patch[:ph, :pw]
+            frames.append(bg)
+        sets.append((share, frames, sum(masked_flags)))
+    return sets
+
+
+def compliance_figures(pipeline, sets):
+    rows = []
+    for _share, frames, true_masked in sets:
+        masked = unmasked = unknown = faces = 0
+        for frame in frames:
+            result = pipeline.process(frame)
+            for d in result.detections:
+                faces += 1
+                masked += d["label"] == "mask"
+                unmasked += d["label"] == "no_mask"
+                unknown += d["label"] == "unknown"
+        measured = masked / (masked + unmasked) if masked + unmasked else None
+        true_share = true_masked / (2 * len(frames))
+        rows.append({"true_share": true_share, "measured_share": measured, "faces_in_frames": 2 * len(frames),
+                     "faces_detected": faces, "masked": masked, "unmasked": unmasked, "unknown": unknown,
+                     "error_points": None if measured is None else abs(measured - true_share) * 100})
+    return rows
+
+
+def speed_figures(export, specs, seconds):
+    from functions.edge.maskcam import bench as edge_bench
+    from functions.edge.maskcam.app import model_threads, pipeline_factory
+
+    frame = edge_bench._frame(None)
+    rows = []
+    workdir = tempfile.mkdtemp(prefix="model-benchmark-")
+    for spec in specs:
+        pipeline = pipeline_factory({"model": str(export), "backend": "onnx", "detector": spec})()
+        prepared = pipeline.prepare(frame)
+        n = len(prepared.boxes)
+        detector, classifier, inputs = pipeline.detector, pipeline.classifier, prepared.inputs
+        det = edge_bench._rate(lambda: detector.detect(frame), seconds)  # noqa: B023 (called right here)
+        model = edge_bench._rate(lambda: classifier.predict(inputs), seconds) if n else None  # noqa: B023
+        fps = edge_bench._runner_fps(pipeline, frame, workdir, seconds)
+        rows.append({"detector": spec, "faces_per_frame": n, "detector_only_fps": det, "model_only_fps": model,
+                     "pipeline_fps": fps, "model_threads": model_threads({})})
+    return rows
+
+
+def _pct(v):
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
+def verdict(ok):
+    return "met" if ok else "NOT met"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m model.benchmark", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="export directory (python -m model export)")
+    parser.add_argument("--data", required=True, help="the dataset (python -m model dataset): its test split")
+    parser.add_argument("--cache", default=".cache/face-sources")
+    parser.add_argument("--detectors", default=",".join(DETECTORS))
+    parser.add_argument("--seconds", type=float, default=4.0, help="measuring time per speed row")
+    parser.add_argument("--min-confidence", type=float, default=None, dest="min_confidence")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="also write the figures as JSON here")
+    args = parser.parse_args(argv)
+
+    from functions.edge.maskcam import schema
+    from functions.edge.maskcam.adapters.models import default_detector_spec, load_detector
+    from functions.edge.maskcam.manifest import load_manifest
+    from functions.edge.maskcam.pipeline import FramePipeline
+    from model import faces as fs
+
+    log = lambda *a: print(*a, file=sys.stderr)  # noqa: E731
+    min_conf = schema.DEFAULT_MIN_CONFIDENCE if args.min_confidence is None else args.min_confidence
+    started = time.perf_counter()
+    manifest = load_manifest(args.model)
+    textures = fs.mask_textures(Path(args.cache))
+    reference, missing = reference_faces(Path(args.cache), log)
+    free = face_free_frames()
+    photo_frames = []
+    for _photo, image, faces in reference:
+        if not faces:
+            continue
+        frame_un, gt = letterbox(image, [f.box for f in faces])
+        frame_m, _ = letterbox(masked_copy(image, faces, args.seed, textures))
+        photo_frames.append((frame_un, frame_m, gt))
+    specs = [s for s in args.detectors.split(",") if s]
+    detectors = {spec: detector_figures(spec, photo_frames, free) for spec in specs}
+    classifier, clf = classifier_figures(args.model, args.data, min_conf)
+    default = default_detector_spec()
+    pipeline = FramePipeline(load_detector(default, 1), clf, margin=0.1, min_confidence=min_conf)
+    compliance = compliance_figures(pipeline, compliance_frames(reference, free, args.seed, textures))
+    speed = speed_figures(args.model, [s for s in ("yunet", "mtcnn", "haar:0.25:80:1.2") if s in specs] or specs,
+                          args.seconds)
+    errors = [r["error_points"] for r in compliance if r["error_points"] is not None]
+    figures = {"model": f"{manifest.name} {manifest.version}", "metrics": manifest.data.get("metrics"),
+               "min_confidence": min_conf, "default_detector": default, "cpu_count": os.cpu_count(),
+               "load_average": os.getloadavg(), "photos": len(photo_frames),
+               "reference_faces": sum(len(g) for _, _, g in photo_frames), "face_free_photos": len(free),
+               "missing_sources": missing, "detectors": detectors, "classifier": classifier,
+               "compliance": compliance, "compliance_error_max": max(errors) if errors else None,
+               "compliance_error_mean": statistics.mean(errors) if errors else None, "speed": speed,
+               "seconds": round(time.perf_counter() - started, 1)}
+
+    print(f"benchmark: {figures['model']} (classes {', '.join(manifest.classes)}), threshold {min_conf} for unknown, "
+          f"{os.cpu_count()} cores, load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    print(f"\ndetectors: {figures['reference_faces']} faces in {len(photo_frames)} photos (640x480 letterboxed), "
+          f"the same with masks put on; {len(free)} face-free photos; 1 thread")
+    print(f"  {'detector':<18}{'recall unmasked':>16}{'recall masked':>15}{'false pos.':>11}{'ms/frame':>10}"
+          f"{'p90 ms':>8}")
+    for spec, d in detectors.items():
+        print(f"  {spec:<18}{_pct(d['recall_unmasked']):>16}{_pct(d['recall_masked']):>15}"
+              f"{d['false_positives']:>11}{d['ms_per_frame']:>10.1f}{d['ms_p90']:>8.1f}")
+    c = classifier
+    print(f"\nclassifier on held-out identities (test split: {c['images']} images of {c['identities']} identities,"
+          f" ONNX Runtime): accuracy {_pct(c['accuracy'])}; with the threshold {_pct(c['unknown_share'])} unknown,"
+          f" the rest {_pct(c['accuracy_when_sure'])} right")
+    for source, s in c["per_source"].items():
+        print(f"  {source:<18}{s['images']:>5} images  accuracy {_pct(s['accuracy']):>7}  unknown "
+              f"{_pct(s['unknown_share']):>7}")
+    print("  confusion (rows true, columns reported): " + "; ".join(
+        f"{t}: " + ", ".join(f"{p} {n}" for p, n in row.items()) for t, row in c["confusion_with_unknown"].items()))
+    print(f"\nend to end ({default} + classifier + threshold), frames of 2 held-out faces on face-free photos:")
+    print(f"  {'true share':>10}{'measured':>10}{'error':>8}{'faces':>7}{'found':>7}{'masked':>8}{'unmasked':>9}"
+          f"{'unknown':>8}")
+    for r in compliance:
+        err = "-" if r["error_points"] is None else f"{r['error_points']:.1f}"
+        print(f"  {_pct(r['true_share']):>10}{_pct(r['measured_share']):>10}{err:>8}{r['faces_in_frames']:>7}"
+              f"{r['faces_detected']:>7}{r['masked']:>8}{r['unmasked']:>9}{r['unknown']:>8}")
+    print(f"\nspeed, 640x480 frame with 2 real faces (maskcam.bench frame), {args.seconds:g} s per figure:")
+    print(f"  {'detector':<18}{'faces':>6}{'detector only':>15}{'model only':>12}{'pipeline':>10}  (frames/s)")
+    for r in speed:
+        mo = "-" if r["model_only_fps"] is None else f"{r['model_only_fps']:.1f}"
+        print(f"  {r['detector']:<18}{r['faces_per_frame']:>6}{r['detector_only_fps']:>15.1f}{mo:>12}"
+              f"{r['pipeline_fps']:>10.1f}")
+    d = detectors.get(default) or next(iter(detectors.values()))
+    best_fps = max((r["pipeline_fps"] for r in speed if r["faces_per_frame"] == 2), default=0.0)
+    default_fps = next((r["pipeline_fps"] for r in speed if r["detector"] == default), None)
+    checks = [
+        (f"detector ({default}) recall unmasked >= 95%", _pct(d["recall_unmasked"]),
+         (d["recall_unmasked"] or 0) >= TARGETS["recall_unmasked"]),
+        (f"detector ({default}) recall masked >= 90%", _pct(d["recall_masked"]),
+         (d["recall_masked"] or 0) >= TARGETS["recall_masked"]),
+        (f"detector ({default}) false positives <= 1", str(d["false_positives"]),
+         d["false_positives"] <= TARGETS["false_positives"]),
+        (f"detector ({default}) <= 20 ms per 640x480 frame", f"{d['ms_per_frame']:.1f} ms",
+         d["ms_per_frame"] <= TARGETS["ms_per_frame"]),
+        ("classifier held-out accuracy >= 95%", _pct(c["accuracy"]), c["accuracy"] >= TARGETS["heldout_accuracy"]),
+        ("compliance error <= 5 points (worst set)", "-" if not errors else f"{max(errors):.1f} points",
+         bool(errors) and max(errors) <= TARGETS["compliance_error_points"]),
+        (f"pipeline ({default}) >= 30 frames/s with 2 faces",
+         "-" if default_fps is None else f"{default_fps:.1f} (best {best_fps:.1f})",
+         (default_fps or 0) >= TARGETS["pipeline_fps"]),
+    ]
+    figures["targets"] = [{"target": t, "value": v, "met": ok} for t, v, ok in checks]
+    print("\ntargets (issue 17):")
+    for t, v, ok in checks:
+        print(f"  {t:<52}{v:>22}  {verdict(ok)}")
+    print(f"\n({figures['seconds']:.0f} s)")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(figures, indent=2, default=float) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
