@@ -164,8 +164,10 @@ def classifier_figures(export, data_dir, min_confidence):
     return out, clf
 
 
-def compliance_frames(reference, free_frames, seed, textures, shares=(0.0, 0.25, 0.5, 0.75, 1.0), per_set=10):
-    """Per share: frames of 2 held-out faces (evaluation-only photos), the given share of them masked."""
+def compliance_frames(reference, free_frames, seed, textures, shares=(0.0, 0.25, 0.5, 0.75, 1.0), per_set=25):
+    """Per share: frames of 2 held-out faces (evaluation-only photos), the given share of them masked. Each face is
+    pasted whole, 100-150 px wide, inside an elliptical feathered window around its head, so no part of a
+    neighbour in a group photo comes along (it would be a face of unknown label)."""
     import cv2
 
     from model import faceset
@@ -182,21 +184,28 @@ def compliance_frames(reference, free_frames, seed, textures, shares=(0.0, 0.25,
             bg = free_frames[rng.randint(len(free_frames))][1].copy()
             for slot in range(2):
                 face, image = held_out[rng.randint(len(held_out))]
-                region, box, landmarks = faceset.region(face, grow=0.5)
+                region, box, landmarks = faceset.region(face, grow=0.35)
                 if masked_flags[2 * k + slot]:
                     from model import faces as fs
                     r = fs.seeded_rng("mix", seed, share, k, slot)
                     styles = [s for s in fs.MASK_STYLES if s != "surgical-photo" or textures]
                     region = fs.put_mask(region, landmarks, r, styles[r.randint(len(styles))],
                                          list(fs.MASK_COLOURS)[r.randint(len(fs.MASK_COLOURS))], textures)
-                side = int(rng.randint(120, 170))
+                side = int(rng.randint(100, 151))
                 k_scale = side / max(1.0, box[2] - box[0])
                 patch = cv2.resize(region, (max(1, int(region.shape[1] * k_scale)),
                                             max(1, int(region.shape[0] * k_scale))), interpolation=cv2.INTER_AREA)
                 ph, pw = min(patch.shape[0], FRAME_H), min(patch.shape[1], FRAME_W // 2)
+                patch = patch[:ph, :pw].astype(np.float32)
+                alpha = np.zeros((ph, pw), np.float32)
+                centre = (int((box[0] + box[2]) / 2 * k_scale), int((box[1] + box[3]) / 2 * k_scale))
+                axes = (int(0.75 * (box[2] - box[0]) * k_scale), int(0.9 * (box[3] - box[1]) * k_scale))
+                cv2.ellipse(alpha, centre, axes, 0, 0, 360, 1.0, -1)
+                alpha = cv2.GaussianBlur(alpha, (9, 9), 0)[:, :, None]
                 x = slot * FRAME_W // 2 + int(rng.randint(0, max(1, FRAME_W // 2 - pw + 1)))
                 y = int(rng.randint(0, max(1, FRAME_H - ph + 1)))
-                bg[y:y + ph, x:x + pw] = patch[:ph, :pw]
+                under = bg[y:y + ph, x:x + pw].astype(np.float32)
+                bg[y:y + ph, x:x + pw] = np.clip(patch * alpha + under * (1 - alpha), 0, 255).astype(np.uint8)
             frames.append(bg)
         sets.append((share, frames, sum(masked_flags)))
     return sets

@@ -93,7 +93,7 @@ def test_frames_become_inference_events(demo):
     for path, event in zip(demo.frame_files, inference, strict=True):
         scene = path.stem.split("-", 2)[2]
         assert event["faces"] == len(event["detections"]) == event["masked"] + event["unmasked"] + event["unknown"]
-        if scene in ("astronaut", "group", "rocket"):  # coffee: the Haar cascade sometimes sees a face there
+        if scene in ("astronaut", "group", "masked", "rocket"):  # coffee: the Haar cascade once saw faces there
             assert event["faces"] == samples.SCENE_FACES[scene], (path.name, event["detections"])
         assert event["model_version"] == demo.manifest["version"]
 

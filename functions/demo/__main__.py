@@ -130,8 +130,8 @@ def run(opts: Options, echo=print) -> Demo:
     if opts.source is None:
         source = out / "frames"
         demo.frame_files = samples.write_frames(source, opts.frames)
-        what = (f"{opts.frames} frames ({', '.join(samples.SCENES)}: photos shipped with scikit-image) in "
-                f"{source}/")
+        what = (f"{opts.frames} frames ({', '.join(samples.SCENES)}: photos shipped with scikit-image; masked: a "
+                f"mask put on) in {source}/")
     else:
         source = opts.source
         what = f"up to {opts.frames} frames from {source}"

@@ -1,7 +1,9 @@
 """Demo inputs: camera-like frames made from real photos that scikit-image ships, and a portal-style Wi-Fi CSV.
 
 Scenes (640x480 BGR, like a camera): the astronaut (Eileen Collins, one face), a group (her head three times at
-different sizes on a grey wall), and scenes without faces (coffee cup, rocket) as negatives. Frame ``i`` is scene
+different sizes on a grey wall), the astronaut with a mask put on (no package has a photo of someone wearing a real
+mask: the model pipeline's way, ``model.faces.put_mask``), and scenes without faces (coffee cup, rocket) as
+negatives. Frame ``i`` is scene
 ``i % len(SCENES)`` shifted and lit slightly differently, so no two frames are equal.
 """
 from __future__ import annotations
@@ -51,14 +53,25 @@ def _group() -> np.ndarray:
     return frame
 
 
+def _masked() -> np.ndarray:
+    """The astronaut wearing a light-blue surgical mask, put on from her MTCNN landmarks."""
+    from functions.edge.maskcam.adapters.models import MtcnnDetector
+    from model import faces as fs
+
+    photo = _photo("astronaut")
+    _, points = MtcnnDetector(long_side=0, min_face=40).detect_with_landmarks(photo)[0]
+    return _fit(fs.put_mask(photo, np.array(points), fs.seeded_rng("demo"), "surgical-drawn", "light-blue"))
+
+
 SCENES: dict[str, Callable[[], np.ndarray]] = {
     "astronaut": lambda: _fit(_photo("astronaut")),     # one face
     "group": _group,                                    # three faces
+    "masked": _masked,                                  # one face, with a mask
     "coffee": lambda: _fit(_photo("coffee")),           # no face
     "rocket": lambda: _fit(_photo("rocket")),           # no face
 }
 # Faces a person sees in each scene (what a perfect detector would find).
-SCENE_FACES = {"astronaut": 1, "group": 3, "coffee": 0, "rocket": 0}
+SCENE_FACES = {"astronaut": 1, "group": 3, "masked": 1, "coffee": 0, "rocket": 0}
 
 
 def frame(index: int, scenes: dict[str, np.ndarray]) -> np.ndarray:
