@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from functions.alerts import messages
 from functions.alerts.evaluate import (FIRING, LOW_COMPLIANCE, MINUTE_MS, RECOVERED, SILENT, Rows, State,
-                                       Thresholds, epoch_ms, evaluate, window_start_ms)
+                                       Thresholds, epoch_ms, evaluate, messages as grouped, window_start_ms)
 
 pytestmark = pytest.mark.property
 
@@ -164,6 +164,58 @@ def test_subjects_are_short_printable_ascii():
     assert len(subject) < 100 and subject.isascii() and subject.isprintable()
 
 
+def test_the_body_headline_is_filtered_like_the_subject():
+    first = evaluate(Rows(heartbeats=[hb("카메라-é", NOW - 40 * MINUTE_MS)]), State(), NOW, T)
+    (alert,) = first.alerts
+    headline = messages.body(alert, T, "maskcam").splitlines()[0]
+    assert headline.isascii() and headline.isprintable() and headline.startswith("???-? silent since")
+
+
+def test_a_share_just_above_the_minimum_keeps_the_episode_open_until_min_plus_margin():
+    hour = window_start_ms(NOW, 1)
+    low = evaluate(Rows(compliance=[hour_row("cam", hour, 100, 60)]), State(), NOW, T)
+    assert fired(low) == {(LOW_COMPLIANCE, "cam")}
+    near = evaluate(Rows(compliance=[hour_row("cam", hour + HOUR, 100, 72)]), low.state, NOW + HOUR, T)
+    assert near.alerts == [] and near.state.episodes[(LOW_COMPLIANCE, "cam")].open      # 72 % < 70 + 5
+    back = evaluate(Rows(compliance=[hour_row("cam", hour + 2 * HOUR, 100, 75)]), near.state, NOW + 2 * HOUR, T)
+    assert recovered(back) == {(LOW_COMPLIANCE, "cam")}
+    with pytest.raises(ValueError):
+        Thresholds(30, 0.97, 20, 1, compliance_margin=0.05)     # could never close
+
+
+def silent_fleet(silent: int, healthy: int):
+    rows = [hb(f"cam-{i:03d}", NOW - 45 * MINUTE_MS) for i in range(silent)]
+    rows += [hb(f"ok-{i:03d}", NOW - MINUTE_MS) for i in range(healthy)]
+    return evaluate(Rows(heartbeats=rows), State(), NOW, T)
+
+
+@pytest.mark.parametrize("silent, healthy, fleet", [(3, 2, True), (3, 3, False), (2, 0, False), (4, 0, True),
+                                                    (10, 9, True), (1, 5, False)])
+def test_many_devices_silent_in_one_run_are_one_fleet_message(silent, healthy, fleet):
+    """More than half of the known devices, and at least three: one message listing them; otherwise one each."""
+    outcome = silent_fleet(silent, healthy)
+    assert outcome.known_devices == silent + healthy and len(fired(outcome)) == silent
+    groups = grouped(outcome, T)
+    assert sorted(len(g) for g in groups) == ([silent] if fleet else [1] * silent)
+    if fleet:
+        body = messages.fleet_body(groups[0], outcome.known_devices, T, "maskcam")
+        assert all(f"cam-{i:03d} silent since" in body for i in range(silent))
+        subject = messages.fleet_subject(groups[0], outcome.known_devices, "maskcam")
+        assert subject.startswith(f"[maskcam] ALERT {silent} of {silent + healthy} devices silent")
+
+
+def test_a_fleet_wide_recovery_is_one_message_too_and_episodes_stay_per_device():
+    first = silent_fleet(4, 1)
+    back = evaluate(Rows(heartbeats=[hb(f"cam-{i:03d}", NOW + MINUTE_MS) for i in range(4)]
+                         + [hb("ok-000", NOW + MINUTE_MS)]), first.state, NOW + 2 * MINUTE_MS, T)
+    (group,) = grouped(back, T)
+    assert {a.device_id for a in group} == {f"cam-{i:03d}" for i in range(4)} and {a.status for a in group} == {
+        RECOVERED}
+    assert all(not back.state.episodes[(SILENT, f"cam-{i:03d}")].open for i in range(4))
+    low = evaluate(Rows(compliance=[hour_row("x", window_start_ms(NOW, 1), 40, 4)]), first.state, NOW + 1, T)
+    assert [len(g) for g in grouped(low, T)] == [1]        # other kinds are never grouped
+
+
 # -- properties ------------------------------------------------------------------------------------------------------
 devices = st.sampled_from(["cam-000", "cam-001", "cam-002", "lobby:1"])
 silence = st.integers(min_value=0, max_value=24 * 60)            # minutes since the last heartbeat
@@ -236,3 +288,23 @@ def test_counts_as_duckdb_sums_them_are_used():
                                                  Decimal(40), Decimal(4))]), State(), NOW, T)
     assert fired(outcome) == {(LOW_COMPLIANCE, "cam")}
     assert evaluate(Rows(compliance=[hour_row("cam", hour, Decimal("NaN"), 1)]), State(), NOW, T).ignored == 1
+
+
+@settings(max_examples=80)
+@given(st.lists(st.floats(0.0, 1.0), min_size=2, max_size=30), st.floats(0.5, 0.9))
+def test_no_flapping_for_a_share_oscillating_within_the_margin(wiggles, minimum):
+    """A masked share moving anywhere within [min - 1 face, min + margin) opens at most one episode and never closes
+    it: without the hysteresis every dip below the minimum and back would be two messages."""
+    t = Thresholds(30, minimum, 20, 1, compliance_margin=0.05)
+    state, now, faces = State(), NOW, 1000
+    changes = []
+    low = int(minimum * faces) - 1
+    high = int((minimum + 0.05) * faces) - 1               # masked share < min + margin
+    for wiggle in wiggles:
+        now += HOUR
+        masked = low + round(wiggle * (high - low))
+        outcome = evaluate(Rows(compliance=[hour_row("cam", window_start_ms(now, 1) + HOUR, faces, masked)]),
+                           state, now, t)
+        changes += [a.status for a in outcome.alerts]
+        state = outcome.state
+    assert changes in ([], [FIRING])

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 from moto.athena.models import QueryResults, athena_backends
@@ -22,7 +22,7 @@ REGION = "us-east-1"
 TABLE = "maskcam-alert-episodes"
 WORKGROUP = "maskcam-analytics"
 NOW = 1_795_000_000_000
-HEARTBEAT_COLUMNS = ["device_id", "last_heartbeat", "minutes_silent"]
+HEARTBEAT_COLUMNS = ["device_id", "last_seen", "minutes_silent"]
 COMPLIANCE_COLUMNS = ["device_id", "hour", "frames", "faces", "masked", "unmasked", "compliance_rate"]
 
 
@@ -251,3 +251,87 @@ def test_a_failed_query_or_one_that_outlasts_the_run_raises():
         stub.add_response("get_query_execution", {"QueryExecution": {"Status": {"State": "QUEUED"}}})
         with pytest.raises(TimeoutError):
             alerts.AthenaRows(client, WORKGROUP, remaining_ms=lambda: 5_000, sleep=lambda s: None)("SELECT 1")
+
+
+class NoAnswer:
+    """An SNS client that never gets an answer: botocore raises BotoCoreError, not ClientError."""
+
+    def __init__(self, error):
+        self.error, self.calls = error, 0
+
+    def publish(self, **kwargs):
+        self.calls += 1
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [
+    EndpointConnectionError(endpoint_url="https://sns.us-east-1.amazonaws.com/"),
+    ReadTimeoutError(endpoint_url="https://sns.us-east-1.amazonaws.com/"),
+])
+def test_a_publish_without_an_answer_is_undone_too(cloud, error):
+    """After the claim, a network failure must not leave the episode claimed but unsent (the next run would
+    see it open and never send it)."""
+    queue_results(heartbeats=[silent_row()])
+    sns = NoAnswer(error)
+    with pytest.raises(alerts.AlertRunError, match="could not be published"):
+        run(cloud, sns=sns)
+    assert sns.calls == 1 and items(cloud)["silent#cam-002"]["open"] == {"BOOL": False}
+    queue_results(heartbeats=[silent_row(minutes=50, now=NOW + 5 * MINUTE_MS)])
+    run(cloud, now=NOW + 5 * MINUTE_MS)
+    (message,) = cloud.inbox()
+    assert "ALERT cam-002 silent" in message["Subject"]
+
+
+def test_a_publish_through_botocore_that_cannot_connect_is_undone():
+    """The same through botocore itself: a real SNS client (the Lambda's CLIENT_CONFIG) whose requests never
+    connect, and DynamoDB on a Stubber that expects the claim, then the undo (conditional on the claimed
+    version), then the run's time mark."""
+    config = alerts.Config(workgroup=WORKGROUP, table=TABLE, topic_arn="arn:aws:sns:us-east-1:123456789012:ops",
+                           project="maskcam", heartbeats_sql="H", compliance_sql="C",
+                           thresholds=alerts.Thresholds(30, 0.7, 20, 1))
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    sns = boto3.client("sns", region_name=REGION, config=alerts.CLIENT_CONFIG)
+    sns.meta.events.register_first("before-send.sns.Publish", _refuse_connection)
+    rows = {"H": [{"device_id": "cam-002", "last_seen": NOW - 45 * MINUTE_MS}], "C": []}
+    with Stubber(ddb) as db:
+        db.add_response("scan", {"Items": []}, {"TableName": TABLE, "ConsistentRead": True})
+        db.add_response("put_item", {}, {"TableName": TABLE, "Item": ANY,
+                                         "ConditionExpression": "attribute_not_exists(pk)"})          # claim
+        db.add_response("put_item", {}, {"TableName": TABLE, "Item": ANY, "ConditionExpression": "version = :v",
+                                         "ExpressionAttributeValues": {":v": {"N": "1"}}})             # undo
+        db.add_response("put_item", {}, {"TableName": TABLE, "Item": ANY, "ConditionExpression": ANY,
+                                         "ExpressionAttributeValues": ANY})                           # time mark
+        with pytest.raises(alerts.AlertRunError):
+            alerts.run(config, query=rows.__getitem__, table=alerts.EpisodeTable(ddb, TABLE), sns=sns, now_ms=NOW)
+        db.assert_no_pending_responses()
+
+
+def _refuse_connection(request, **kwargs):
+    raise EndpointConnectionError(endpoint_url=request.url)
+
+
+def test_no_episode_is_claimed_with_too_little_time_left(cloud):
+    """Left to the next run rather than claimed and then cut off by the Lambda's timeout."""
+    queue_results(heartbeats=[silent_row()])
+    result = alerts.run(cloud.config, query=alerts.AthenaRows(cloud.athena, WORKGROUP, sleep=lambda s: None),
+                        table=alerts.EpisodeTable(cloud.ddb, TABLE), sns=cloud.sns, now_ms=NOW,
+                        remaining_ms=lambda: alerts.CLAIM_MARGIN_MS - 1)
+    assert result["sent"] == [] and len(result["deferred"]) == 1 and cloud.inbox() == []
+    assert "silent#cam-002" not in items(cloud)
+    queue_results(heartbeats=[silent_row(minutes=50, now=NOW + 5 * MINUTE_MS)])
+    assert len(run(cloud, now=NOW + 5 * MINUTE_MS)["sent"]) == 1 and len(cloud.inbox()) == 1
+
+
+def test_a_pipeline_outage_is_one_fleet_message_and_each_episode_is_kept(cloud):
+    queue_results(heartbeats=[silent_row(device=f"cam-{i:03d}") for i in range(4)]
+                  + [("cam-100", athena_time(NOW - MINUTE_MS), "1")])
+    result = run(cloud)
+    (message,) = cloud.inbox()
+    assert message["Subject"].startswith("[maskcam] ALERT 4 of 5 devices silent at once")
+    assert all(f"cam-{i:03d} silent since" in message["Message"] for i in range(4))
+    assert len(result["sent"]) == 4
+    state = items(cloud)
+    assert all(state[f"silent#cam-{i:03d}"]["open"] == {"BOOL": True} for i in range(4))
+    queue_results(heartbeats=[silent_row(device=f"cam-{i:03d}", minutes=50, now=NOW + 5 * MINUTE_MS)
+                              for i in range(4)])
+    assert run(cloud, now=NOW + 5 * MINUTE_MS)["sent"] == [] and cloud.inbox() == []   # once per episode

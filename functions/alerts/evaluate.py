@@ -2,17 +2,25 @@
 of those episodes are new or over.
 
 ``evaluate(rows, state, now_ms, thresholds)`` takes the rows of two named queries (``silent_devices`` run with
-``silent_minutes=0``, which lists every device's last heartbeat, and ``mask_compliance_by_device_hour``), the episode
-state kept between runs and the time of this run; it returns the episode changes (``Alert``; those with ``notify``
-are sent) and the new state. An alert is sent when an episode opens and, with ``thresholds.send_recovery``, when it
+``silent_minutes=0``, which lists when every device was last heard from, and ``mask_compliance_by_device_hour``), the
+episode state kept between runs and the time of this run; it returns the episode changes (``Alert``; those with
+``notify`` are sent) and the new state. An alert is sent when an episode opens and, with ``thresholds.send_recovery``, when it
 closes: never once per run.
 
-- **silent**: the device's last heartbeat is older than ``silent_minutes``. It recovers only on a heartbeat newer
-  than the one the episode started from, so neither a clock that jumps back nor a device dropping out of the query's
-  lookback ends an episode by accident.
+- **silent**: the device was last heard from (``last_seen``: the arrival time, ``ingest_ts``, of its newest heartbeat
+  or inference event) more than ``silent_minutes`` ago. It recovers only on an event newer than the one the episode
+  started from, so neither a clock that jumps back nor a device dropping out of the query's lookback ends an episode
+  by accident.
 - **low_compliance**: over the hour buckets that start at or after ``floor_hour(now - window_hours)`` (so the last
   ``window_hours`` to ``window_hours + 1`` hours), at least ``min_faces`` faces were classified (masked or not) and
-  the masked share of them is below ``compliance_min``. Fewer faces decide nothing: the episode stays as it is.
+  the masked share of them is below ``compliance_min``. Fewer faces decide nothing: the episode stays as it is. An
+  open episode closes only at ``compliance_min + compliance_margin`` or above (hysteresis), so a share hovering
+  around the threshold does not open and close an episode every run.
+
+``messages(outcome, thresholds)`` groups the changes to send into messages: one per change, except when more than
+``fleet_share`` of the known devices (and at least ``fleet_min_devices``) go silent, or are heard again, in the same
+run (a pipeline outage rather than N broken cameras): those go out as one fleet-wide message listing them. Each
+device's episode is still its own (one state item, once per episode).
 
 Rows are untrusted (a query result can hold nulls, negative or inconsistent counts, strings where numbers belong,
 devices nobody registered): such rows are counted in ``Outcome.ignored`` and otherwise skipped. A run whose
@@ -49,10 +57,15 @@ class Thresholds:
     min_faces: int
     window_hours: int
     send_recovery: bool = True
+    compliance_margin: float = 0.05   # an open low-compliance episode closes at compliance_min + this (0..1)
+    fleet_share: float = 0.5          # more than this share of known devices silent in one run: one fleet message
+    fleet_min_devices: int = 3        # ... and at least this many
 
     def __post_init__(self) -> None:
         if not (self.silent_minutes > 0 and 0 < self.compliance_min < 1 and self.min_faces > 0
-                and self.window_hours > 0):
+                and self.window_hours > 0 and 0 <= self.compliance_margin
+                and self.compliance_min + self.compliance_margin <= 1
+                and 0 < self.fleet_share < 1 and self.fleet_min_devices >= 2):
             raise ValueError(f"thresholds out of range: {self}")
 
 
@@ -105,6 +118,7 @@ class Outcome:
     state: State
     ignored: int = 0
     skipped: str | None = None
+    known_devices: int = 0      # devices this run knows of: heard in the lookback, or with a silent episode
 
 
 @dataclass(frozen=True)
@@ -168,12 +182,14 @@ def device(value: Any) -> str | None:
 
 # -- evaluation ------------------------------------------------------------------------------------------------------
 def last_heartbeats(rows: Iterable[Mapping[str, Any]]) -> tuple[dict[str, int], int]:
-    """device -> newest heartbeat (ms), and how many rows were unusable."""
+    """device -> when last heard from (ms; column ``last_seen``, or ``last_heartbeat`` in rows of the earlier
+    query text), and how many rows were unusable."""
     latest: dict[str, int] = {}
     ignored = 0
     for row in rows:
         name = device(_get(row, "device_id"))
-        ts = epoch_ms(_get(row, "last_heartbeat"))
+        seen = _get(row, "last_seen")
+        ts = epoch_ms(seen if seen is not None else _get(row, "last_heartbeat"))
         if name is None or ts is None:
             ignored += 1
             continue
@@ -237,10 +253,29 @@ def evaluate(rows: Rows, state: State, now_ms: int, thresholds: Thresholds) -> O
         is_open = previous is not None and previous.open
         if rate < thresholds.compliance_min and not is_open:
             _open(episodes, alerts, previous, now_ms, Episode(LOW_COMPLIANCE, name, True, start, rate, faces, now_ms))
-        elif rate >= thresholds.compliance_min and is_open:
+        elif rate >= thresholds.compliance_min + thresholds.compliance_margin and is_open:
             _close(episodes, alerts, previous, now_ms, rate, faces, thresholds.send_recovery)
 
-    return Outcome(alerts, State(now_ms, episodes), ignored=bad_heartbeats + bad_counts)
+    known = set(heartbeats) | {name for (kind, name) in episodes if kind == SILENT}
+    return Outcome(alerts, State(now_ms, episodes), ignored=bad_heartbeats + bad_counts, known_devices=len(known))
+
+
+def is_fleet_wide(changed: int, known: int, thresholds: Thresholds) -> bool:
+    """Whether ``changed`` devices out of ``known`` going silent (or coming back) at once is one fleet event."""
+    return changed >= thresholds.fleet_min_devices and changed > thresholds.fleet_share * known
+
+
+def messages(outcome: Outcome, thresholds: Thresholds) -> list[list[Alert]]:
+    """The changes to send (``notify``), grouped into messages: a list of one alert, or for a fleet-wide silence
+    (or recovery from one, ``is_fleet_wide``) one list of all the devices' silent alerts of that status."""
+    sent = [a for a in outcome.alerts if a.notify]
+    grouped: list[list[Alert]] = []
+    for status in (FIRING, RECOVERED):
+        silent = [a for a in sent if a.kind == SILENT and a.status == status]
+        if is_fleet_wide(len(silent), outcome.known_devices, thresholds):
+            grouped.append(silent)
+    in_groups = {id(a) for group in grouped for a in group}
+    return grouped + [[a] for a in sent if id(a) not in in_groups]
 
 
 def _open(episodes: dict, alerts: list, previous: Episode | None, now_ms: int, episode: Episode) -> None:

@@ -4,12 +4,16 @@ ended episode to the operators' SNS topic.
 
 Once per episode, also when runs overlap or a publish fails: an episode change is first *claimed* with a
 conditional write on the episode's version (a run that loses the race publishes nothing), then published; when the
-publish fails the claim is undone (again conditionally), so the next run tries again, and the run fails (its Errors
-alarm fires). The table is only written, never deleted from: a closed episode stays as the base of the next one.
+publish fails (``ClientError`` from the service or ``BotoCoreError`` such as EndpointConnectionError or
+ReadTimeoutError: no answer at all) the claim is undone (again conditionally), so the next run tries again, and the
+run fails (its Errors alarm fires). With less than ``CLAIM_MARGIN_MS`` of the invocation left, no further change is
+claimed: those are left to the next run rather than claimed and then cut off by the timeout. Many devices silent in
+one run go out as one fleet-wide message (``evaluate.messages``). The table is only written, never deleted from: a
+closed episode stays as the base of the next one.
 
 Environment (set by ``infra/constructs/device_alerts.py``): ``WORKGROUP``, ``STATE_TABLE``, ``TOPIC_ARN``,
 ``PROJECT``, ``HEARTBEATS_SQL``, ``COMPLIANCE_SQL``, ``SILENT_MINUTES``, ``COMPLIANCE_MIN`` (0..1), ``MIN_FACES``,
-``WINDOW_HOURS``, ``SEND_RECOVERY`` (true/false).
+``WINDOW_HOURS``, ``SEND_RECOVERY`` (true/false), ``COMPLIANCE_MARGIN`` (0..1, hysteresis of the compliance close).
 """
 from __future__ import annotations
 
@@ -17,14 +21,16 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from collections.abc import Callable
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.alerts import messages
 from functions.alerts.evaluate import KINDS, Alert, Episode, Rows, State, Thresholds, evaluate
+from functions.alerts.evaluate import messages as outcome_messages
 
 logger = logging.getLogger("alerts")
 logger.setLevel(logging.INFO)
@@ -32,6 +38,13 @@ logger.setLevel(logging.INFO)
 META_KEY = "#meta"              # device ids are thing names ([A-Za-z0-9:_-]): no episode key starts with '#'
 POLL_SECONDS = 1.0
 SAFETY_MS = 10_000              # stop waiting for Athena this long before the Lambda's own timeout
+# Claim no further episode change with less than this left: the claim, the publish and (should the publish fail)
+# the undo must all finish before the Lambda is stopped, or the episode would stay claimed but unsent. With
+# CLIENT_CONFIG a call gives up after 2 attempts x (2 s connect + 5 s read) = 14 s, so publish + undo fit in 30 s;
+# changes left unclaimed are decided again by the next run.
+CLAIM_MARGIN_MS = 30_000
+CLIENT_CONFIG = BotoConfig(connect_timeout=2, read_timeout=5, retries={"total_max_attempts": 2, "mode": "standard"})
+SEND_ERRORS = (ClientError, BotoCoreError)
 
 
 class AlertRunError(RuntimeError):
@@ -56,7 +69,8 @@ class Config:
                    thresholds=Thresholds(silent_minutes=int(env["SILENT_MINUTES"]),
                                          compliance_min=float(env["COMPLIANCE_MIN"]),
                                          min_faces=int(env["MIN_FACES"]), window_hours=int(env["WINDOW_HOURS"]),
-                                         send_recovery=env.get("SEND_RECOVERY", "true").lower() == "true"))
+                                         send_recovery=env.get("SEND_RECOVERY", "true").lower() == "true",
+                                         compliance_margin=float(env.get("COMPLIANCE_MARGIN", "0.05"))))
 
 
 # -- Athena --------------------------------------------------------------------------------------------------------
@@ -187,40 +201,83 @@ class EpisodeTable:
 
 
 # -- the run -------------------------------------------------------------------------------------------------------
-def run(config: Config, *, query: Callable[[str], list], table: EpisodeTable, sns, now_ms: int) -> dict:
+def run(config: Config, *, query: Callable[[str], list], table: EpisodeTable, sns, now_ms: int,
+        remaining_ms: Callable[[], int] = lambda: 60_000) -> dict:
     rows = Rows(heartbeats=query(config.heartbeats_sql), compliance=query(config.compliance_sql))
     outcome = evaluate(rows, table.load(), now_ms, config.thresholds)
     if outcome.skipped:
         logger.warning("run skipped: %s", outcome.skipped)
-        return {"skipped": outcome.skipped, "sent": [], "ignored_rows": outcome.ignored}
+        return {"skipped": outcome.skipped, "sent": [], "ignored_rows": outcome.ignored, "deferred": []}
     if outcome.ignored:
         logger.warning("%d query rows were unusable and ignored", outcome.ignored)
-    sent, lost, failed = [], [], []
-    for alert in outcome.alerts:
-        if not table.claim(alert):
-            lost.append(messages.headline(alert))   # another run decided this change already
-            continue
-        if not alert.notify:
-            continue
-        try:
-            sns.publish(TopicArn=config.topic_arn, Subject=messages.subject(alert, config.project),
-                        Message=messages.body(alert, config.thresholds, config.project))
-            sent.append(messages.headline(alert))
-        except ClientError as err:
-            logger.error("publish failed for %s: %s", alert.episode.key, err)
-            table.undo(alert)
-            failed.append(messages.headline(alert))
+    tally = _Tally()
+    for alert in outcome.alerts:        # changes nobody is told about (recoveries with send_recovery off)
+        if not alert.notify and not table.claim(alert):
+            tally.lost.append(messages.headline(alert))
+    for group in outcome_messages(outcome, config.thresholds):
+        if remaining_ms() < CLAIM_MARGIN_MS:    # too late to claim, publish and maybe undo: the next run decides
+            tally.deferred += [messages.headline(a) for a in group]
+        else:
+            _send(group, config, table, sns, outcome.known_devices, tally)
+    sent, lost, failed, deferred = tally.sent, tally.lost, tally.failed, tally.deferred
     table.mark_evaluated(now_ms)
-    logger.info(json.dumps({"sent": sent, "taken_by_another_run": lost, "failed": failed,
+    logger.info(json.dumps({"sent": sent, "taken_by_another_run": lost, "failed": failed, "deferred": deferred,
                             "ignored_rows": outcome.ignored}))
+    if deferred:
+        logger.warning("%d alert(s) left to the next run: less than %d ms left", len(deferred), CLAIM_MARGIN_MS)
     if failed:
         raise AlertRunError(f"{len(failed)} alert(s) could not be published and will be retried: {failed}")
-    return {"skipped": None, "sent": sent, "ignored_rows": outcome.ignored}
+    return {"skipped": None, "sent": sent, "ignored_rows": outcome.ignored, "deferred": deferred}
+
+
+@dataclass
+class _Tally:
+    sent: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)       # another run decided this change already
+    failed: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
+
+
+def _send(group: list[Alert], config: Config, table: EpisodeTable, sns, known: int, tally: _Tally) -> None:
+    """Claims the group's changes, publishes one message for those claimed, undoes the claims if that fails."""
+    claimed = []
+    for alert in group:
+        if table.claim(alert):
+            claimed.append(alert)
+        else:
+            tally.lost.append(messages.headline(alert))
+    if not claimed:
+        return
+    try:
+        _publish(sns, config, claimed, known, fleet=len(group) > 1)
+        tally.sent += [messages.headline(a) for a in claimed]
+    except SEND_ERRORS as err:
+        logger.error("publish failed for %s: %s", [a.episode.key for a in claimed], err)
+        for alert in claimed:
+            _undo(table, alert)
+        tally.failed += [messages.headline(a) for a in claimed]
+
+
+def _publish(sns, config: Config, alerts: list[Alert], known: int, *, fleet: bool) -> None:
+    if fleet:
+        subject = messages.fleet_subject(alerts, known, config.project)
+        body = messages.fleet_body(alerts, known, config.thresholds, config.project)
+    else:
+        subject = messages.subject(alerts[0], config.project)
+        body = messages.body(alerts[0], config.thresholds, config.project)
+    sns.publish(TopicArn=config.topic_arn, Subject=subject, Message=body)
+
+
+def _undo(table: EpisodeTable, alert: Alert) -> None:
+    try:
+        table.undo(alert)
+    except SEND_ERRORS as err:   # DynamoDB unreachable too: the claim stays; logged for the operator
+        logger.error("could not undo the claim of %s, it stays claimed but unsent: %s", alert.episode.key, err)
 
 
 def handler(event, context) -> dict:
     config = Config.from_env()
     remaining = getattr(context, "get_remaining_time_in_millis", lambda: 60_000)
-    return run(config, query=AthenaRows(boto3.client("athena"), config.workgroup, remaining),
-               table=EpisodeTable(boto3.client("dynamodb"), config.table), sns=boto3.client("sns"),
-               now_ms=int(time.time() * 1000))
+    return run(config, query=AthenaRows(boto3.client("athena", config=CLIENT_CONFIG), config.workgroup, remaining),
+               table=EpisodeTable(boto3.client("dynamodb", config=CLIENT_CONFIG), config.table),
+               sns=boto3.client("sns", config=CLIENT_CONFIG), now_ms=int(time.time() * 1000), remaining_ms=remaining)
