@@ -87,6 +87,7 @@ class Settings:
     wifi_reject_alarm_percent: float = 10.0
     silent_device_minutes: int = 30
     compliance_min_percent: float = 70.0
+    compliance_recovery_margin_percent: float = 5.0
     compliance_min_faces: int = 20
     compliance_window_hours: int = 1
     alert_schedule_minutes: int = 5
@@ -129,6 +130,11 @@ class Settings:
                                 f"the model bucket name {model_bucket_name(self.project, '<account>', self.region)} "
                                 f"would be {len(bucket)} characters, S3 allows {MAX_BUCKET_NAME}; in {self.region} "
                                 f"the project name can have at most {most} characters")
+        if self.compliance_min_percent + self.compliance_recovery_margin_percent > 100:
+            raise SettingsError("compliance_recovery_margin_percent", self.compliance_recovery_margin_percent,
+                                f"at most {100 - self.compliance_min_percent:g} points with compliance_min_percent "
+                                f"{self.compliance_min_percent:g}: a low-compliance episode closes at min + margin, "
+                                "which must be a share a device can reach (100 % at most)")
         if self.greengrass_thing_group and not self.model_export:
             raise SettingsError("greengrass_thing_group", self.greengrass_thing_group,
                                 "a Greengrass deployment needs the component, which needs a model export: also set "
@@ -268,6 +274,17 @@ def _percent(key: str, raw: Any) -> float:
     return value
 
 
+def _points(key: str, raw: Any) -> float:
+    """Percentage points, 0 up to (but not including) 100."""
+    try:
+        value = float(str(raw).strip().rstrip("%"))
+    except ValueError:
+        raise SettingsError(key, raw, "percentage points, at least 0 and below 100") from None
+    if isinstance(raw, bool) or not 0 <= value < 100:
+        raise SettingsError(key, raw, "percentage points, at least 0 and below 100")
+    return value
+
+
 def _after_buffering(low_seconds: int, unit: int, what: str, high: int) -> Callable[[str, Any], int]:
     """A duration that must be longer than Firehose's buffering interval: data reaches S3 (and the metrics say it
     was delivered) only when a buffer is flushed, at the latest FLUSH_SECONDS after it arrived."""
@@ -322,6 +339,7 @@ _PARSERS: dict = {
     "wifi_reject_alarm_percent": _percent,
     "silent_device_minutes": _after_buffering(FLUSH_SECONDS, 60, "minutes", MAX_SILENT_MINUTES),
     "compliance_min_percent": _percent,
+    "compliance_recovery_margin_percent": _points,
     "compliance_min_faces": _whole(1, 1_000_000, "faces"),
     "compliance_window_hours": _whole(1, 24, "hours"),
     "alert_schedule_minutes": _whole(1, 60, "minutes"),

@@ -49,6 +49,10 @@ DESCRIPTIONS = {
     "silent_device_minutes": "a device without a heartbeat for longer than this is alerted as silent (must exceed "
                              "Firehose's 15-minute buffering interval)",
     "compliance_min_percent": "a device whose masked share of faces is below this over the window is alerted",
+    "compliance_recovery_margin_percent": "hysteresis of the low-compliance alert, percentage points: an open "
+                                          "episode ends only when the masked share is back at "
+                                          "`compliance_min_percent` + this (0 = no hysteresis; min + margin at most "
+                                          "100), so a share hovering around the threshold does not alert every run",
     "compliance_min_faces": "faces a device must have seen in the window before its compliance is judged",
     "compliance_window_hours": "compliance window: the last N hours, rounded out to whole UTC hours (1-24)",
     "alert_schedule_minutes": "how often the device alerts are evaluated (1-60 minutes; each run is two Athena "

@@ -20,6 +20,7 @@ def test_defaults():
     assert (s.alarm_period_minutes, s.firehose_freshness_alarm_seconds, s.wifi_reject_alarm_percent) == (5, 1800, 10)
     assert (s.silent_device_minutes, s.compliance_min_percent, s.compliance_min_faces) == (30, 70, 20)
     assert (s.compliance_window_hours, s.alert_schedule_minutes, s.alert_recovery) == (1, 5, True)
+    assert s.compliance_recovery_margin_percent == 5 == Settings().compliance_recovery_margin_percent
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -47,6 +48,9 @@ def test_alarm_emails_from_a_list_or_one_string(raw, expected):
     ("compliance_min_percent", "100", "above 0 and below 100"),
     ("compliance_min_percent", "lots", "percentage"),
     ("compliance_min_faces", "0", "1-1000000"),
+    ("compliance_recovery_margin_percent", "-1", "at least 0 and below 100"),
+    ("compliance_recovery_margin_percent", "wide", "percentage points"),
+    ("compliance_recovery_margin_percent", "31", "at most 30 points with compliance_min_percent 70"),
     ("compliance_window_hours", "25", "1-24"),
     ("alert_schedule_minutes", "61", "1-60"),
     ("alert_recovery", "maybe", "true or false"),

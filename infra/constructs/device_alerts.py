@@ -1,7 +1,14 @@
 """Business alerts per device (silent camera, low mask compliance) without AWS IoT Events (ended 2026-05-20): a
 Lambda (``functions/alerts``) on an EventBridge schedule runs two of the named Athena queries in the project's
-workgroup, keeps each device's episode in a DynamoDB table and publishes to the operator topic once per episode.
-Every device that appears in the data is covered; nothing is added per device."""
+workgroup, keeps each device's episode in a DynamoDB table and publishes to the operator topic once per episode
+(many devices silent in one run: one fleet-wide message). Nothing is added per device.
+
+Covered: every device with a heartbeat *or* an inference event that arrived (``ingest_ts``) in the lookback (the
+``dt`` partitions of today and yesterday), and every device with a silent episode open in the table. Not covered
+(docs/operations.md, "What is covered"): a device that never sent anything, or whose last event is older than the
+lookback when the evaluator first sees the data (dead before the first deploy, or while the evaluator was stopped
+for over a day), and a device whose clock is more than a day behind (its events are in partitions outside the
+lookback): those need an inventory of expected devices, which nothing here keeps."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,6 +44,7 @@ class AlertThresholds:
     min_faces: int
     window_hours: int
     send_recovery: bool
+    compliance_margin_percent: float = 5.0
 
 
 class DeviceAlerts(Construct):
@@ -77,6 +85,7 @@ class DeviceAlerts(Construct):
                 "PROJECT": project, "HEARTBEATS_SQL": queries[HEARTBEATS], "COMPLIANCE_SQL": queries[COMPLIANCE],
                 "SILENT_MINUTES": str(thresholds.silent_minutes),
                 "COMPLIANCE_MIN": repr(thresholds.compliance_min_percent / 100),
+                "COMPLIANCE_MARGIN": repr(thresholds.compliance_margin_percent / 100),
                 "MIN_FACES": str(thresholds.min_faces), "WINDOW_HOURS": str(thresholds.window_hours),
                 "SEND_RECOVERY": "true" if thresholds.send_recovery else "false",
             })
