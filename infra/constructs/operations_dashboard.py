@@ -28,13 +28,19 @@ class OperationsDashboard(Construct):
             return cw.GraphWidget(title=title, left=list(left), right=list(right), width=WIDTH, height=HEIGHT,
                                   **kwargs)
 
+        # A graph widget holds at most one Metrics Insights query (pipeline_metrics.iot_action_by_rule): one widget
+        # per action metric, a series per rule; the throttles (a plain metric per rule) on their own.
         iot = [
             graph("IoT: messages in (TopicMatch per rule)",
                   [m.iot_rule_metric("TopicMatch", r, p) for r in rule_names]),
-            graph("IoT: rule failures", [metric for r in rule_names for metric in (
-                m.iot_action_metric("Failure", r, p), m.iot_action_metric("ErrorActionFailure", r, p),
-                m.iot_rule_metric("RuleMessageThrottled", r, p))]),
-            graph("IoT: actions succeeded", [m.iot_action_metric("Success", r, p) for r in rule_names]),
+            graph("IoT: rule action failures (Failure)", [m.iot_action_by_rule("Failure", rule_names, p)]),
+            graph("IoT: error action failures (ErrorActionFailure: messages lost)",
+                  [m.iot_action_by_rule("ErrorActionFailure", rule_names, p)]),
+        ]
+        iot_more = [
+            graph("IoT: actions succeeded (Success)", [m.iot_action_by_rule("Success", rule_names, p)]),
+            graph("IoT: messages throttled (RuleMessageThrottled)",
+                  [m.iot_rule_metric("RuleMessageThrottled", r, p) for r in rule_names]),
         ]
         firehose = [
             graph("Firehose: records in / delivered to S3",
@@ -71,5 +77,5 @@ class OperationsDashboard(Construct):
                                       default_interval=Duration.hours(24))
         self.dashboard.add_widgets(cw.AlarmStatusWidget(title="Alarms", alarms=list(alarms), width=24,
                                                         height=max(3, 1 + len(alarms) // 4)))
-        for row in (iot, firehose, lambdas, storage):
+        for row in (iot, iot_more, firehose, lambdas, storage):
             self.dashboard.add_widgets(*row)

@@ -9,6 +9,8 @@ Sources (each checked in tests/aws_rules/test_operations.py):
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cw
 
@@ -33,6 +35,17 @@ def iot_action_metric(name: str, rule: str, period: Duration) -> cw.MathExpressi
     return cw.MathExpression(
         expression=f"SELECT SUM({name}) FROM SCHEMA(\"{IOT}\", ActionType, RuleName) WHERE RuleName = '{rule}'",
         period=period, label=f"{name} {rule}")
+
+
+def iot_action_by_rule(name: str, rules: Sequence[str], period: Duration) -> cw.MathExpression:
+    """The same action metric for the dashboard: one Metrics Insights query for all of ``rules``, one series per
+    rule (``GROUP BY RuleName``). A graph widget may hold only one Metrics Insights query
+    (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch-metrics-insights-limits.html), so
+    each metric gets a widget of its own with this one query."""
+    where = " OR ".join(f"RuleName = '{rule}'" for rule in rules)
+    return cw.MathExpression(
+        expression=f"SELECT SUM({name}) FROM SCHEMA(\"{IOT}\", ActionType, RuleName) WHERE {where} GROUP BY RuleName",
+        period=period, label="")
 
 
 def firehose_metric(name: str, stream_name: str, period: Duration, statistic: str = "Sum") -> cw.Metric:

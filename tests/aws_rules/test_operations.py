@@ -271,3 +271,55 @@ def test_every_rendered_alarm_name_is_project_scoped(templates):
     names = [render(r["Properties"]["AlarmName"]) for _, _, r in all_resources(templates)
              if r["Type"] == "AWS::CloudWatch::Alarm"]
     assert names and all(n.startswith("maskcam-") and len(n) <= 255 for n in names)
+
+
+# -- dashboards: one Metrics Insights query per graph widget -------------------------------------------------------
+# https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch-metrics-insights-limits.html: "Each
+# GetMetricData operation can have only one query, but you can have multiple widgets in a dashboard that each include
+# one query." A graph widget is one GetMetricData call, so a second SELECT in the same widget does not draw.
+def dashboard_bodies(templates: dict) -> list[tuple[str, dict]]:
+    return [(f"{stack}/{lid}", json.loads(render(r["Properties"]["DashboardBody"])))
+            for stack, lid, r in all_resources(templates) if r["Type"] == "AWS::CloudWatch::Dashboard"]
+
+
+def insights_queries(widget: dict) -> list[str]:
+    out = []
+    for entry in widget.get("properties", {}).get("metrics", []):
+        for part in entry:
+            if isinstance(part, dict) and re.match(r"^\s*SELECT\b", part.get("expression", ""), re.IGNORECASE):
+                out.append(part["expression"])
+    return out
+
+
+def dashboard_insights_problems(templates: dict) -> list:
+    problems = []
+    for where, body in dashboard_bodies(templates):
+        for widget in body.get("widgets", []):
+            queries = insights_queries(widget)
+            if len(queries) > 1:
+                problems.append(f"{where}: widget {widget['properties'].get('title')!r} holds {len(queries)} "
+                                "Metrics Insights queries (one per widget)")
+    return problems
+
+
+def test_every_dashboard_widget_holds_at_most_one_metrics_insights_query(templates, full_project):
+    assert dashboard_insights_problems(templates) == []
+    assert dashboard_insights_problems(full_project.templates) == []
+    # the IoT action metrics are still on the dashboard, one query (a series per rule) each
+    queries = [q for _, body in dashboard_bodies(templates) for w in body["widgets"] for q in insights_queries(w)]
+    assert sorted(q.split(")")[0] for q in queries) == ["SELECT SUM(ErrorActionFailure", "SELECT SUM(Failure",
+                                                        "SELECT SUM(Success"]
+    assert all(q.endswith("GROUP BY RuleName") for q in queries)
+
+
+def test_a_widget_with_two_metrics_insights_queries_is_refused(templates):
+    broken = ops_copy(templates)
+    for _, _, r in all_resources(broken):
+        if r["Type"] == "AWS::CloudWatch::Dashboard":
+            body = json.loads(render(r["Properties"]["DashboardBody"]))
+            widget = next(w for w in body["widgets"] if insights_queries(w))
+            widget["properties"]["metrics"].append(
+                [{"expression": 'SELECT SUM(Failure) FROM SCHEMA("AWS/IoT", ActionType, RuleName) GROUP BY RuleName',
+                  "id": "extra"}])
+            r["Properties"]["DashboardBody"] = json.dumps(body)
+    assert len(dashboard_insights_problems(broken)) == 1
