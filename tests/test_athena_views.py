@@ -168,10 +168,12 @@ def test_the_local_views_convert_epoch_ms_to_utc_like_python():
     stamps = [1_700_000_123_456, 1_700_003_599_999, 1_700_006_400_000, 1_699_999_199_600, 86_399_999]
     conn = duckdb.connect()
     conn.execute("CREATE SCHEMA awskrug")
-    rows = ", ".join(f"('d', '{i}', '{kind}', {ts}, 1, 1, 0, 0, 3.0, 1, 0, 0)"
+    # ingest_ts: the arrival a second later (the heartbeat view's last_seen is judged on it)
+    rows = ", ".join(f"('d', '{i}', '{kind}', {ts}, {ts + 1000}, 1, 1, 0, 0, 3.0, 1, 0, 0)"
                      for i, ts in enumerate(stamps) for kind in ("inference", "heartbeat"))
     conn.execute(f"CREATE VIEW awskrug.inference_results AS SELECT * FROM (VALUES {rows}) "
-                 "t(dt, device_id, event_type, ts, faces, masked, unmasked, unknown, fps, frames, errors, dropped)")
+                 "t(dt, device_id, event_type, ts, ingest_ts, faces, masked, unmasked, unknown, fps, frames, errors, "
+                 "dropped)")
     runner.run_queries(None, datasets.view_queries(), conn=conn)
 
     def utc(ts):
@@ -182,3 +184,5 @@ def test_the_local_views_convert_epoch_ms_to_utc_like_python():
         str(i): (utc(ts).replace(minute=0, second=0, microsecond=0), "TIMESTAMP") for i, ts in enumerate(stamps)}
     last = conn.execute("SELECT device_id, last_heartbeat FROM awskrug.device_last_heartbeat").fetchall()
     assert dict(last) == {str(i): utc(ts) for i, ts in enumerate(stamps)}
+    seen = conn.execute("SELECT device_id, last_seen, last_seen_ms FROM awskrug.device_last_heartbeat").fetchall()
+    assert {d: (s, ms) for d, s, ms in seen} == {str(i): (utc(ts + 1000), ts + 1000) for i, ts in enumerate(stamps)}

@@ -30,7 +30,7 @@ NAMES = [f"{c.id}.png" for c in chart_spec.charts()]
 def lake(tmp_path_factory):
     root = tmp_path_factory.mktemp("charts")
     lake = root / "lake"
-    lines = (("gen.jsonl", n, text) for n, text in enumerate(json_lines(CFG), start=1))
+    lines = (("gen.jsonl", n, text) for n, text in enumerate(json_lines(CFG, ingest=True), start=1))
     report = ingest_lines(lines, lake, now_ms=CFG.end_ms)
     assert report.accepted > 0
     src = root / "wifi.csv"

@@ -45,7 +45,9 @@ def test_wrong_workgroup_is_a_problem(session):
     assert problems == ["data source maskcam-athena uses workgroup 'primary', not maskcam-analytics"]
 
 
-def described(spec, mode="SPICE", columns=None):
+def described(spec, mode=None, columns=None):
+    """As deployed with quicksight_import_mode=SPICE (the silent-devices dataset is always direct query)."""
+    mode = mode or spec.import_mode("SPICE")
     columns = [{"Name": n, "Type": t} for n, t in (columns if columns is not None else spec.columns)]
     arn = f"arn:aws:quicksight:{REGION}:{ACCOUNT}:datasource/maskcam-athena"
     if spec.sql:
@@ -79,7 +81,7 @@ def test_missing_dataset_wrong_mode_and_wrong_columns_are_each_named():
     stub.add_client_error("describe_data_set", "ResourceNotFoundException", "not found", 404)
     wrong = [c if c[0] != "latitude" else ("latitude", "STRING") for c in wifi.columns]
     stub.add_response("describe_data_set", described(wifi, mode="DIRECT_QUERY", columns=wrong))
-    stub.add_response("describe_data_set", described(datasets.device_silence("awskrug")))
+    stub.add_response("describe_data_set", described(datasets.device_silence("awskrug"), mode="SPICE"))
     with stub:
         problems = check_dashboard.check_data_sets(client, ACCOUNT, project="maskcam", database="awskrug",
                                                    import_mode="SPICE")
@@ -87,6 +89,7 @@ def test_missing_dataset_wrong_mode_and_wrong_columns_are_each_named():
         "QuickSight dataset maskcam-mask-compliance-hourly does not exist",
         "dataset maskcam-free-wifi imports DIRECT_QUERY, expected SPICE",
         "dataset maskcam-free-wifi columns differ: missing [('latitude', 'DECIMAL')], extra [('latitude', 'STRING')]",
+        "dataset maskcam-device-silence imports SPICE, expected DIRECT_QUERY",
     ]
 
 

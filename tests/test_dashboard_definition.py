@@ -171,7 +171,7 @@ def test_the_silent_devices_dataset_is_custom_sql_over_the_heartbeat_view(templa
                 if r["Properties"]["DataSetId"] == "maskcam-device-silence"]
     sql = props["PhysicalTableMap"]["device-silence"]["CustomSql"]
     assert [(c["Name"], c["Type"]) for c in sql["Columns"]] == [
-        ("device_id", "STRING"), ("last_heartbeat", "DATETIME"), ("minutes_silent", "INTEGER")]
+        ("device_id", "STRING"), ("last_seen", "DATETIME"), ("minutes_silent", "INTEGER")]
     assert "FROM awskrug.device_last_heartbeat" in sql["SqlQuery"] and "--" not in sql["SqlQuery"]
     assert sql["SqlQuery"] == datasets.device_silence("awskrug").sql
 

@@ -180,3 +180,60 @@ def test_dataset_definitions_name_unknown_types():
         datasets.quicksight_type("array<string>", where="x.y")
     with pytest.raises(datasets.DatasetError, match="cannot infer the type of output column 'z'"):
         datasets.output_types("SELECT nosuchfunction(ts) AS z FROM awskrug.inference_results", "awskrug")
+
+
+@pytest.fixture(scope="module")
+def spice(tmp_path_factory) -> Template:
+    """The dashboard stack in SPICE mode (the default), with a silent threshold other than the query's default."""
+    stacks, assembly = synth_project(tmp_path_factory.mktemp("qs-spice"), quicksight_principal_arn=PRINCIPAL,
+                                     silent_device_minutes=45)
+    assert lint_errors(assembly.get_stack_by_name("maskcam-dashboard").template) == []
+    return Template.from_stack(stacks.dashboard)
+
+
+def refresh_schedules(template):
+    found = template.find_resources("AWS::QuickSight::RefreshSchedule").values()
+    return {r["Properties"]["DataSetId"]: r for r in found}
+
+
+def test_in_spice_mode_every_spice_dataset_has_a_refresh_schedule_and_the_silence_one_is_direct(spice):
+    """A SPICE copy without a schedule stays as old as its first ingestion; the silent-devices table says "silent
+    for N minutes now", so it is queried directly whatever the setting."""
+    modes = {k: p["ImportMode"] for k, p in data_sets(spice).items()}
+    assert modes == {"maskcam-mask-compliance-hourly": "SPICE", "maskcam-free-wifi": "SPICE",
+                     "maskcam-device-silence": "DIRECT_QUERY"}
+    schedules = refresh_schedules(spice)
+    assert sorted(schedules) == ["maskcam-free-wifi", "maskcam-mask-compliance-hourly"]
+    hourly = schedules["maskcam-mask-compliance-hourly"]["Properties"]["Schedule"]
+    assert hourly["RefreshType"] == "FULL_REFRESH"
+    assert hourly["ScheduleFrequency"] == {"Interval": "HOURLY", "TimeZone": "UTC"}
+    daily = schedules["maskcam-free-wifi"]["Properties"]["Schedule"]
+    assert daily["ScheduleFrequency"] == {"Interval": "DAILY", "TimeZone": "UTC",
+                                          "TimeOfTheDay": dashboard_stack.REFRESH_TIME_OF_DAY}
+    ids = {logical for logical, r in spice.find_resources("AWS::QuickSight::DataSet").items()
+           if r["Properties"]["DataSetId"] in schedules}
+    for schedule in schedules.values():
+        assert schedule["Properties"]["AwsAccountId"] == {"Ref": "AWS::AccountId"}
+        assert set(schedule["DependsOn"]) & ids     # created after its dataset
+
+
+def test_in_direct_query_mode_nothing_is_scheduled(template):
+    assert refresh_schedules(template) == {}
+    assert {p["ImportMode"] for p in data_sets(template).values()} == {"DIRECT_QUERY"}
+
+
+def test_the_silent_table_cuts_off_at_the_setting_the_alerts_use(spice, template):
+    """silent_device_minutes (45 here) is what the alerts call silent; the dashboard's filter is the same value,
+    not the named query's default (30)."""
+    from functions.analytics import chart_spec
+
+    assert chart_spec.silent_minutes_default() == 30
+
+    def cut_off(t):
+        (dashboard,) = t.find_resources("AWS::QuickSight::Dashboard").values()
+        groups = dashboard["Properties"]["Definition"]["FilterGroups"]
+        (group,) = [g for g in groups if g["FilterGroupId"] == "silent-devices-at-least"]
+        return group["Filters"][0]["NumericRangeFilter"]["RangeMinimum"]["StaticValue"]
+
+    assert cut_off(spice) == 45
+    assert cut_off(template) == 30      # the default setting

@@ -50,7 +50,20 @@ def _history_rows(demo) -> list:
     as_of_ms = demo.as_of.timestamp() * 1000
     quiet_from = as_of_ms - steps.QUIET_MINUTES * 60_000
     return [row for day in range(cfg.days) for row in generator.generate_day(cfg, day).to_pylist()
-            if row["ts"] <= as_of_ms and not (row["device_id"] == cfg.device_ids[-1] and row["ts"] > quiet_from)]
+            if row["ingest_ts"] <= as_of_ms
+            and not (row["device_id"] == cfg.device_ids[-1] and row["ts"] > quiet_from)]
+
+
+def _last_seen(rows, keep=lambda r: True) -> dict:
+    """device -> newest arrival (``ingest_ts``) of a heartbeat or inference event, as the silence queries judge it.
+    The device's own lines are stamped when the demo ingests them, after their ``ts``: ``ts`` is a lower bound of
+    that, enough to tell that the camera is not silent."""
+    last = {}
+    for r in rows:
+        if r["event_type"] in ("heartbeat", "inference") and keep(r):
+            seen = r.get("ingest_ts") or r["ts"]
+            last[r["device_id"]] = max(last.get(r["device_id"], 0), seen)
+    return last
 
 
 def _all_events(demo) -> list:
@@ -164,9 +177,8 @@ def test_inference_queries_match_the_events(demo):
            {h: (c["faces"], c["unmasked"], c["frames"]) for h, c in hours.items()}
     assert [int(g["faces"]) for g in got] == sorted((int(g["faces"]) for g in got), reverse=True)
 
-    last = {}
-    for r in _within(rows, as_of, 7, "heartbeat"):
-        last[r["device_id"]] = max(last.get(r["device_id"], 0), r["ts"])
+    first_excluded = (as_of.date() - timedelta(days=7)).isoformat()
+    last = _last_seen(rows, lambda r: r["dt"] > first_excluded)
     cutoff_ms = (as_of - timedelta(minutes=30)).timestamp() * 1000
     got = _records(_result(demo, "silent_devices"))
     assert sorted(g["device_id"] for g in got) == sorted(d for d, ts in last.items() if ts < cutoff_ms)
@@ -242,20 +254,19 @@ def test_cli_refuses_unusable_input(model_export, tmp_path, capsys):
 
 
 def test_the_demo_prints_the_alerts_the_evaluator_would_send(demo):
-    """Expected from the events themselves: silent = last heartbeat older than the threshold; low compliance = the
-    window's classified faces (masked + unmasked, hour buckets from floor_hour(as_of - window)) at least the
-    minimum, masked share of them below it."""
+    """Expected from the events themselves: silent = last arrival (heartbeat or inference) older than the threshold;
+    low compliance = the window's classified faces (masked + unmasked, hour buckets from floor_hour(as_of - window))
+    at least the minimum, masked share of them below it."""
     from functions.alerts.evaluate import LOW_COMPLIANCE, SILENT, window_start_ms
 
     th = demo.alerts.thresholds
     as_of_ms = int(demo.as_of.timestamp() * 1000)
     rows = _all_events(demo)
-    last, window = {}, defaultdict(Counter)
+    window = defaultdict(Counter)
     start = window_start_ms(as_of_ms, th.window_hours)
+    last = _last_seen(rows)
     for r in rows:
-        if r["event_type"] == "heartbeat":
-            last[r["device_id"]] = max(last.get(r["device_id"], 0), r["ts"])
-        elif r["event_type"] == "inference" and start <= r["ts"] // 3_600_000 * 3_600_000 <= as_of_ms:
+        if r["event_type"] == "inference" and start <= r["ts"] // 3_600_000 * 3_600_000 <= as_of_ms:
             window[r["device_id"]].update(faces=r["masked"] + r["unmasked"], masked=r["masked"])
     expected = {(SILENT, d) for d, ts in last.items() if as_of_ms - ts > th.silent_minutes * 60_000}
     expected |= {(LOW_COMPLIANCE, d) for d, c in window.items()

@@ -225,6 +225,9 @@ def test_alert_function_runs_the_named_queries_with_the_alert_parameters(ops):
     assert (env["SILENT_MINUTES"], env["COMPLIANCE_MIN"], env["MIN_FACES"], env["WINDOW_HOURS"]) == \
         ("30", "0.7", "20", "1")
     assert env["WORKGROUP"] == "maskcam-analytics" and env["SEND_RECOVERY"] == "true"
+    assert env["COMPLIANCE_MARGIN"] == "0.05"       # compliance_recovery_margin_percent, 5 points
+    assert "INTERVAL '2' HOUR" in env["COMPLIANCE_SQL"]   # ts bound: the 1-hour window + 1
+    assert "max(ingest_ts)" in env["HEARTBEATS_SQL"] and "'inference'" in env["HEARTBEATS_SQL"]
     assert len(json.dumps(env)) < 4096      # Lambda's limit on the environment
 
 

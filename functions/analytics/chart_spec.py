@@ -131,16 +131,19 @@ class Sheet:
 
 
 def silent_minutes_default() -> int:
-    """The named query ``silent_devices``'s default threshold, so the dashboard and the query call the same devices
-    silent."""
+    """The named query ``silent_devices``'s default threshold (the same as the ``silent_device_minutes`` setting's
+    default, tests/test_dashboard_definition.py): what the local preview uses when not given one. The deployed
+    dashboard is given the setting itself (``infra/stacks/dashboard_stack.py``), so it calls the devices silent that
+    the alerts do."""
     from functions.analytics import queries
 
     query = next(q for q in queries.load(queries.QUERIES_DIR) if q.name == "silent_devices")
     return int(query.params["silent_minutes"])
 
 
-def sheets() -> tuple[Sheet, ...]:
-    """The analysis and the dashboard, sheet by sheet; the preview draws every chart."""
+def sheets(silent_minutes: int | None = None) -> tuple[Sheet, ...]:
+    """The analysis and the dashboard, sheet by sheet; the preview draws every chart. ``silent_minutes``: the
+    silent table's cut-off (the deployment's ``silent_device_minutes``; default ``silent_minutes_default()``)."""
     installations = Field("city", aggregation="COUNT", label="installations")
     wifi = Sheet("free-wifi", "Free public Wi-Fi (seed charts)", (
         Chart(id="wifi-count-by-city", title="시도별 와이파이 설치 (free public Wi-Fi per province/city)",
@@ -154,20 +157,20 @@ def sheets() -> tuple[Sheet, ...]:
     ))
     hour = Field("hour", granularity="HOUR", label="hour (UTC)")
     silent = Field("minutes_silent", aggregation="MAX", label="minutes silent")
-    threshold = silent_minutes_default()
+    threshold = silent_minutes_default() if silent_minutes is None else silent_minutes
     cameras = Sheet("cameras", "Cameras: mask compliance and silent devices", (
         Chart(id="mask-compliance-by-device-hour", title="Mask compliance per device and hour (UTC)",
               dataset="mask-compliance-hourly", kind=LINE,
               category=hour,
               values=(Field("compliance_rate", aggregation="AVERAGE", label="faces with a mask", percent=True),),
               color=Field("device_id", label="device"), sort=Sort(hour, ASCENDING)),
-        Chart(id="silent-devices", title=f"Silent devices (no heartbeat for {threshold}+ minutes)",
+        Chart(id="silent-devices", title=f"Silent devices (nothing received for {threshold}+ minutes)",
               dataset="device-silence", kind=TABLE, category=Field("device_id", label="device"),
-              values=(Field("last_heartbeat", aggregation="MAX", label="last seen (UTC)"), silent),
+              values=(Field("last_seen", aggregation="MAX", label="last seen (UTC)"), silent),
               sort=Sort(silent, DESCENDING), at_least=AtLeast("minutes_silent", threshold)),
     ))
     return (wifi, cameras)
 
 
-def charts() -> tuple[Chart, ...]:
-    return tuple(c for s in sheets() for c in s.charts)
+def charts(silent_minutes: int | None = None) -> tuple[Chart, ...]:
+    return tuple(c for s in sheets(silent_minutes) for c in s.charts)

@@ -67,8 +67,9 @@ def check_data_sets(qs, account_id: str, *, project: str, database: str,
         except ClientError as err:
             problems.append(f"cannot describe dataset {data_set_id}: {err}")
             continue
-        if import_mode and data_set.get("ImportMode") != import_mode:
-            problems.append(f"dataset {data_set_id} imports {data_set.get('ImportMode')}, expected {import_mode}")
+        expected = spec.import_mode(import_mode) if import_mode else None
+        if expected and data_set.get("ImportMode") != expected:
+            problems.append(f"dataset {data_set_id} imports {data_set.get('ImportMode')}, expected {expected}")
         got = [(c["Name"], c["Type"]) for c in _physical_columns(data_set)]
         if got != list(spec.columns):
             problems.append(f"dataset {data_set_id} columns differ: missing "

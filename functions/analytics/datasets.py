@@ -10,6 +10,11 @@ The compliance dataset reads the view ``mask_compliance_hourly`` itself: the ana
 deploy time (``infra.constructs.athena_views``), and the dashboard stack's datasets depend on that resource. The
 silent-devices dataset is a custom SQL over the view ``device_last_heartbeat`` (``dataset_sql/device_silence.sql``):
 its ``minutes_silent`` is computed when QuickSight runs the query, which a view's columns could not say.
+
+Freshness: the silent-devices dataset is always ``DIRECT_QUERY`` (``fixed_mode``): its rows say "silent for N
+minutes *now*", which a SPICE copy would freeze at the last refresh (and it is small: one row per device). The other
+datasets follow the ``quicksight_import_mode`` setting; in SPICE mode each gets a refresh schedule
+(``spice_refresh``: compliance hourly, Wi-Fi daily; the portal file changes monthly at most).
 """
 from __future__ import annotations
 
@@ -43,9 +48,15 @@ class Dataset:
     columns: tuple[tuple[str, str], ...]   # (name, QuickSight type)
     table: str | None = None            # Glue table in the project database, or
     sql: str | None = None              # a custom Athena SQL statement
+    fixed_mode: str | None = None       # this import mode whatever the setting (None: the setting's)
+    spice_refresh: str | None = None    # refresh interval in SPICE mode (HOURLY, DAILY, ...; RefreshSchedule)
 
     def dataset_id(self, project: str) -> str:
         return f"{project}-{self.key}"
+
+    def import_mode(self, setting: str) -> str:
+        """The dataset's import mode under the ``quicksight_import_mode`` setting."""
+        return self.fixed_mode or setting
 
 
 def quicksight_type(glue_type: str, *, where: str) -> str:
@@ -141,7 +152,7 @@ def compliance(database: str) -> Dataset:
     columns = tuple((name, quicksight_type(kind, where=f"compliance column {name}"))
                     for name, kind in output_types(view_select(view, database), database))
     return Dataset(key="mask-compliance-hourly", name="Mask compliance per device and hour", columns=columns,
-                   table=view_name(view))
+                   table=view_name(view), spice_refresh="HOURLY")
 
 
 def sql_text(query: queries.NamedQuery, database: str, **params: object) -> str:
@@ -152,14 +163,14 @@ def sql_text(query: queries.NamedQuery, database: str, **params: object) -> str:
 
 
 def device_silence(database: str) -> Dataset:
-    """Per device heard from in the lookback window: its last heartbeat and the whole minutes since
-    (``dataset_sql/device_silence.sql``), for the silent-devices table."""
+    """Per device heard from in the lookback window: when it was last heard from and the whole minutes since
+    (``dataset_sql/device_silence.sql``), for the silent-devices table; always direct query (module docstring)."""
     (query,) = [q for q in queries.load(DATASET_SQL_DIR) if q.name == "device_silence"]
     sql = sql_text(query, database)
     columns = tuple((name, quicksight_type(kind, where=f"device-silence column {name}"))
                     for name, kind in output_types(sql, database, over_views=True))
-    return Dataset(key="device-silence", name="Devices and minutes since their last heartbeat", columns=columns,
-                   sql=sql)
+    return Dataset(key="device-silence", name="Devices and minutes since they were last heard from", columns=columns,
+                   sql=sql, fixed_mode="DIRECT_QUERY")
 
 
 def wifi() -> Dataset:
@@ -169,7 +180,7 @@ def wifi() -> Dataset:
     columns = tuple((c.name, quicksight_type(c.glue_type, where=f"{wifi_layout.TABLE_NAME}.{c.name}"))
                     for c in wifi_layout.COLUMNS)
     return Dataset(key="free-wifi", name="Free public Wi-Fi (data.go.kr 15013116)", columns=columns,
-                   table=wifi_layout.TABLE_NAME)
+                   table=wifi_layout.TABLE_NAME, spice_refresh="DAILY")
 
 
 def all_datasets(database: str) -> tuple[Dataset, ...]:

@@ -5,6 +5,9 @@ Faces per frame follow a Poisson law peaking at ``PEAK_HOUR`` UTC; each face is 
 ``silent_devices`` devices stop sending (both kinds) ``(k+1) * 45`` minutes before the end of the last day.
 The first ``low_compliance_devices`` devices mask each face with ``low_masked_ratio`` instead (same random draws).
 ``malformed`` adds that many bad JSON lines of assorted kinds (only in ``json_lines``).
+Each event has an ``ingest_ts`` as the IoT rule would stamp it on arrival: ``ts`` plus a delivery delay of
+``INGEST_DELAY_MS`` (drawn from a stream of its own, so every other value stays as it was); ``json_lines(...,
+ingest=True)`` writes it into the lines (the record as the rule forwards it), the default writes device lines only.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ PEAK_HOUR = 13
 MODEL_NAME, MODEL_VERSION = "squeezenet-mask", "1.0.0"
 SILENT_STEP_MINUTES = 45
 DEVICE_FIELDS = tuple(schema.COLUMN_NAMES)
+INGEST_DELAY_MS = (50, 2_000)   # device -> IoT Core delivery delay, low..high (uniform)
 
 
 @dataclass(frozen=True)
@@ -72,8 +76,8 @@ def _device_times(cfg: GeneratorConfig, day_start: int, step_s: int, rng) -> tup
 
 
 def generate_day(cfg: GeneratorConfig, day_index: int) -> pa.Table:
-    """All valid events of day ``day_index`` (0-based) as an Arrow table with ``EVENT_SCHEMA`` (ingest columns
-    null), sorted by ts."""
+    """All valid events of day ``day_index`` (0-based) as an Arrow table with ``EVENT_SCHEMA``, sorted by ts;
+    ``ingest_ts`` is ``ts`` plus a delivery delay (``INGEST_DELAY_MS``), ``source_topic`` null."""
     rng = np.random.default_rng([cfg.seed, day_index])
     day_start = _midnight_ms(cfg.start + timedelta(days=day_index))
     devices = np.array(cfg.device_ids, dtype=object)
@@ -120,8 +124,10 @@ def generate_day(cfg: GeneratorConfig, day_index: int) -> pa.Table:
         "fps": np.round(rng.normal(1.0 / cfg.interval_s * 5, 0.05, m).clip(0.01), 3),
         "frames": since_start // cfg.interval_s, "errors": np.zeros(m, np.int64), "dropped": np.zeros(m, np.int64),
     }
-    table = pa.concat_tables([_table(inference, n), _table(heartbeat, m)])
-    return table.sort_by("ts")
+    table = pa.concat_tables([_table(inference, n), _table(heartbeat, m)]).sort_by("ts")
+    delay = np.random.default_rng([cfg.seed, day_index, 29]).integers(*INGEST_DELAY_MS, size=n + m, endpoint=True)
+    arrived = pa.array(table.column("ts").to_numpy() + delay, pa.int64())
+    return table.set_column(table.schema.get_field_index("ingest_ts"), EVENT_SCHEMA.field("ingest_ts"), arrived)
 
 
 def _table(columns: dict, rows: int) -> pa.Table:
@@ -135,9 +141,10 @@ def _table(columns: dict, rows: int) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=EVENT_SCHEMA)
 
 
-def device_events(table: pa.Table) -> Iterator[dict]:
-    """Rows as the device would send them: only the schema's fields, nulls omitted."""
-    for row in table.select(list(DEVICE_FIELDS)).to_pylist():
+def device_events(table: pa.Table, *, ingest: bool = False) -> Iterator[dict]:
+    """Rows as the device would send them: only the schema's fields, nulls omitted; with ``ingest`` also
+    ``ingest_ts``, as the IoT rule forwards them."""
+    for row in table.select(list(DEVICE_FIELDS) + (["ingest_ts"] if ingest else [])).to_pylist():
         yield {k: v for k, v in row.items() if v is not None}
 
 
@@ -164,14 +171,15 @@ def malformed_line(kind: str, base: dict) -> str:
     return json.dumps(event)
 
 
-def json_lines(cfg: GeneratorConfig) -> Iterator[str]:
-    """Every event of ``cfg`` as one JSON line (device style), with ``cfg.malformed`` bad lines spread evenly."""
+def json_lines(cfg: GeneratorConfig, *, ingest: bool = False) -> Iterator[str]:
+    """Every event of ``cfg`` as one JSON line (device style; with ``ingest`` with its ``ingest_ts``, as the IoT rule
+    forwards it), with ``cfg.malformed`` bad lines spread evenly."""
     produced = 0
     total_valid = sum(generate_day(cfg, d).num_rows for d in range(cfg.days)) if cfg.malformed else 0
     every = max(1, total_valid // cfg.malformed) if cfg.malformed else 0
     seen = 0
     for day in range(cfg.days):
-        for event in device_events(generate_day(cfg, day)):
+        for event in device_events(generate_day(cfg, day), ingest=ingest):
             yield json.dumps(event, separators=(",", ":"), sort_keys=True)
             seen += 1
             if every and produced < cfg.malformed and seen % every == 0:

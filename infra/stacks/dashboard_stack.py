@@ -42,6 +42,7 @@ ATHENA_WORKGROUP_ACTIONS = (
 )
 ATHENA_CATALOG_ACTIONS = ("athena:GetDataCatalog", "athena:ListDatabases", "athena:GetDatabase",
                           "athena:ListTableMetadata", "athena:GetTableMetadata")
+REFRESH_TIME_OF_DAY = "21:00"      # UTC, for daily refreshes: 06:00 KST, before the working day in Korea
 GLUE_READ_ACTIONS = ("glue:GetDatabase", "glue:GetDatabases", "glue:GetTable", "glue:GetTables",
                      "glue:GetPartition", "glue:GetPartitions", "glue:BatchGetPartition")
 
@@ -154,21 +155,39 @@ class DashboardStack(Stack):
         self.data_source.node.add_dependency(inference_table, wifi_table)
 
         self.data_sets = {}
+        self.refresh_schedules: dict[str, quicksight.CfnRefreshSchedule] = {}
         specs = dataset_defs.all_datasets(database_name)
         for spec in specs:
+            mode = spec.import_mode(settings.quicksight_import_mode)
             self.data_sets[spec.key] = self._data_set(spec, project=project, database_name=database_name,
-                                                      import_mode=settings.quicksight_import_mode,
-                                                      principal=principal)
+                                                      import_mode=mode, principal=principal)
             self.data_sets[spec.key].node.add_dependency(views)
+            if mode == "SPICE" and spec.spice_refresh:
+                self.refresh_schedules[spec.key] = self._refresh_schedule(spec, project)
 
         self.dashboard = QuickSightDashboard(
-            self, "Dashboard", project=project, principal=principal, sheets=chart_spec.sheets(),
+            self, "Dashboard", project=project, principal=principal,
+            sheets=chart_spec.sheets(settings.silent_device_minutes),
             datasets={spec.key: spec for spec in specs}, data_sets=self.data_sets)
 
         CfnOutput(self, "DataSourceId", value=f"{project}-athena")
         CfnOutput(self, "DataSetIds", value=",".join(spec.dataset_id(project) for spec in specs))
         CfnOutput(self, "AnalysisId", value=self.dashboard.analysis_id)
         CfnOutput(self, "DashboardId", value=self.dashboard.dashboard_id)
+
+    def _refresh_schedule(self, spec: dataset_defs.Dataset, project: str) -> quicksight.CfnRefreshSchedule:
+        interval = spec.spice_refresh or "DAILY"
+        """A full refresh of the SPICE copy every ``spec.spice_refresh`` (UTC; daily ones at REFRESH_TIME_OF_DAY),
+        so it does not stay as old as its first ingestion (AWS::QuickSight::RefreshSchedule)."""
+        frequency = quicksight.CfnRefreshSchedule.ScheduleFrequencyProperty(
+            interval=interval, time_zone="UTC", time_of_the_day=None if interval == "HOURLY" else REFRESH_TIME_OF_DAY)
+        schedule = quicksight.CfnRefreshSchedule(
+            self, f"Refresh-{spec.key}", aws_account_id=Aws.ACCOUNT_ID, data_set_id=spec.dataset_id(project),
+            schedule=quicksight.CfnRefreshSchedule.RefreshScheduleMapProperty(
+                schedule_id=f"{spec.dataset_id(project)}-{interval.lower()}", refresh_type="FULL_REFRESH",
+                schedule_frequency=frequency))
+        schedule.add_dependency(self.data_sets[spec.key])
+        return schedule
 
     def _data_set(self, spec: dataset_defs.Dataset, *, project: str, database_name: str, import_mode: str,
                   principal: str) -> quicksight.CfnDataSet:
