@@ -4,8 +4,8 @@ of those episodes are new or over.
 ``evaluate(rows, state, now_ms, thresholds)`` takes the rows of two named queries (``silent_devices`` run with
 ``silent_minutes=0``, which lists when every device was last heard from, and ``mask_compliance_by_device_hour``), the
 episode state kept between runs and the time of this run; it returns the episode changes (``Alert``; those with
-``notify`` are sent) and the new state. An alert is sent when an episode opens and, with ``thresholds.send_recovery``, when it
-closes: never once per run.
+``notify`` are sent) and the new state. An alert is sent when an episode opens and, with
+``thresholds.send_recovery``, when it closes: never once per run.
 
 - **silent**: the device was last heard from (``last_seen``: the arrival time, ``ingest_ts``, of its newest heartbeat
   or inference event) more than ``silent_minutes`` ago. It recovers only on an event newer than the one the episode

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from string import Template
-from typing import List, Optional
 
 from tabulate import tabulate
 
@@ -28,8 +27,8 @@ TABLE_ROWS = 12  # rows printed per result table (the full results are in the ou
 class Options:
     out: Path = Path(".demo")
     frames: int = 40
-    source: Optional[str] = None          # camera index, video file, image folder or URL; default: sample frames
-    model: Optional[Path] = None          # an export directory; default: the project's own, built once (model.build)
+    source: str | None = None          # camera index, video file, image folder or URL; default: sample frames
+    model: Path | None = None          # an export directory; default: the project's own, built once (model.build)
     cdk_out: Path = Path("cdk.out")
     synth: bool = True
     history_days: int = 7
@@ -41,16 +40,16 @@ class Options:
 class Demo:
     """What every step produced (the end-to-end test checks these numbers hop by hop)."""
     options: Options
-    synth_summary: Optional[str] = None
+    synth_summary: str | None = None
     manifest: dict = field(default_factory=dict)
-    frame_files: List[Path] = field(default_factory=list)
-    edge: Optional[steps.EdgeRun] = None
-    lake: Optional[steps.EventsIngest] = None
+    frame_files: list[Path] = field(default_factory=list)
+    edge: steps.EdgeRun | None = None
+    lake: steps.EventsIngest | None = None
     wifi: object = None
-    as_of: Optional[datetime] = None
+    as_of: datetime | None = None
     results: list = field(default_factory=list)
-    alerts: Optional[steps.AlertsRun] = None
-    charts: Optional[List[Path]] = None
+    alerts: steps.AlertsRun | None = None
+    charts: list[Path] | None = None
     seconds: float = 0.0
 
 
@@ -81,11 +80,11 @@ def _indent(text: str, prefix: str = "    ") -> str:
     return "\n".join(prefix + line for line in text.splitlines())
 
 
-def scene_table(edge: steps.EdgeRun, frame_files: List[Path]) -> list:
+def scene_table(edge: steps.EdgeRun, frame_files: list[Path]) -> list:
     """Per sample scene: frames, faces in the scene, faces detected, labels. Inference event i is frame i (the
     folder source reads in name order and every sample frame is readable)."""
     per = {}
-    for path, event in zip(frame_files, edge.of_type("inference")):
+    for path, event in zip(frame_files, edge.of_type("inference"), strict=False):  # a frame that fails has no event
         scene = path.stem.split("-", 2)[2]
         row = per.setdefault(scene, Counter())
         row["frames"] += 1

@@ -20,7 +20,6 @@ import sys
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_PYTHON = ROOT / ".venv-model" / "bin" / "python"
@@ -122,7 +121,7 @@ def model_summary(manifest: dict) -> str:
             "images")
 
 
-def model_caveat(manifest: dict) -> Optional[str]:
+def model_caveat(manifest: dict) -> str | None:
     """What a reader must know about these weights, or None for the project's own model at its target (or a model
     trained with pretrained features)."""
     metrics = manifest.get("metrics") or {}
@@ -152,17 +151,17 @@ def detector_name() -> str:
 class EdgeRun:
     frames: int                 # frames the pipeline processed (= inference events)
     events_file: Path
-    events: List[dict]          # every event the device published, in order
-    stats: Dict[str, int]       # dispatcher counters: submitted, published, spooled, dropped, rejected, ...
+    events: list[dict]          # every event the device published, in order
+    stats: dict[str, int]       # dispatcher counters: submitted, published, spooled, dropped, rejected, ...
     pending: int                # events still in the spool
     summary: str                # the CLI's exit line
-    annotated: Optional[Path]
+    annotated: Path | None
 
-    def of_type(self, event_type: str) -> List[dict]:
+    def of_type(self, event_type: str) -> list[dict]:
         return [e for e in self.events if e["event_type"] == event_type]
 
 
-def classify(source: str, export_dir: Path, work: Path, *, max_frames: Optional[int] = None,
+def classify(source: str, export_dir: Path, work: Path, *, max_frames: int | None = None,
              detector: str = "auto", heartbeat_s: float = 5.0) -> EdgeRun:
     """Runs the device application (the same runner as ``python -m maskcam``) with the JSON-lines publisher."""
     from functions.edge.maskcam.app import ConfigError, build_runner, summary
@@ -197,15 +196,15 @@ QUIET_MINUTES = 90   # the last generated camera stops this long before the run,
 @dataclass
 class EventsIngest:
     history_rows: int           # generated history rows written
-    history_devices: List[str]
+    history_devices: list[str]
     history_start: str          # first day (UTC); the history runs until the time of the run
-    quiet_device: Optional[str]  # stops QUIET_MINUTES before the run
+    quiet_device: str | None  # stops QUIET_MINUTES before the run
     read: int                   # device event lines read
     accepted: int
     rejected: int
-    rejected_file: Optional[Path]
+    rejected_file: Path | None
     parquet_files: int          # all files written (history + device)
-    low_compliance_device: Optional[str] = None   # masks LOW_MASKED_RATIO of the faces it sees
+    low_compliance_device: str | None = None   # masks LOW_MASKED_RATIO of the faces it sees
 
 
 LOW_MASKED_RATIO = 0.35
@@ -221,7 +220,7 @@ def history_config(days: int, devices: int, today: date):
                            low_compliance_devices=1, low_masked_ratio=LOW_MASKED_RATIO)
 
 
-def history_until(table, as_of: datetime, quiet_device: Optional[str]):
+def history_until(table, as_of: datetime, quiet_device: str | None):
     """The rows of a generated day that had arrived by ``as_of`` (their ``ingest_ts``, the time the IoT rule would
     have stamped, a moment after ``ts``); ``quiet_device`` stops QUIET_MINUTES earlier."""
     import pyarrow as pa
@@ -259,7 +258,7 @@ def ingest_events(lake: Path, events_file: Path, *, history_days: int, history_d
 
 
 # -- 5. Wi-Fi CSV -> lake -----------------------------------------------------------------------------------------
-def ingest_wifi(lake: Path, records: int) -> "functions.wifi_ingest.normalize.Report":  # noqa: F821
+def ingest_wifi(lake: Path, records: int) -> functions.wifi_ingest.normalize.Report:  # noqa: F821
     """Writes a generated portal file to ``<lake>/raw/`` and normalizes it where the Lambda would put it: table
     data under ``tables/free_wifi_standard_data/``, rejects and report under ``quarantine/<path>/local/``."""
     from functions.demo.samples import write_wifi_csv
@@ -321,7 +320,7 @@ def evaluate_alerts(lake: Path, as_of: datetime, database: str = "awskrug") -> A
 
 # -- 7. charts ------------------------------------------------------------------------------------------------------
 def render_charts(lake: Path, out_dir: Path, *, database: str = "awskrug",
-                  as_of: Optional[datetime] = None) -> List[Path]:
+                  as_of: datetime | None = None) -> list[Path]:
     """The dashboard preview: one PNG per chart of ``functions.analytics.chart_spec`` (the visuals of the QuickSight
     analysis and dashboard), computed from the lake by ``functions.analytics.charts``; earlier runs' PNGs in
     ``out_dir`` are removed first."""

@@ -44,7 +44,7 @@ def check(options):
         try:
             load_manifest(model)
         except ValueError as err:
-            raise ConfigError(str(err))
+            raise ConfigError(str(err)) from err
     source = str(options["source"])
     if source not in ("deeplens", "awscam") and not source.isdigit() and "://" not in source \
             and not os.path.exists(source):

@@ -9,6 +9,7 @@
 The frame is built from a real photo (``--frame`` image, or scikit-image's bundled astronaut twice). Prints a table
 and ``pipeline/model`` per face against the 90% target."""
 import argparse
+import functools
 import os
 import sys
 import tempfile
@@ -32,7 +33,7 @@ def _frame(path):
     try:
         import skimage.data
     except ImportError:
-        raise SystemExit("error: give --frame <photo with faces> (scikit-image is not installed)")
+        raise SystemExit("error: give --frame <photo with faces> (scikit-image is not installed)") from None
     head = skimage.data.astronaut()[0:256, 96:352, ::-1]
     frame = np.full((480, 640, 3), 90, np.uint8)
     frame[100:356, 20:276] = head
@@ -49,7 +50,7 @@ def _rate(fn, seconds):
     return count / (time.perf_counter() - start)
 
 
-class _Repeat(object):
+class _Repeat:
     """A frame source that returns the same frame forever (a camera pointed at a still scene)."""
 
     def __init__(self, frame):
@@ -115,7 +116,7 @@ def main(argv=None):
         fps = _runner_fps(pipeline, frame, workdir, args.seconds)
         best = max(best, fps * nfaces) if nfaces == faces_per_frame else best
         rows.append(("pipeline, %s (%d faces/frame)" % (spec, nfaces), "%.1f" % fps, fps * nfaces))
-        one_thread = _rate(lambda: pipeline.process(frame), args.seconds)
+        one_thread = _rate(functools.partial(pipeline.process, frame), args.seconds)
         rows.append(("  same, one thread, unstaged (reference)", "%.1f" % one_thread, one_thread * nfaces))
 
     print("model %s %s (%s), backend %s, CPU (%d cores), %g s per row, %d faces per model call"

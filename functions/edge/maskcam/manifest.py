@@ -25,7 +25,7 @@ class ManifestError(ValueError):
     """An export directory that cannot be used; the message names the directory and the problem."""
 
 
-class ModelManifest(object):
+class ModelManifest:
     """Parsed ``manifest.json``: name, version, classes, input spec and the file paths of the export."""
 
     def __init__(self, directory, data):
@@ -71,7 +71,7 @@ def load_manifest(directory):
         with open(path) as handle:
             data = json.load(handle)
     except ValueError as err:
-        raise ManifestError("%s: %s is not valid JSON: %s" % (directory, MANIFEST_FILE, err))
+        raise ManifestError("%s: %s is not valid JSON: %s" % (directory, MANIFEST_FILE, err)) from err
     missing = [k for k in ("name", "version", "classes") if not data.get(k)]
     if missing:
         raise ManifestError("%s: manifest misses %s" % (directory, ", ".join(missing)))

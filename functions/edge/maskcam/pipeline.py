@@ -14,7 +14,7 @@ import time
 from . import faces, schema
 
 
-class Prepared(object):
+class Prepared:
     __slots__ = ("frame", "boxes", "inputs", "prepare_s")
 
     def __init__(self, frame, boxes, inputs, prepare_s):
@@ -24,7 +24,7 @@ class Prepared(object):
         self.prepare_s = prepare_s
 
 
-class FrameResult(object):
+class FrameResult:
     __slots__ = ("boxes", "detections", "latency_ms")
 
     def __init__(self, boxes, detections, latency_ms):
@@ -42,7 +42,7 @@ def check_classes(classes):
                          % (", ".join(bad), ", ".join(schema.CLASS_LABELS)))
 
 
-class FramePipeline(object):
+class FramePipeline:
     def __init__(self, detector, classifier, margin=0.0, max_faces=schema.MAX_DETECTIONS, timer=time.time,
                  min_confidence=schema.DEFAULT_MIN_CONFIDENCE):
         check_classes(classifier.classes)

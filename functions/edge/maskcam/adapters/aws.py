@@ -12,7 +12,7 @@ from ..manifest import MANIFEST_FILE, load_manifest
 _MISSING = ("NoSuchKey", "404", "NotFound", "NoSuchVersion")
 
 
-class S3Frames(object):
+class S3Frames:
     def __init__(self, client=None, max_bytes=20 * 1024 * 1024):
         if client is None:
             import boto3
@@ -31,7 +31,7 @@ class S3Frames(object):
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") in _MISSING:
                 raise FrameRejected("object s3://%s/%s no longer exists (deleted before it was classified)"
-                                    % (bucket, key))
+                                    % (bucket, key)) from err
             raise
         size = int(response.get("ContentLength") or 0)
         if size > self.max_bytes:
@@ -44,7 +44,7 @@ class S3Frames(object):
                                Body=json.dumps(record, sort_keys=True).encode("utf-8"))
 
 
-class IotDataPublisher(object):
+class IotDataPublisher:
     """``iot-data`` Publish (QoS 1). ``endpoint``: the account's ATS data endpoint, when the SDK default is not it."""
 
     def __init__(self, client=None, endpoint=None):

@@ -34,7 +34,7 @@ def encode_jpeg(image, size=None, quality=80):
     return data.tobytes()
 
 
-class FifoDisplay(object):
+class FifoDisplay:
     """Writes JPEG frames to a FIFO when a reader is attached; frames are skipped (never waited for) without one."""
 
     def __init__(self, path=DEEPLENS_FIFO, size=(858, 480)):
@@ -76,7 +76,7 @@ class FifoDisplay(object):
             self.fd = None
 
 
-class FileDisplay(object):
+class FileDisplay:
     def __init__(self, path):
         self.path = path
         self.written = 0
@@ -92,7 +92,7 @@ class FileDisplay(object):
         pass
 
 
-class WindowDisplay(object):
+class WindowDisplay:
     def __init__(self, title="maskcam"):
         import cv2
         self._cv2, self.title = cv2, title

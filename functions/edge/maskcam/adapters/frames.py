@@ -13,7 +13,7 @@ class SourceError(ValueError):
     """A frame source that cannot be opened; the message names it."""
 
 
-class AwscamFrames(object):
+class AwscamFrames:
     """The DeepLens camera. ``awscam`` must be imported before ``cv2`` on the device, so nothing else here is."""
 
     def __init__(self):
@@ -27,7 +27,7 @@ class AwscamFrames(object):
         pass
 
 
-class OpenCVFrames(object):
+class OpenCVFrames:
     """A camera index, stream URL or video file through ``cv2.VideoCapture``."""
 
     def __init__(self, target, width=None, height=None):
@@ -51,7 +51,7 @@ class OpenCVFrames(object):
         self.capture.release()
 
 
-class FolderFrames(object):
+class FolderFrames:
     """Images of a folder in name order (``loop`` starts over at the end). Unreadable files count as failed reads."""
 
     def __init__(self, folder, loop=False, paths=None):

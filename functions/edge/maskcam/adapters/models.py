@@ -40,7 +40,7 @@ def fastest_resize():
     return resize
 
 
-class OnnxClassifier(object):
+class OnnxClassifier:
     """ONNX Runtime on CPU. Batches all faces of a frame when the graph's batch axis is dynamic. ``threads``: ONNX
     Runtime's intra-op threads (default: one per core)."""
 
@@ -70,7 +70,7 @@ class OnnxClassifier(object):
         return self.predict(self.prepare(crops))
 
 
-class MXNetClassifier(object):
+class MXNetClassifier:
     """MXNet Gluon ``SymbolBlock.imports`` of ``<name>-symbol.json`` + ``<name>-0000.params`` (DeepLens-era
     software; needs mxnet 1.9.1, which needs numpy<1.24)."""
 
@@ -114,7 +114,7 @@ def load_classifier(export_dir, backend="auto", threads=None):
     return MXNetClassifier(export_dir)
 
 
-class AwscamClassifier(object):
+class AwscamClassifier:
     """The classifier optimized for the DeepLens GPU (``mo.optimize``) and run with ``awscam.Model``.
 
     The optimized graph takes the resized image as is, so normalization (mean/std, scale) must be given to the
@@ -158,7 +158,7 @@ class AwscamClassifier(object):
         return self.predict(self.prepare(crops))
 
 
-class AwscamSsdDetector(object):
+class AwscamSsdDetector:
     """The DeepLens face-detection sample's SSD (300x300 input, label 1 = face)."""
 
     def __init__(self, model_path=DEEPLENS_FACE_MODEL, threshold=0.25, size=(300, 300)):
@@ -176,7 +176,7 @@ class AwscamSsdDetector(object):
         return faces.from_ssd(parsed["ssd"], frame.shape, self.size, self.threshold)
 
 
-class HaarFaceDetector(object):
+class HaarFaceDetector:
     """OpenCV's bundled Haar cascade. ``scale`` < 1 detects on a downscaled grey frame (faster), boxes are mapped
     back to frame pixels. ``step`` is the cascade's scale factor between pyramid levels (OpenCV's 1.1; 1.2 scans
     about half the windows, at some cost in recall for faces between two levels)."""
