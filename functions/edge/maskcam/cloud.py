@@ -40,6 +40,7 @@ from collections import namedtuple
 from urllib.parse import quote, unquote_plus
 
 from . import schema
+from .rejections import FrameRejected
 
 FRAMES_PREFIX = "frames/"
 ERRORS_PREFIX = "errors/frames/"
@@ -75,10 +76,6 @@ ENV = {
 FrameObject = namedtuple("FrameObject", "bucket key version_id event_ms sequencer")
 FrameObject.__new__.__defaults__ = (None,)  # sequencer (namedtuple's defaults= needs Python 3.7; 2.7 imports this)
 ImageHeader = namedtuple("ImageHeader", "format width height")
-
-
-class FrameRejected(Exception):
-    """This object can never be classified (the reason says why); it gets an error record, the batch goes on."""
 
 
 class FramesFailed(RuntimeError):

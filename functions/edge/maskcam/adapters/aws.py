@@ -6,7 +6,7 @@ import os
 import shutil
 import tempfile
 
-from ..cloud import FrameRejected
+from ..rejections import FrameRejected
 from ..manifest import MANIFEST_FILE, load_manifest
 
 _MISSING = ("NoSuchKey", "404", "NotFound", "NoSuchVersion")
