@@ -18,7 +18,7 @@ import json
 import re
 from pathlib import Path
 
-from functions.edge.maskcam.manifest import DEFAULT_INPUT, MANIFEST_FILE, sha256_file  # noqa: F401 (re-exported)
+from functions.edge.maskcam.manifest import DEFAULT_INPUT, MANIFEST_FILE, sha256_file
 
 MANIFEST = MANIFEST_FILE
 INPUT_NAME = "data"
@@ -85,6 +85,11 @@ def load_manifest(export_dir: Path) -> dict:
         raise ExportError(f"{path}: not valid JSON ({e})") from None
 
 
+_MANIFEST_KEYS = ("name", "version", "classes", "input", "output", "files", "sha256", "frameworks", "metrics",
+                  "pretrained")
+_FILE_ROLES = ("symbol", "params", "onnx")
+
+
 def check_export(export_dir) -> dict:
     """Validates an export directory against the contract and returns its manifest; raises ExportError naming
     every problem found (missing files, checksum mismatch, class count mismatch, optimizer-hostile symbol)."""
@@ -92,14 +97,20 @@ def check_export(export_dir) -> dict:
     if not export_dir.is_dir():
         raise ExportError(f"{export_dir}: not a directory")
     manifest = load_manifest(export_dir)
-    problems = []
-    for key in ("name", "version", "classes", "input", "output", "files", "sha256", "frameworks", "metrics",
-                "pretrained"):
-        if key not in manifest:
-            problems.append(f"manifest has no {key!r}")
+    problems = [f"manifest has no {key!r}" for key in _MANIFEST_KEYS if key not in manifest]
     if problems:
         raise ExportError(f"{export_dir}: broken export: " + "; ".join(problems))
+    problems.extend(_manifest_problems(manifest))
+    problems.extend(_file_problems(export_dir, manifest))
+    problems.extend(_symbol_problems(export_dir, manifest))
+    if problems:
+        raise ExportError(f"{export_dir}: broken export: " + "; ".join(problems))
+    return manifest
 
+
+def _manifest_problems(manifest: dict) -> list:
+    """The manifest's own fields against the contract: classes, output name, input spec, pretrained flag."""
+    problems = []
     classes = manifest["classes"]
     if not isinstance(classes, list) or len(classes) < 2 or len(set(classes)) != len(classes):
         problems.append(f"classes must be a list of at least 2 distinct names, got {classes!r}")
@@ -107,17 +118,29 @@ def check_export(export_dir) -> dict:
         problems.append(f"output must be {OUTPUT_NAME!r}, got {manifest['output']!r}")
     for key, want in INPUT_SPEC.items():
         got = manifest["input"].get(key)
-        if isinstance(want, float) or (isinstance(want, list) and want and isinstance(want[0], float)):
-            close = got is not None and all(abs(a - b) < 1e-9 for a, b in zip(_as_list(got), _as_list(want)))
-            if not close or len(_as_list(got)) != len(_as_list(want)):
-                problems.append(f"input.{key} is {got!r}, the contract says {want!r}")
-        elif got != want:
+        if not _input_matches(got, want):
             problems.append(f"input.{key} is {got!r}, the contract says {want!r}")
     if not isinstance(manifest["pretrained"], bool):
         problems.append("pretrained must be true or false")
+    return problems
 
+
+def _input_matches(got, want) -> bool:
+    """Floats (and lists of floats) match within 1e-9 and element for element, anything else exactly."""
+    if not (isinstance(want, float) or (isinstance(want, list) and want and isinstance(want[0], float))):
+        return got == want
+    if got is None:
+        return False
+    got, want = _as_list(got), _as_list(want)
+    # Same length first, then element by element (no zip(strict=True): this module must run on Python 3.7).
+    return len(got) == len(want) and all(abs(got[i] - want[i]) < 1e-9 for i in range(len(want)))
+
+
+def _file_problems(export_dir: Path, manifest: dict) -> list:
+    """Every model file the manifest names is present and matches its recorded sha256."""
+    problems = []
     files = manifest["files"]
-    for role in ("symbol", "params", "onnx"):
+    for role in _FILE_ROLES:
         fname = files.get(role)
         if not fname:
             problems.append(f"files.{role} is missing from the manifest")
@@ -131,27 +154,33 @@ def check_export(export_dir) -> dict:
             problems.append(f"no sha256 for {fname} in the manifest")
         elif sha256_file(path) != want:
             problems.append(f"{fname}: sha256 does not match the manifest (file changed or truncated)")
+    return problems
 
+
+def _symbol_problems(export_dir: Path, manifest: dict) -> list:
+    """The MXNet symbol (when present) parses, has as many outputs as the manifest has classes, ends in a softmax
+    and suits the DeepLens optimizer."""
+    files = manifest["files"]
     symbol_path = export_dir / files.get("symbol", "")
-    if files.get("symbol") and symbol_path.is_file():
-        try:
-            symbol = json.loads(symbol_path.read_text())
-        except json.JSONDecodeError as e:
-            problems.append(f"{symbol_path.name}: not valid JSON ({e})")
-        else:
-            try:
-                n = symbol_class_count(symbol)
-                if isinstance(classes, list) and n != len(classes):
-                    problems.append(f"class count mismatch: the model has {n} outputs, the manifest lists "
-                                    f"{len(classes)} classes {classes}")
-            except ExportError as e:
-                problems.append(str(e))
-            if symbol_output_op(symbol) != "softmax":
-                problems.append("the symbol does not end in a softmax, so it would not return probabilities")
-            problems.extend(optimizer_problems(symbol))
-    if problems:
-        raise ExportError(f"{export_dir}: broken export: " + "; ".join(problems))
-    return manifest
+    if not (files.get("symbol") and symbol_path.is_file()):
+        return []
+    try:
+        symbol = json.loads(symbol_path.read_text())
+    except json.JSONDecodeError as e:
+        return [f"{symbol_path.name}: not valid JSON ({e})"]
+    problems = []
+    classes = manifest["classes"]
+    try:
+        n = symbol_class_count(symbol)
+        if isinstance(classes, list) and n != len(classes):
+            problems.append(f"class count mismatch: the model has {n} outputs, the manifest lists "
+                            f"{len(classes)} classes {classes}")
+    except ExportError as e:
+        problems.append(str(e))
+    if symbol_output_op(symbol) != "softmax":
+        problems.append("the symbol does not end in a softmax, so it would not return probabilities")
+    problems.extend(optimizer_problems(symbol))
+    return problems
 
 
 def _as_list(value):

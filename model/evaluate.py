@@ -11,7 +11,7 @@ from model import contract, dataset, plots
 
 def confusion(labels, predictions, num_classes: int) -> list:
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
-    for true, pred in zip(labels, predictions):
+    for true, pred in zip(labels, predictions, strict=True):
         matrix[true, pred] += 1
     return matrix.tolist()
 
@@ -39,7 +39,7 @@ def as_text(result) -> str:
         lines.append(cls.ljust(width) + f"{fmt(row['precision']):>9}  {fmt(row['recall']):>6}  {row['support']:>7}")
     lines += ["", "confusion matrix (rows: true, columns: predicted)", " " * width + "".join(c.rjust(width)
                                                                                           for c in classes)]
-    for cls, row in zip(classes, result["confusion_matrix"]["rows_true_cols_predicted"]):
+    for cls, row in zip(classes, result["confusion_matrix"]["rows_true_cols_predicted"], strict=True):
         lines.append(cls.ljust(width) + "".join(str(v).rjust(width) for v in row))
     return "\n".join(lines)
 

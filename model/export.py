@@ -37,31 +37,48 @@ def deeplens_symbol(symbol: dict):
     for index, node in enumerate(nodes):
         if node["op"] == "null":
             continue
-        if index == head and node["op"] == "softmax":
-            new = contract.OUTPUT_NAME
-        else:
-            prefix = _LAYER_PREFIX.get(node["op"]) or re.sub(r"[^a-z]", "", node["op"].lower())
-            if node["op"] == "Activation":
-                prefix = node["attrs"]["act_type"]
-            new = f"{prefix}{counts[prefix]}"
-            counts[prefix] += 1
+        new = _layer_name(node, index == head, counts)
         renames[node["name"]] = new
         if node["op"] == "Pooling":
-            attrs = node.setdefault("attrs", {})
-            if "stride" not in attrs:
-                global_pool = attrs.get("global_pool", "False") in ("True", "true", "1")
-                attrs["stride"] = "(1, 1)" if global_pool else attrs["kernel"]
-        for input_index, _, _ in node["inputs"]:
-            param = nodes[input_index]
-            if param["op"] != "null" or param["name"] == contract.INPUT_NAME:
-                continue
-            suffix = next((s for s in contract.PARAM_SUFFIXES if param["name"].endswith("_" + s)), None)
-            if suffix is None:
-                raise ValueError(f"unexpected parameter {param['name']!r} of layer {node['name']!r}")
-            renames[param["name"]] = f"{new}_{suffix}"
+            _make_stride_explicit(node)
+        renames.update(_param_renames(node, nodes, new))
     for node in nodes:
         node["name"] = renames.get(node["name"], node["name"])
     return symbol, renames
+
+
+def _layer_name(node: dict, is_head: bool, counts: Counter) -> str:
+    """`probabilities` for the softmax head, else `<layer><n>`, numbering each layer prefix in ``counts``."""
+    if is_head and node["op"] == "softmax":
+        return contract.OUTPUT_NAME
+    prefix = _LAYER_PREFIX.get(node["op"]) or re.sub(r"[^a-z]", "", node["op"].lower())
+    if node["op"] == "Activation":
+        prefix = node["attrs"]["act_type"]
+    new = f"{prefix}{counts[prefix]}"
+    counts[prefix] += 1
+    return new
+
+
+def _make_stride_explicit(node: dict) -> None:
+    """A pooling layer without a stride gets (1, 1) when global, its kernel otherwise (MXNet's defaults)."""
+    attrs = node.setdefault("attrs", {})
+    if "stride" not in attrs:
+        global_pool = attrs.get("global_pool", "False") in ("True", "true", "1")
+        attrs["stride"] = "(1, 1)" if global_pool else attrs["kernel"]
+
+
+def _param_renames(node: dict, nodes: list, new: str) -> dict:
+    """{old: `<new>_<suffix>`} for the parameter inputs of ``node`` (the graph's data input is left alone)."""
+    renames = {}
+    for input_index, _, _ in node["inputs"]:
+        param = nodes[input_index]
+        if param["op"] != "null" or param["name"] == contract.INPUT_NAME:
+            continue
+        suffix = next((s for s in contract.PARAM_SUFFIXES if param["name"].endswith("_" + s)), None)
+        if suffix is None:
+            raise ValueError(f"unexpected parameter {param['name']!r} of layer {node['name']!r}")
+        renames[param["name"]] = f"{new}_{suffix}"
+    return renames
 
 
 def _onnx_cleanup(path: Path, classes) -> None:

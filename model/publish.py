@@ -49,21 +49,8 @@ def publish(export_dir, bucket: str, prefix: str = "models", s3=None, progress=p
     expected = {name: contract.sha256_file(export_dir / name) for name in names}
     uploaded = []
     try:
-        for name in names:
-            digest = bytes.fromhex(expected[name])
-            with open(export_dir / name, "rb") as body:
-                s3.put_object(Bucket=bucket, Key=key_prefix + name, Body=body,
-                              ChecksumSHA256=base64.b64encode(digest).decode(),
-                              ContentType="application/json" if name.endswith(".json") else "application/octet-stream",
-                              Metadata={"sha256": expected[name]})
-            uploaded.append(key_prefix + name)
-            progress(f"uploaded s3://{bucket}/{key_prefix}{name}")
-        for name in names:
-            body = s3.get_object(Bucket=bucket, Key=key_prefix + name)["Body"].read()
-            got = hashlib.sha256(body).hexdigest()
-            if got != expected[name]:
-                raise PublishError(f"verification failed: s3://{bucket}/{key_prefix}{name} has sha256 {got}, "
-                                   f"the export has {expected[name]}")
+        _upload(s3, bucket, key_prefix, export_dir, names, expected, uploaded, progress)
+        _verify(s3, bucket, key_prefix, names, expected)
     except Exception:
         for key in uploaded:
             s3.delete_object(Bucket=bucket, Key=key)
@@ -73,3 +60,28 @@ def publish(export_dir, bucket: str, prefix: str = "models", s3=None, progress=p
     progress(f"verified {len(names)} object(s): sha256 of every upload matches the export")
     return {"bucket": bucket, "prefix": key_prefix, "keys": uploaded,
             "manifest_uri": f"s3://{bucket}/{key_prefix}{contract.MANIFEST}"}
+
+
+def _upload(s3, bucket: str, key_prefix: str, export_dir: Path, names: list, expected: dict, uploaded: list,
+            progress) -> None:
+    """Uploads ``names`` in order with their SHA-256; appends each key to ``uploaded`` as soon as S3 has it, so the
+    caller can remove a partial version."""
+    for name in names:
+        digest = bytes.fromhex(expected[name])
+        with open(export_dir / name, "rb") as body:
+            s3.put_object(Bucket=bucket, Key=key_prefix + name, Body=body,
+                          ChecksumSHA256=base64.b64encode(digest).decode(),
+                          ContentType="application/json" if name.endswith(".json") else "application/octet-stream",
+                          Metadata={"sha256": expected[name]})
+        uploaded.append(key_prefix + name)
+        progress(f"uploaded s3://{bucket}/{key_prefix}{name}")
+
+
+def _verify(s3, bucket: str, key_prefix: str, names: list, expected: dict) -> None:
+    """Downloads every object again; raises PublishError on the first whose sha256 differs from the export's."""
+    for name in names:
+        body = s3.get_object(Bucket=bucket, Key=key_prefix + name)["Body"].read()
+        got = hashlib.sha256(body).hexdigest()
+        if got != expected[name]:
+            raise PublishError(f"verification failed: s3://{bucket}/{key_prefix}{name} has sha256 {got}, "
+                               f"the export has {expected[name]}")

@@ -81,22 +81,37 @@ def problems(event):
     """Returns the list of schema violations of ``event`` (empty when valid)."""
     if not isinstance(event, dict):
         return ["event is %s, not a JSON object" % type(event).__name__]
-    found = []
-    for name in REQUIRED:
-        if event.get(name) is None:
-            found.append("missing %s" % name)
+    found = _field_problems(event)
+    found.extend(_type_problems(event))
+    found.extend(_value_problems(event))
+    found.extend(_detection_problems(event))
+    return found
+
+
+def _field_problems(event):
+    """Required fields that are missing, fields the schema does not know."""
+    found = ["missing %s" % name for name in REQUIRED if event.get(name) is None]
     unknown = sorted(set(event) - set(COLUMN_NAMES))
     if unknown:
         found.append("unknown field(s) %s" % ", ".join(unknown))
-    for name in _INT_FIELDS:
-        if event.get(name) is not None and not _is_int(event[name]):
-            found.append("%s must be an integer, got %r" % (name, event[name]))
-    for name in _FLOAT_FIELDS:
-        if event.get(name) is not None and not _is_number(event[name]):
-            found.append("%s must be a number, got %r" % (name, event[name]))
-    for name in _STR_FIELDS:
-        if event.get(name) is not None and not isinstance(event[name], str):
-            found.append("%s must be a string, got %r" % (name, event[name]))
+    return found
+
+
+def _type_problems(event):
+    """Fields present (not null) with the wrong JSON type."""
+    checks = ((_INT_FIELDS, _is_int, "an integer"), (_FLOAT_FIELDS, _is_number, "a number"),
+              (_STR_FIELDS, lambda value: isinstance(value, str), "a string"))
+    found = []
+    for names, is_valid, kind in checks:
+        for name in names:
+            if event.get(name) is not None and not is_valid(event[name]):
+                found.append("%s must be %s, got %r" % (name, kind, event[name]))
+    return found
+
+
+def _value_problems(event):
+    """schema_version, event_type and ts out of range; fields the event type requires that are missing."""
+    found = []
     if event.get("schema_version") not in (None, SCHEMA_VERSION):
         found.append("schema_version %r is not %d" % (event.get("schema_version"), SCHEMA_VERSION))
     event_type = event.get("event_type")
@@ -107,7 +122,6 @@ def problems(event):
             found.append("%s event missing %s" % (event_type, name))
     if _is_int(event.get("ts")) and not 946684800000 <= event["ts"] <= 4102444800000:
         found.append("ts %r is not epoch milliseconds between 2000 and 2100" % event["ts"])
-    found.extend(_detection_problems(event))
     return found
 
 
