@@ -5,7 +5,7 @@ reused while ``<home>/export/manifest.json`` exists and ``<home>/build.json`` ha
 
 No weights are committed to the repository: LFW (most of the training identities) and the face-api / insightface
 photos state no licence of their own (docs/model.md), so the weights are built where they are used, from the pinned
-packages, in about 10-20 minutes on 2 cores (dataset ~40 s, 30 epochs of 13-35 s each depending on load).
+packages, in about 15-25 minutes on 2 cores (dataset 20-70 s, 60 epochs of 13-35 s each depending on load).
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def build(home=HOME, recipe=RECIPE, model_python=MODEL_PYTHON, cache=None, log=p
                              log=log)
     timings["dataset_s"] = round(time.perf_counter() - t0, 1)
     log(f"    dataset: {manifest['counts']} ({timings['dataset_s']} s)")
-    log(f"    model build 2/3: SqueezeNet 1.1 from scratch, {t['epochs']} epochs (about 10-20 min on 2 cores)")
+    log(f"    model build 2/3: SqueezeNet 1.1 from scratch, {t['epochs']} epochs (about 15-25 min on 2 cores)")
     t0 = time.perf_counter()
     shutil.rmtree(home / "run", ignore_errors=True)
     _run([model_python, "-m", "model", "train", home / "data", "--out", home / "run", "--epochs", t["epochs"],
