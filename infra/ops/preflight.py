@@ -334,6 +334,20 @@ class NameRule:
     fix: str                  # how to clear a collision; formatted with name, account, region, extra
 
 
+def _quicksight_rule(kind: str, what: str, flag: str, delete_extra: str) -> NameRule:
+    """QuickSight assets are named by an ``<Kind>Id`` property and described by ``describe_<kind>``."""
+    id_field = f"{kind}Id"
+    describe = "describe_" + "_".join(w.lower() for w in re.findall(r"[A-Z][a-z]*", kind))
+
+    def state(a, t):
+        return _absent_if(_NOT_FOUND, lambda: getattr(a.client("quicksight"), describe)(
+            AwsAccountId=t.extra["account"], **{id_field: t.name}))
+
+    return NameRule(f"QuickSight {what}", (id_field,), state, f"quicksight:Describe{kind}",
+                    f"{what} {{name}} already exists; delete it (aws quicksight delete-{flag[:-3]} --aws-account-id "
+                    f"{{account}} --{flag} {{name}}{delete_extra}) or set -c project=<other name>")
+
+
 NAME_RULES = {
     "AWS::IAM::Role": NameRule(
         "IAM role", ("RoleName",),
@@ -416,34 +430,12 @@ NAME_RULES = {
         "is derived from the recipe's content); delete it (aws greengrassv2 delete-component --arn "
         "arn:aws:greengrass:{region}:{account}:components:{name}:versions:{version}) or set "
         "-c greengrass_component_name=<other name>"),
-    "AWS::QuickSight::DataSource": NameRule(
-        "QuickSight data source", ("DataSourceId",),
-        lambda a, t: _absent_if(_NOT_FOUND, lambda: a.client("quicksight").describe_data_source(
-            AwsAccountId=t.extra["account"], DataSourceId=t.name)),
-        "quicksight:DescribeDataSource",
-        "data source {name} already exists; delete it (aws quicksight delete-data-source --aws-account-id "
-        "{account} --data-source-id {name}) or set -c project=<other name>"),
-    "AWS::QuickSight::DataSet": NameRule(
-        "QuickSight dataset", ("DataSetId",),
-        lambda a, t: _absent_if(_NOT_FOUND, lambda: a.client("quicksight").describe_data_set(
-            AwsAccountId=t.extra["account"], DataSetId=t.name)),
-        "quicksight:DescribeDataSet",
-        "dataset {name} already exists; delete it (aws quicksight delete-data-set --aws-account-id {account} "
-        "--data-set-id {name}) or set -c project=<other name>"),
-    "AWS::QuickSight::Analysis": NameRule(
-        "QuickSight analysis", ("AnalysisId",),
-        lambda a, t: _absent_if(_NOT_FOUND, lambda: a.client("quicksight").describe_analysis(
-            AwsAccountId=t.extra["account"], AnalysisId=t.name)),
-        "quicksight:DescribeAnalysis",
-        "analysis {name} already exists; delete it (aws quicksight delete-analysis --aws-account-id {account} "
-        "--analysis-id {name} --force-delete-without-recovery) or set -c project=<other name>"),
-    "AWS::QuickSight::Dashboard": NameRule(
-        "QuickSight dashboard", ("DashboardId",),
-        lambda a, t: _absent_if(_NOT_FOUND, lambda: a.client("quicksight").describe_dashboard(
-            AwsAccountId=t.extra["account"], DashboardId=t.name)),
-        "quicksight:DescribeDashboard",
-        "dashboard {name} already exists; delete it (aws quicksight delete-dashboard --aws-account-id {account} "
-        "--dashboard-id {name}) or set -c project=<other name>"),
+    **{f"AWS::QuickSight::{kind}": _quicksight_rule(kind, what, flag, extra) for kind, what, flag, extra in (
+        ("DataSource", "data source", "data-source-id", ""),
+        ("DataSet", "dataset", "data-set-id", ""),
+        ("Analysis", "analysis", "analysis-id", " --force-delete-without-recovery"),
+        ("Dashboard", "dashboard", "dashboard-id", ""),
+    )},
 }
 # Types whose Ref is their physical name (so a Ref to one with a known name is known too).
 RESOURCE_NAME_REF = {"AWS::IAM::Role", "AWS::S3::Bucket", "AWS::Glue::Database", "AWS::Glue::Table",
