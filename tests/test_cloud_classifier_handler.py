@@ -210,3 +210,10 @@ def test_an_eventbridge_key_is_url_decoded_like_a_notification_key():
     (obj,) = frame_objects(eventbridge_event("frames/cam-1/front+door%2B1.jpg"))
     assert obj.key == "frames/cam-1/front door+1.jpg"
     assert frame_objects(eventbridge_event("frames/cam-1/a.jpg"))[0].key == "frames/cam-1/a.jpg"
+
+
+def test_a_min_confidence_of_zero_is_kept_not_replaced_by_the_default():
+    from functions.edge.maskcam import cloud as c
+    from functions.edge.maskcam.schema import DEFAULT_MIN_CONFIDENCE
+    assert c._min_confidence("0") == 0.0 and c._min_confidence(0) == 0.0
+    assert c._min_confidence(None) == c._min_confidence(" ") == DEFAULT_MIN_CONFIDENCE

@@ -27,7 +27,7 @@ What stays behind (nothing is deleted where nothing needs to be):
 - in ``inference_results``: one row per topic of device ``smoke-<id>`` with 0 faces, 0 masked, 0 unmasked (Firehose
   files cannot be edited). They add nothing to the compliance sums; the device shows up with frames and no faces
   (compliance rate NULL) and counts in "devices" figures: filter ``device_id NOT LIKE 'smoke-%'`` to leave it out;
-- ``raw/smoke/<time>-<id> 와이파이.csv`` and its ``quarantine/`` report (raw files are never deleted);
+- ``raw/smoke/<time>-<id> 와이파이 a+b.csv`` and its ``quarantine/`` report (raw files are never deleted);
 - the smoke CSV's table file is the one thing removed (``--keep`` keeps it), or its 3 fake rows would stay in the
   Wi-Fi charts: only the exact key this run's report names, under the table prefix and derived from this run's
   upload, and the step line names it. The bucket is versioned: the delete leaves a delete marker, and the file
@@ -462,9 +462,10 @@ def report_figures(report: dict) -> str:
 
 
 def smoke_upload_key(clock: Clock) -> str:
-    """A fresh raw key of this run: ``raw/smoke/<UTC time>-<random> 와이파이.csv``. The space and the Hangul name
-    check on a real bucket that the ingest decodes the key S3 puts in its event (S3 URL-encodes keys there)."""
-    return f"{SMOKE_RAW_PREFIX}{clock.now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]} 와이파이.csv"
+    """A fresh raw key of this run: ``raw/smoke/<UTC time>-<random> 와이파이 a+b.csv``. The ingest URL-decodes the key
+    of its event; if EventBridge sent keys unencoded, the ``+`` would decode to a space, the object would not be
+    found and the run fails: this is the check on a real bucket."""
+    return f"{SMOKE_RAW_PREFIX}{clock.now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]} 와이파이 a+b.csv"
 
 
 def smoke_table_key(report: dict, bucket: str, raw_key: str, outputs: OutputKeys) -> str:

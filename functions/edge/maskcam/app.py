@@ -3,6 +3,7 @@ import os
 import socket
 import time
 
+from . import schema
 from .manifest import load_manifest
 from .pipeline import FramePipeline
 from .runner import Backoff, Dispatcher, Runner
@@ -26,7 +27,7 @@ DEFAULTS = {
     "max_frames": None,
     "loop": False,
     "margin": 0.1,
-    "min_confidence": 0.7,      # schema.DEFAULT_MIN_CONFIDENCE: a face below it is reported as unknown
+    "min_confidence": schema.DEFAULT_MIN_CONFIDENCE,   # a face below it is reported as unknown
     "backoff": 0.5,
 }
 

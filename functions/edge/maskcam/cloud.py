@@ -480,6 +480,13 @@ _PIPELINES = {}
 _ADAPTERS = {}
 
 
+def _min_confidence(value):
+    """The configured threshold (0 is a valid one: every face gets a class); unset or blank means the default."""
+    if value is None or str(value).strip() == "":
+        return schema.DEFAULT_MIN_CONFIDENCE
+    return float(value)
+
+
 def load_pipeline(config, s3_client=None):
     """The pipeline for the configured export, built once per (bucket, prefix, detector) and cached."""
     cache_key = (config["model_bucket"], config["model_prefix"], config["detector"], config.get("min_confidence"))
@@ -492,7 +499,7 @@ def load_pipeline(config, s3_client=None):
         download_export(config["model_bucket"], config["model_prefix"], directory, client=s3_client)
         pipeline = FramePipeline(load_detector(config["detector"]), OnnxClassifier(directory),
                                  margin=float(config["margin"]),
-                                 min_confidence=float(config.get("min_confidence") or schema.DEFAULT_MIN_CONFIDENCE))
+                                 min_confidence=_min_confidence(config.get("min_confidence")))
         _PIPELINES[cache_key] = pipeline
     return pipeline
 

@@ -811,7 +811,7 @@ class Runner:
                 self.stop()
             elif waited - reported >= self.stall_report_s:
                 reported = waited
-                self.error("face detection has not returned for %.0f s" % waited)
+                self.error("face detection has not returned for %.1f s" % waited)
 
     def _finish(self, preparing, shutting_down=False):
         """The model on a frame whose preparation ran on the stage thread; then its event and display."""
