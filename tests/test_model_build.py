@@ -22,7 +22,7 @@ def test_the_stand_in_warning_is_only_for_models_not_made_by_the_pipeline():
     own = manifest(test_acc=0.962, test_images=390, split="by identity (the dataset's train/val folders)")
     assert steps.model_caveat(own) is None
     summary = steps.model_summary(own)
-    assert "held-out accuracy 96.2% on 390 images of people it never saw" in summary
+    assert "held-out accuracy 96.2% on 390 images of held-out identity groups" in summary
     below = manifest(test_acc=0.91, test_images=390, split="by identity (the dataset's train/val folders)")
     assert steps.model_caveat(below).startswith("BELOW TARGET: held-out accuracy 91.0%")
     random_split = manifest(test_acc=0.99, split="random by image, stratified by class (NOT by identity)")

@@ -115,7 +115,7 @@ def model_summary(manifest: dict) -> str:
             f"{str(bool(manifest.get('pretrained'))).lower()}")
     if trained_on_faces(manifest):
         return (f"{head}; trained by the model pipeline on real faces with masks put on; held-out accuracy "
-                f"{m['test_acc']:.1%} on {m.get('test_images', '?')} images of people it never saw (validation "
+                f"{m['test_acc']:.1%} on {m.get('test_images', '?')} images of held-out identity groups (validation "
                 f"{m['best_val_acc']:.1%}, epoch {m.get('best_epoch', '?')})")
     return (f"{head}, validation accuracy {m.get('best_val_acc', 'n/a')} on {m.get('val_images', '?')} synthetic "
             "images")
