@@ -100,23 +100,22 @@ def _asset_problems(what: str, status: str | None, errors: list, sheets: list) -
 
 def check_analysis_and_dashboard(qs, account_id: str, *, project: str) -> list[str]:
     problems = []
-    try:
-        analysis = qs.describe_analysis(AwsAccountId=account_id, AnalysisId=analysis_id(project))["Analysis"]
-        problems += _asset_problems(f"analysis {analysis_id(project)}", analysis.get("Status"),
-                                    analysis.get("Errors"), analysis.get("Sheets"))
-    except qs.exceptions.ResourceNotFoundException:
-        problems.append(f"QuickSight analysis {analysis_id(project)} does not exist")
-    except ClientError as err:
-        problems.append(f"cannot describe analysis {analysis_id(project)}: {err}")
-    try:
-        version = qs.describe_dashboard(AwsAccountId=account_id,
-                                        DashboardId=dashboard_id(project))["Dashboard"].get("Version", {})
-        problems += _asset_problems(f"dashboard {dashboard_id(project)}", version.get("Status"),
-                                    version.get("Errors"), version.get("Sheets"))
-    except qs.exceptions.ResourceNotFoundException:
-        problems.append(f"QuickSight dashboard {dashboard_id(project)} does not exist")
-    except ClientError as err:
-        problems.append(f"cannot describe dashboard {dashboard_id(project)}: {err}")
+    # (kind, id, describe call, the part of its answer with Status / Errors / Sheets)
+    for kind, asset_id, describe, part in (
+            ("analysis", analysis_id(project),
+             lambda i: qs.describe_analysis(AwsAccountId=account_id, AnalysisId=i),
+             lambda answer: answer["Analysis"]),
+            ("dashboard", dashboard_id(project),
+             lambda i: qs.describe_dashboard(AwsAccountId=account_id, DashboardId=i),
+             lambda answer: answer["Dashboard"].get("Version", {}))):
+        try:
+            asset = part(describe(asset_id))
+            problems += _asset_problems(f"{kind} {asset_id}", asset.get("Status"), asset.get("Errors"),
+                                        asset.get("Sheets"))
+        except qs.exceptions.ResourceNotFoundException:
+            problems.append(f"QuickSight {kind} {asset_id} does not exist")
+        except ClientError as err:
+            problems.append(f"cannot describe {kind} {asset_id}: {err}")
     return problems
 
 
