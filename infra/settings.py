@@ -264,25 +264,21 @@ def _whole(low: int, high: int, what: str) -> Callable[[str, Any], int]:
     return parse
 
 
-def _percent(key: str, raw: Any) -> float:
-    try:
-        value = float(str(raw).strip().rstrip("%"))
-    except ValueError:
-        raise SettingsError(key, raw, "a percentage above 0 and below 100") from None
-    if isinstance(raw, bool) or not 0 < value < 100:
-        raise SettingsError(key, raw, "a percentage above 0 and below 100")
-    return value
+def _share(*, zero_allowed: bool, allowed: str) -> Callable[[str, Any], float]:
+    """A percentage (a trailing ``%`` accepted) below 100, and above 0 unless ``zero_allowed``."""
+    def parse(key: str, raw: Any) -> float:
+        try:
+            value = float(str(raw).strip().rstrip("%"))
+        except ValueError:
+            raise SettingsError(key, raw, allowed) from None
+        if isinstance(raw, bool) or not (0 <= value if zero_allowed else 0 < value) or not value < 100:
+            raise SettingsError(key, raw, allowed)
+        return value
+    return parse
 
 
-def _points(key: str, raw: Any) -> float:
-    """Percentage points, 0 up to (but not including) 100."""
-    try:
-        value = float(str(raw).strip().rstrip("%"))
-    except ValueError:
-        raise SettingsError(key, raw, "percentage points, at least 0 and below 100") from None
-    if isinstance(raw, bool) or not 0 <= value < 100:
-        raise SettingsError(key, raw, "percentage points, at least 0 and below 100")
-    return value
+_percent = _share(zero_allowed=False, allowed="a percentage above 0 and below 100")
+_points = _share(zero_allowed=True, allowed="percentage points, at least 0 and below 100")
 
 
 def _after_buffering(low_seconds: int, unit: int, what: str, high: int) -> Callable[[str, Any], int]:
