@@ -19,7 +19,7 @@ from infra.acknowledge import acknowledge
 from infra.constructs.athena_workgroup import AthenaWorkGroup
 from infra.constructs.python_function import PythonFunction
 from infra.lambda_runtime import CUSTOM_RESOURCE_FAILURES, record_function_decisions
-from infra.logs import project_log_group
+from infra.logs import function_role
 
 RESOURCE_TYPE = "Custom::AthenaViews"
 HANDLER_TIMEOUT = Duration.minutes(5)  # the handler stops polling 20 s before this (SAFETY_MARGIN_SECONDS)
@@ -38,10 +38,8 @@ class AthenaViews(Construct):
         views = [{"Name": name, "Ddl": datasets.view_ddl(q, database_name)}
                  for name, q in zip(self.names, queries, strict=True)]
 
-        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                        description=f"Athena views in {database_name}: run their DDL in {workgroup.name}")
-        log_group = project_log_group(self, "Logs")
-        log_group.grant_write(role)
+        role, log_group = function_role(
+            self, description=f"Athena views in {database_name}: run their DDL in {workgroup.name}")
         self.function = PythonFunction(
             self, "Function",
             package="functions/athena_views",
@@ -55,10 +53,9 @@ class AthenaViews(Construct):
         self._grant(role, stack, workgroup, database_name)
 
         # The framework function gets a role of its own without AWSLambdaBasicExecutionRole: logs go to one group.
-        provider_role = iam.Role(self, "ProviderRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                                 description="CDK provider framework for the Athena views resource")
-        provider_logs = project_log_group(self, "ProviderLogs")
-        provider_logs.grant_write(provider_role)
+        provider_role, provider_logs = function_role(
+            self, description="CDK provider framework for the Athena views resource", role_id="ProviderRole",
+            logs_id="ProviderLogs")
         provider = cr.Provider(self, "Provider", on_event_handler=self.function,
                                framework_on_event_role=provider_role, log_group=provider_logs)
         for function in (self.function, provider.node.find_child("framework-onEvent")):

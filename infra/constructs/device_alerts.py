@@ -30,7 +30,7 @@ from infra.acknowledge import skip_checkov
 from infra.constructs.athena_workgroup import AthenaWorkGroup
 from infra.constructs.python_function import PythonFunction
 from infra.grants import grant_listing, grant_objects
-from infra.logs import project_log_group
+from infra.logs import function_role
 
 SCHEDULED_FAILURES = ("Invoked by an EventBridge schedule without retries: a failed run is superseded by the next one "
                       "minutes later and raises the function's Errors alarm; a dead-letter queue would only collect "
@@ -70,10 +70,8 @@ class DeviceAlerts(Construct):
                      "figures per alert episode, no personal data, so a customer key is not worth its cost "
                      "(docs/kms.md).")
 
-        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                        description="Device alerts: run two Athena queries, keep episode state, notify operators")
-        log_group = project_log_group(self, "Logs")
-        log_group.grant_write(role)
+        role, log_group = function_role(
+            self, description="Device alerts: run two Athena queries, keep episode state, notify operators")
         seconds = int(schedule.to_seconds())
         self.function = PythonFunction(
             self, "Function", package="functions/alerts", handler="functions.alerts.handler.handler",

@@ -6,7 +6,6 @@ from typing import Any
 
 from aws_cdk import Duration, Size, Stack
 from aws_cdk import aws_glue as glue
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -20,7 +19,7 @@ from infra.constructs.python_function import PythonFunction
 from infra.grants import grant_listing, grant_objects
 from infra.lambda_runtime import (ASYNC_FAILURES, acknowledge_runtime_choice, project_runtime,
                                   record_function_decisions)
-from infra.logs import project_log_group
+from infra.logs import function_role
 from infra.settings import Settings
 
 GLUE_TYPES = {"string": glue.Schema.STRING, "date": glue.Schema.DATE, "float": glue.Schema.FLOAT}
@@ -54,9 +53,8 @@ class WifiIngest(Construct):
     def __init__(self, scope: Construct, id: str, *, bucket: s3.IBucket, table_prefix: str,
                  runtime: lambda_.Runtime) -> None:
         super().__init__(scope, id)
-        log_group = project_log_group(self, "Logs")
-        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                        description="Wi-Fi ingest: read raw/, write the table prefix and quarantine/, log")
+        role, log_group = function_role(
+            self, description="Wi-Fi ingest: read raw/, write the table prefix and quarantine/, log")
         self.function = PythonFunction(
             self, "Function",
             package="functions/wifi_ingest",
@@ -77,7 +75,6 @@ class WifiIngest(Construct):
                 "MALLOC_MMAP_THRESHOLD_": "131072",
             },
         )
-        log_group.grant_write(role)
 
         # Least privilege on exact prefixes: GetObject(Version) on raw/, Put on the outputs, and HeadObject on
         # quarantine/ (the idempotency check; ListBucket there makes a missing report a 404 instead of a 403).
