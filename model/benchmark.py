@@ -145,7 +145,11 @@ def classifier_figures(export, data_dir, min_confidence):
             top = clf.classes[int(np.argmax(p))]
             label, _ = label_for(p, clf.classes, min_confidence)
             preds.append((im, top, label))
-    out = {"images": len(preds), "identities": len({im["identity"] for im, _, _ in preds})}
+    check = manifest.get("identity_check", {"status": "not run", "reason": "dataset built before the check existed"})
+    out = {"images": len(preds), "identities": len({im["identity"] for im, _, _ in preds}),
+           "groups": len({im.get("group", im["identity"]) for im, _, _ in preds}),
+           "identity_check": {"status": check["status"], "reason": check.get("reason"),
+                              "merged_groups": len(check.get("merged_groups", []))}}
     out["accuracy"] = sum(top == im["class"] for im, top, _ in preds) / len(preds)
     sure = [(im, label) for im, _, label in preds if label != "unknown"]
     out["unknown_share"] = 1 - len(sure) / len(preds)
@@ -318,9 +322,13 @@ def main(argv=None) -> int:
         print(f"  {spec:<18}{_pct(d['recall_unmasked']):>16}{_pct(d['recall_masked']):>15}"
               f"{d['false_positives']:>11}{d['ms_per_frame']:>10.1f}{d['ms_p90']:>8.1f}")
     c = classifier
-    print(f"\nclassifier on held-out identities (test split: {c['images']} images of {c['identities']} identities,"
+    print(f"\nclassifier on held-out identities (test split: {c['images']} images of {c['groups']} identity groups,"
           f" ONNX Runtime): accuracy {_pct(c['accuracy'])}; with the threshold {_pct(c['unknown_share'])} unknown,"
           f" the rest {_pct(c['accuracy_when_sure'])} right")
+    ic = c["identity_check"]
+    print(f"  identity check (face descriptor): {ic['status']}"
+          + (f", {ic['merged_groups']} merged group(s)" if ic["status"] == "ran" else f" ({ic['reason']})")
+          + "; LFW's 25x25 faces cannot be proven distinct people (docs/model.md)")
     for source, s in c["per_source"].items():
         print(f"  {source:<18}{s['images']:>5} images  accuracy {_pct(s['accuracy']):>7}  unknown "
               f"{_pct(s['unknown_share']):>7}")

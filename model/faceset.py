@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from model import faces as fs
+from model import identities
 
 CLASSES = ("mask", "no_mask")
 SPLITS = ("train", "val", "test")
@@ -57,6 +58,21 @@ def assign_splits(groups_by_family: dict, eval_only: set, val_fraction: float, s
 def family(photo) -> str:
     """Split families: the 25x25 LFW crops apart from the full-size photos, so both are in val."""
     return "lfw" if photo.source == "lfw" else "photos"
+
+
+def group_families(found, group_of) -> tuple:
+    """({family: [group, ...]}, evaluation-only groups) of the merged identity groups: a group is ``lfw`` when all
+    its faces are, else ``photos``; it is evaluation-only when any of its faces is."""
+    families, eval_only = {}, set()
+    for f in found:
+        g = group_of[f.identity]
+        families.setdefault(g, set()).add(family(f.photo))
+        if f.photo.eval_only:
+            eval_only.add(g)
+    by_family = {}
+    for g, fams in families.items():
+        by_family.setdefault("lfw" if fams == {"lfw"} else "photos", []).append(g)
+    return by_family, eval_only
 
 
 def crop_face(image, box, rng, jitter=0.08, margin=0.1):
@@ -152,14 +168,14 @@ def _find_faces(all_photos, landmarker, progress):
     return found, sources
 
 
-def _write_images(found, split_of, tmp, seed, variants, lfw_variants, textures, progress):
+def _write_images(found, group_of, split_of, tmp, seed, variants, lfw_variants, textures, progress):
     """The images of every face into ``tmp/<split>/<class>/``; returns the manifest's image list."""
     import cv2
     from tqdm import tqdm
 
     images = []
     for f in tqdm(found, desc="images", unit="face", disable=not progress):
-        split = split_of[f.identity]
+        split = split_of[group_of[f.identity]]
         n = lfw_variants if f.photo.source == "lfw" else variants
         for i, (cls, img, style, colour) in enumerate(face_images(f, n, seed, textures)):
             rel = Path(split) / cls / f"{f.key}-{i:02d}.jpg"
@@ -169,7 +185,8 @@ def _write_images(found, split_of, tmp, seed, variants, lfw_variants, textures, 
             if not cv2.imwrite(str(tmp / rel), img, [cv2.IMWRITE_JPEG_QUALITY, quality]):
                 raise OSError(f"cannot write {tmp / rel}")
             images.append({"path": str(rel), "split": split, "class": cls, "source": f.photo.source,
-                           "photo": f.photo.file, "face": f.index, "identity": f.identity, "mask_style": style,
+                           "photo": f.photo.file, "face": f.index, "identity": f.identity,
+                           "group": group_of[f.identity], "mask_style": style,
                            "mask_colour": colour})
     return images
 
@@ -189,28 +206,28 @@ def build(out_dir, cache_dir, seed: int = 0, variants: int = 6, lfw_variants: in
     landmarker = fs.Landmarker()
 
     found, sources = _find_faces(all_photos, landmarker, progress)
-    groups, eval_only = {}, set()
-    for f in found:
-        groups.setdefault(family(f.photo), []).append(f.identity)
-        if f.photo.eval_only:
-            eval_only.add(f.identity)
-    split_of = assign_splits(groups, eval_only, val_fraction, seed)
+    group_of, identity_check = identities.check(found, cache_dir, log, progress=progress)
+    split_of = assign_splits(*group_families(found, group_of), val_fraction, seed)
     for s in sources:
+        s["identity_groups"] = sorted({group_of[g] for g in s["identity_groups"]})
         s["splits"] = sorted({split_of[g] for g in s["identity_groups"]})
 
-    images = _write_images(found, split_of, tmp, seed, variants, lfw_variants, textures, progress)
+    images = _write_images(found, group_of, split_of, tmp, seed, variants, lfw_variants, textures, progress)
     counts = Counter((im["split"], im["class"]) for im in images)
     manifest = {
         "created_by": "python -m model dataset", "seed": seed, "variants": variants, "lfw_variants": lfw_variants,
         "val_fraction": val_fraction, "classes": list(CLASSES), "splits": list(SPLITS),
-        "rules": {"split_by": "identity group", "eval_only": fs.EVAL_ONLY_RULE,
-                  "identity_caveats": "lfw_subset gives no names: each of its faces is its own group (LFW has "
-                                      "several photos of some people, so one person may be in two splits); the "
-                                      "face-api samples are grouped per photo; insightface t1.jpg per face "
-                                      "(test only)"},
+        "rules": {"split_by": "identity group, merged by the face-descriptor check (identity_check)",
+                  "eval_only": fs.EVAL_ONLY_RULE,
+                  "identity_caveats": "lfw_subset gives no names: each of its faces starts as its own group and "
+                                      "only the closest look-alikes are merged (the descriptor is weak at 25x25 "
+                                      "pixels), so one LFW person may still be in two splits; the face-api "
+                                      "samples start as one group per photo, insightface t1.jpg one per face"},
+        "identity_check": identity_check,
         "mask_styles": list(fs.MASK_STYLES), "mask_textures": [n for n, _ in textures],
         "counts": {f"{s}/{c}": counts[(s, c)] for s in SPLITS for c in CLASSES},
         "identities": {s: len({im["identity"] for im in images if im["split"] == s}) for s in SPLITS},
+        "groups": {s: len({im["group"] for im in images if im["split"] == s}) for s in SPLITS},
         "missing_sources": missing, "sources": sources, "images": images,
         "seconds": round(time.perf_counter() - started, 1),
     }

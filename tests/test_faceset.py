@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model import faces as fs
-from model import faceset
+from model import faceset, identities
 
 
 # -- the split rule, property-style -----------------------------------------------------------------------------------
@@ -97,6 +97,10 @@ def small_dataset(local_photos, tmp_path_factory):
     patch = pytest.MonkeyPatch()
     patch.setattr(fs, "photos", lambda cache, log=print: (chosen, {"face-api": "offline (test)"}))
     patch.setattr(fs, "mask_textures", lambda cache: [])
+    # LFW face 75 (evaluation-only) "is" the person of face 0 (a training candidate): the check must move face 0's
+    # group to test with it; every other photo is someone else
+    patch.setattr(identities.Describer, "load",
+                  classmethod(lambda cls, cache: LookAlikes({"#075": "#000"}, chosen)))
     out = tmp_path_factory.mktemp("data") / "faces"
     try:
         manifest = faceset.build(out, tmp_path_factory.mktemp("cache2"), seed=3, variants=2, lfw_variants=1,
@@ -104,6 +108,44 @@ def small_dataset(local_photos, tmp_path_factory):
     finally:
         patch.undo()
     return out, manifest
+
+
+class LookAlikes:
+    """A descriptor double: one far-apart vector per photo, except that each photo named in ``same`` (a file-name
+    ending) gets the vector of the photo it maps to."""
+
+    def __init__(self, same, photos):
+        rng = np.random.RandomState(0)
+        self.by_pixels = {}
+        vectors = {p.file: rng.normal(0, 1, 128) * 10 for p in photos}
+        for p in photos:
+            alias = next((v for k, v in same.items() if p.file.endswith(k)), None)
+            twin = next((q.file for q in photos if alias and q.file.endswith(alias)), p.file)
+            self.by_pixels[p.load().tobytes()] = vectors[twin]
+
+    def describe(self, image, box):
+        return self.by_pixels[image.tobytes()]
+
+
+def test_a_training_face_that_looks_like_an_evaluation_face_goes_to_test_with_it(small_dataset):
+    _, manifest = small_dataset
+    check = manifest["identity_check"]
+    assert check["status"] == "ran"
+    assert [(m["a"], m["b"]) for m in check["merges"]] == [("lfw-lfw_subset-npy-000-f0", "lfw-lfw_subset-npy-075-f0")]
+    assert check["merged_groups"] == ["lfw-000+lfw-075"]
+    groups = {im["photo"][-4:]: (im["group"], im["split"]) for im in manifest["images"] if im["source"] == "lfw"}
+    assert groups["#000"] == groups["#075"] == ("lfw-000+lfw-075", "test")
+    assert all(split != "test" for photo, (_, split) in groups.items() if photo in {"#001", "#002", "#003"})
+
+
+def test_without_the_descriptor_the_build_says_the_check_did_not_run(monkeypatch):
+    def unavailable(cls, cache):
+        raise fs.SourceUnavailable("dlib is not installed (test)")
+    monkeypatch.setattr(identities.Describer, "load", classmethod(unavailable))
+    said = []
+    group_of, record = identities.check([], Path("unused"), log=said.append)
+    assert record["status"] == "not run" and "dlib is not installed" in record["reason"]
+    assert any("identity check not run" in s for s in said) and group_of == {}
 
 
 def test_build_writes_every_image_of_the_manifest_and_nothing_else(small_dataset):
@@ -118,10 +160,11 @@ def test_build_writes_every_image_of_the_manifest_and_nothing_else(small_dataset
 
 def test_no_identity_in_two_splits_and_eval_only_faces_only_in_test(small_dataset):
     _, manifest = small_dataset
-    splits_of = {}
-    for im in manifest["images"]:
-        splits_of.setdefault(im["identity"], set()).add(im["split"])
-    assert all(len(s) == 1 for s in splits_of.values()), splits_of
+    for key in ("identity", "group"):
+        splits_of = {}
+        for im in manifest["images"]:
+            splits_of.setdefault(im[key], set()).add(im["split"])
+        assert all(len(s) == 1 for s in splits_of.values()), splits_of
     eval_files = {s["file"] for s in manifest["sources"] if s["eval_only"]}
     assert eval_files and all(im["split"] == "test" for im in manifest["images"] if im["photo"] in eval_files)
     assert not any(im["photo"] in eval_files for im in manifest["images"] if im["split"] in ("train", "val"))
@@ -144,7 +187,7 @@ def test_the_manifest_lists_each_source_photo_with_package_version_licence_and_g
         assert s["package"] and s["version"] and s["package_licence"] and s["photo_licence"]
         assert s["faces"] == len(s["identity_groups"]) == 1, s
         assert len(s["splits"]) == 1
-    assert manifest["rules"]["split_by"] == "identity group"
+    assert manifest["rules"]["split_by"].startswith("identity group")
 
 
 def test_the_same_seed_gives_the_same_images_another_seed_others(local_photos):
