@@ -124,12 +124,20 @@ def region(face, grow=1.0):
     return face.image[b:d, a:c].copy(), (x0 - a, y0 - b, x1 - a, y1 - b), face.landmarks - np.array([a, b])
 
 
+def is_grey(image) -> bool:
+    """A greyscale photo stored as BGR (LFW, the cameraman): every pixel's three channels equal."""
+    if image.ndim != 3:
+        return False
+    return bool((image[:, :, 0] == image[:, :, 1]).all() and (image[:, :, 1] == image[:, :, 2]).all())
+
+
 def face_images(face, n_each: int, seed: int, textures) -> list:
     """``n_each`` masked and ``n_each`` unmasked images of one face: [(class, image, style, colour)]."""
     import cv2
 
     out = []
     base, box, landmarks = region(face)
+    grey = is_grey(base)
     if min(base.shape[:2]) < 64:   # LFW: mask and crop at 4x, then back to the photo's own resolution
         k = 4
         base = cv2.resize(base, None, fx=k, fy=k, interpolation=cv2.INTER_CUBIC)
@@ -142,6 +150,8 @@ def face_images(face, n_each: int, seed: int, textures) -> list:
         rng = fs.seeded_rng(seed, face.key, v)
         style, colour = styles[rng.randint(len(styles))], colours[rng.randint(len(colours))]
         masked = fs.put_mask(base, landmarks, rng, style, colour, textures)
+        if grey:   # a greyscale photo shows a grey mask: a coloured one would teach "colour means mask"
+            masked = cv2.cvtColor(cv2.cvtColor(masked, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
         for cls, img, st, co in (("mask", masked, style, colour), ("no_mask", base, "", "")):
             crop = crop_face(img, box, rng)
             if k != 1:

@@ -218,3 +218,17 @@ def test_put_mask_covers_mouth_and_chin_not_the_eyes():
             assert not changed[int(y) - 2:int(y) + 3, int(x) - 2:int(x) + 3].any(), style  # the eyes are not
         nose_covered = changed[int(points[2][1]) - 4, int(points[2][0])]
         assert nose_covered == (style != "partial-nose"), style
+
+
+def test_a_grey_photo_gets_grey_masks_and_a_colour_photo_coloured_ones(local_photos, monkeypatch):
+    """A coloured mask on a grey LFW face taught the model "colour means mask" (bare colour faces read as masked)."""
+    monkeypatch.setattr(faceset, "photometric", lambda crop, rng: crop)   # its colour cast tints grey images too
+    by_source = {p.source: p for p in local_photos}
+    landmarker = fs.Landmarker()
+    for source, grey in (("lfw", True), ("skimage-astronaut", False)):
+        photo = by_source[source]
+        face, = landmarker.faces(photo, photo.load())
+        assert faceset.is_grey(face.image) == grey
+        masked = [img for cls, img, style, colour in faceset.face_images(face, 6, 0, []) if cls == "mask"]
+        spread = max(int(np.ptp(img.astype(int), axis=2).max()) for img in masked)
+        assert (spread == 0) == grey, (source, spread)
