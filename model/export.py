@@ -19,7 +19,7 @@ from pathlib import Path
 import mxnet as mx
 import numpy as np
 
-from model import contract, network, train
+from model import calibration, contract, dataset, network, train
 
 # ONNX opset of the exported file: every operator SqueezeNet uses has had its current semantics since opset 13, and
 # 13 keeps the file loadable by older ONNX Runtime builds (the last one for Python 3.7, as on a DeepLens, is 1.14).
@@ -121,7 +121,8 @@ def export(run_dir, out_dir, name="mask-classifier", version=None) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     files = contract.file_names(name)
 
-    net = network.WithProbabilities(logits)
+    decision = decision_offset(logits, config)
+    net = network.WithProbabilities(logits, decision and [decision["offset"], 0.0])
     net.hybridize()
     probe = mx.nd.array(np.random.RandomState(0).uniform(-2, 2, (2, 3, contract.HEIGHT, contract.WIDTH)))
     expected = net(probe).asnumpy()
@@ -172,8 +173,34 @@ def export(run_dir, out_dir, name="mask-classifier", version=None) -> dict:
                                             "val_images", "test_images", "split") if k in config},
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if decision:
+        manifest["decision"] = decision
     (out_dir / contract.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return contract.check_export(out_dir)
+
+
+def decision_offset(logits_net, config):
+    """model.calibration's offset for the ``mask`` logit, chosen on the run's validation split, with the recalls
+    before and after on val and test; None for a run without identity splits or not of two classes."""
+    data_dir, classes = Path(config.get("data_dir", "")), config["classes"]
+    if len(classes) != 2 or not dataset.has_splits(data_dir):
+        return None
+    parts = dataset.list_splits(data_dir, classes)
+
+    def logits_of(samples):
+        rows = [logits_net(mx.nd.array(x)).asnumpy() for x, _ in dataset.batches(samples, 64)]
+        return np.concatenate(rows), np.array([s.label for s in samples])
+
+    val = calibration.choose_offset(*logits_of(parts["val"]))
+    result = {"offset": val["offset"], "class": classes[0], "chosen_on": f"val ({val['images']} images)",
+              "rule": "the smallest offset that minimizes the worse of the two classes' miss rates on val",
+              "val_recall_before": dict(zip(classes, val["recall_before"], strict=True)),
+              "val_recall_after": dict(zip(classes, val["recall_after"], strict=True))}
+    if parts["test"]:
+        test_logits, test_labels = logits_of(parts["test"])
+        for key, offset in (("test_recall_before", 0.0), ("test_recall_after", val["offset"])):
+            result[key] = dict(zip(classes, calibration.recalls(test_logits, test_labels, offset), strict=True))
+    return result
 
 
 def load_mxnet(symbol_path, params_path):

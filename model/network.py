@@ -40,14 +40,27 @@ def build(num_classes: int, pretrained: bool, weights_dir=None) -> gluon.HybridB
 
 
 class WithProbabilities(gluon.HybridBlock):
-    """Adds the softmax to a logits network, so the exported graph returns class probabilities."""
+    """Adds the softmax to a logits network, so the exported graph returns class probabilities. With ``offsets``
+    (one per class, model.calibration) a fixed layer adds them to the logits first: a fully connected layer with
+    the identity as weights and the offsets as bias, an operator every runtime of the export has."""
 
-    def __init__(self, logits: gluon.HybridBlock, **kwargs):
+    def __init__(self, logits: gluon.HybridBlock, offsets=None, **kwargs):
         super().__init__(prefix="", **kwargs)
         self.logits = logits
+        self.offset = None
+        if offsets is not None:
+            n = len(offsets)
+            self.offset = gluon.nn.Dense(n, in_units=n, prefix="offset_")
+            self.offset.initialize()
+            self.offset.weight.set_data(mx.nd.eye(n))
+            self.offset.bias.set_data(mx.nd.array(offsets))
+            self.offset.collect_params().setattr("grad_req", "null")
 
     def hybrid_forward(self, F, x):
-        return F.softmax(self.logits(x), axis=-1)
+        logits = self.logits(x)
+        if self.offset is not None:
+            logits = self.offset(logits)
+        return F.softmax(logits, axis=-1)
 
 
 def seed_everything(seed: int) -> None:

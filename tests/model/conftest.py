@@ -32,3 +32,18 @@ def exported(trained_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("export")
     manifest = export.export(trained_run[0], out, name="mask-classifier", version="1")
     return out, manifest
+
+
+@pytest.fixture(scope="session")
+def split_data(synthetic_data, tmp_path_factory):
+    """The synthetic images as ``python -m model dataset`` lays them out: 6 train, 3 val, 3 test per class."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("split") / "data"
+    for split in ("train", "val", "test"):
+        for cls in CLASSES:
+            (root / split / cls).mkdir(parents=True)
+    for cls in CLASSES:
+        for i, f in enumerate(sorted((synthetic_data / cls).glob("*.jpg"))):
+            shutil.copy(f, root / ("train" if i < 6 else "val" if i < 9 else "test") / cls / f.name)
+    return root

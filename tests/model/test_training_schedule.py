@@ -5,10 +5,11 @@ held-out test figure. The convergence itself over 3 seeds on the real face datas
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
+
+import mxnet as mx
 
 from model import dataset, train
 
@@ -67,15 +68,8 @@ def test_balanced_epochs_draw_the_smaller_class_again():
     assert labels.count(0) == labels.count(1) == 9 and sorted(set(order[np.array(labels) == 0])) == list(range(9))
 
 
-def test_a_split_dataset_trains_on_train_validates_on_val_and_reports_test(synthetic_data, tmp_path):
-    root = tmp_path / "data"
-    for split in ("train", "val", "test"):
-        for cls in CLASSES:
-            (root / split / cls).mkdir(parents=True)
-    for cls in CLASSES:
-        files = sorted((synthetic_data / cls).glob("*.jpg"))
-        for i, f in enumerate(files):
-            shutil.copy(f, root / ("train" if i < 6 else "val" if i < 9 else "test") / cls / f.name)
+def test_a_split_dataset_trains_on_train_validates_on_val_and_reports_test(split_data, tmp_path):
+    root = split_data
     with pytest.raises(train.TrainingFailed, match="below the 1.010"):
         train.train(root, tmp_path / "run", CLASSES, epochs=1, batch_size=8, seed=0, pretrained=False,
                     progress=False, min_val_acc=1.01)
@@ -102,3 +96,34 @@ def test_a_long_run_that_has_not_started_learning_starts_over(synthetic_data, tm
     (restart,) = metrics["restarts"]
     assert (restart["epoch"], restart["lr"]) == (5, 0.001) and "not started learning" in restart["why"]
     assert len(metrics["history"]) == 6
+
+
+def test_the_export_of_a_split_run_folds_the_val_offset_into_both_graphs(split_data, tmp_path, monkeypatch):
+    from model import calibration, contract, dataset, export
+
+    train.train(split_data, tmp_path / "run", CLASSES, epochs=1, batch_size=8, seed=0, pretrained=False,
+                progress=False)
+    chosen = []
+
+    def choose(logits, labels):
+        chosen.append(len(labels))
+        return {"offset": 1.5, "recall_before": (0.5, 1.0), "recall_after": (1.0, 0.5), "images": len(labels)}
+    monkeypatch.setattr(calibration, "choose_offset", choose)
+    manifest = export.export(tmp_path / "run", tmp_path / "export", version="1")
+    decision = manifest["decision"]
+    assert chosen == [6] and decision["offset"] == 1.5 and decision["class"] == "mask"
+    assert decision["chosen_on"] == "val (6 images)" and set(decision["test_recall_after"]) == set(CLASSES)
+
+    logits_net, _, _ = train.load_checkpoint(tmp_path / "run")
+    x, _ = next(dataset.batches(dataset.list_splits(split_data, CLASSES)["test"], 6))
+    raw = logits_net(mx.nd.array(x)).asnumpy() + np.array([1.5, 0.0])
+    expected = np.exp(raw - raw.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    files = manifest["files"]
+    via_mxnet = export.load_mxnet(tmp_path / "export" / files["symbol"], tmp_path / "export" / files["params"])
+    via_onnx = export.load_onnx(tmp_path / "export" / files["onnx"])
+    assert np.allclose(via_mxnet(mx.nd.array(x)).asnumpy(), expected, atol=1e-5)
+    assert np.allclose(via_onnx.run(None, {contract.INPUT_NAME: x})[0], expected, atol=1e-5)
+    symbol = json.loads((tmp_path / "export" / files["symbol"]).read_text())
+    assert [n["name"] for n in symbol["nodes"] if n["op"] == "FullyConnected"] == ["fc0"]
+    assert contract.optimizer_problems(symbol) == []

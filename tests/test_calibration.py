@@ -1,0 +1,51 @@
+"""The decision offset of the export (model/calibration.py): chosen on val so neither class is missed more than the
+other; it never makes the worse miss rate worse, and it is 0 when nothing is gained."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from model import calibration
+
+
+@st.composite
+def scored(draw):
+    n = draw(st.integers(0, 60))
+    logits = draw(arrays(np.float64, (n, 2), elements=st.floats(-8, 8, allow_nan=False) | st.just(np.nan)))
+    labels = draw(arrays(np.int64, (n,), elements=st.integers(0, 1)))
+    return logits, labels
+
+
+@pytest.mark.property
+@settings(max_examples=300, deadline=None)
+@given(data=scored())
+def test_the_offset_never_makes_the_worse_class_worse_and_stays_in_bounds(data):
+    logits, labels = data
+    before = logits.copy()
+    chosen = calibration.choose_offset(logits, labels)
+    assert np.array_equal(before, logits, equal_nan=True)
+    assert -calibration.LIMIT <= chosen["offset"] <= calibration.LIMIT
+    if chosen["recall_before"][0] is not None:
+        assert min(chosen["recall_after"]) >= min(chosen["recall_before"])
+        assert chosen["recall_after"] == calibration.recalls(logits[np.isfinite(logits).all(axis=1)],
+                                                             labels[np.isfinite(logits).all(axis=1)],
+                                                             chosen["offset"])
+
+
+def test_a_model_that_misses_masks_gets_a_positive_offset_that_balances_the_classes():
+    # masked faces score a little low: 3 of 10 fall below 0 without an offset
+    mask = np.c_[np.array([2, 2, 1.5, 1, 0.8, 0.5, 0.3, -0.22, -0.42, -0.62]), np.zeros(10)]
+    bare = np.c_[np.array([-3, -2.5, -2, -2, -1.8, -1.5, -1.2, -1, -0.9, 0.2]), np.zeros(10)]
+    chosen = calibration.choose_offset(np.r_[mask, bare], np.r_[np.zeros(10), np.ones(10)].astype(int))
+    assert chosen["recall_before"] == (0.7, 0.9)
+    # 0.45 lifts all but the lowest mask (-0.62) and keeps 9 of 10 bare faces: the worse miss rate 10%, as at 0.65,
+    # where every mask is found but the same bare face is still missed; the smaller offset wins
+    assert chosen["offset"] == pytest.approx(0.45) and chosen["recall_after"] == (0.9, 0.9)
+
+
+def test_a_balanced_model_keeps_offset_zero_and_one_class_alone_gives_zero():
+    logits = np.array([[1.0, 0.0], [0.0, 1.0]])
+    assert calibration.choose_offset(logits, np.array([0, 1]))["offset"] == 0.0
+    assert calibration.choose_offset(logits, np.array([0, 0]))["offset"] == 0.0
+    assert calibration.choose_offset(np.zeros((0, 2)), np.zeros(0, int))["offset"] == 0.0
