@@ -5,7 +5,10 @@ import argparse
 import json
 import sys
 
+from model.build import RECIPE
 from model.contract import DEFAULT_CLASSES
+
+DATASET_RECIPE = RECIPE["dataset"]   # `make model`'s dataset, so `python -m model dataset OUT` builds the same one
 
 
 def _classes(text: str) -> list:
@@ -23,11 +26,12 @@ def _parser() -> argparse.ArgumentParser:
                                        "OUT/{train,val,test}/<class>/ + manifest.json (run with .venv/bin/python)")
     p.add_argument("out", help="dataset folder to (re)create")
     p.add_argument("--cache", default=".cache/face-sources", help="where fetched packages are kept")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--variants", type=int, default=6, help="masked (and as many unmasked) images per full-size face")
-    p.add_argument("--lfw-variants", type=int, default=3, dest="lfw_variants",
+    p.add_argument("--seed", type=int, default=DATASET_RECIPE["seed"])
+    p.add_argument("--variants", type=int, default=DATASET_RECIPE["variants"],
+                   help="masked (and as many unmasked) images per full-size face")
+    p.add_argument("--lfw-variants", type=int, default=DATASET_RECIPE["lfw_variants"], dest="lfw_variants",
                    help="masked (and as many unmasked) images per 25x25 LFW face")
-    p.add_argument("--val-fraction", type=float, default=0.25, dest="val_fraction",
+    p.add_argument("--val-fraction", type=float, default=DATASET_RECIPE["val_fraction"], dest="val_fraction",
                    help="share of the identity groups of each source family held out for validation")
 
     p = sub.add_parser("train", help="train SqueezeNet 1.1 on DATA/<class>/*.jpg or DATA/{train,val}/<class>/")
