@@ -576,10 +576,16 @@ def test_inference_function_classifies_a_frame_under_the_runtime_with_only_its_a
     assert (event["event_type"], event["device_id"], event["faces"], event["ts"]) == ("inference", DEVICE, 2, EVENT_MS)
     assert (event["model_name"], event["model_version"]) == (manifest["name"], manifest["version"])
 
+    logs = [json.loads(line) for line in report["stdout"].splitlines() if line.startswith("{")]
+    line, = [entry for entry in logs if entry.get("message") == "frames classified"]
+    assert (line["service"], line["level"], line["published"], line["objects"]) == ("cloud-classifier", "INFO", 1, 1)
+    assert "results" not in line and "request_id" in line
+
     code, layer = inference.directory.resolve(), (inference.layers[0].directory / "python").resolve()
     assert origin(report, "greengrassHelloWorld").is_relative_to(code)
     assert origin(report, "maskcam.cloud").is_relative_to(code)
-    for module in ("numpy", "cv2", "onnxruntime", "onnxruntime.capi.onnxruntime_pybind11_state"):
+    for module in ("numpy", "cv2", "onnxruntime", "onnxruntime.capi.onnxruntime_pybind11_state",
+                   "aws_lambda_powertools"):
         assert origin(report, module).is_relative_to(layer), f"{module}: {report['modules'][module]}"
     for module in ("boto3", "botocore"):
         assert origin(report, module).is_relative_to(runtime.packages.resolve())

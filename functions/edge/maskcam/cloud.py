@@ -517,6 +517,35 @@ def handler(event, context, environ=None):
         _ADAPTERS.update(store=S3Frames(max_bytes=MAX_FRAME_BYTES),
                          publisher=IotDataPublisher(endpoint=config["iot_endpoint"]))
     classifier = CloudClassifier(config, _ADAPTERS["store"], _ADAPTERS["publisher"], pipeline, decode_image)
-    result = classifier.handle(event, getattr(context, "aws_request_id", None))
-    print(json.dumps(dict((k, v) for k, v in result.items() if k != "results")))
+    request_id = getattr(context, "aws_request_id", None)
+    log = _logger()
+    try:
+        result = classifier.handle(event, request_id)
+    except FramesFailed as failed:
+        log.error("frames failed, the event will be retried", extra=_summary(failed.result, request_id))
+        raise
+    log.info("frames classified", extra=_summary(result, request_id))
     return result
+
+
+_LOGGER = []
+
+
+def _logger():
+    """Powertools' Logger where it is installed (the function's layer: one JSON line per record with service, level,
+    timestamp and the keys given), else the standard library's (a device has no Powertools; Python 3.7)."""
+    if not _LOGGER:
+        try:
+            from aws_lambda_powertools import Logger
+            _LOGGER.append(Logger(service="cloud-classifier"))
+        except ImportError:
+            import logging
+            _LOGGER.append(logging.getLogger("maskcam.cloud"))
+    return _LOGGER[0]
+
+
+def _summary(result, request_id):
+    """The counts of a batch (not the per-object results) for the log line."""
+    summary = dict((k, v) for k, v in result.items() if k != "results")
+    summary["request_id"] = request_id
+    return summary
