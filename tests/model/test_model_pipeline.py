@@ -203,13 +203,14 @@ def test_split_is_stratified_and_seeded(synthetic_data):
 def test_training_learns_the_synthetic_task(tmp_path):
     """The loop really learns: from scratch, drawn masked vs unmasked faces are told apart on unseen images.
     (Seeded; from scratch on 32 images learning is slow and the 8-image validation split is noisy, hence the
-    modest thresholds. The seed-0 run reaches train loss ~0.27 and 80 % on the unseen images.)"""
+    modest thresholds. Since training makes a grey copy of a quarter of the images, and the drawn masks differ from
+    the faces mostly by colour, 8 epochs ended at train loss 0.59: 12 epochs.)"""
     from model import synthetic
     from model.evaluate import evaluate
 
     data = synthetic.make_dataset(tmp_path / "train", per_class=20, seed=1, size=64)
     unseen = synthetic.make_dataset(tmp_path / "unseen", per_class=10, seed=2, size=64)
-    metrics = train.train(data, tmp_path / "run", ["mask", "no_mask"], epochs=8, batch_size=8, seed=0,
+    metrics = train.train(data, tmp_path / "run", ["mask", "no_mask"], epochs=12, batch_size=8, seed=0,
                           pretrained=False, progress=False)
     assert metrics["history"][0]["train_loss"] > 0.65 and metrics["history"][-1]["train_loss"] < 0.5
     export.export(tmp_path / "run", tmp_path / "export", version="learned")
