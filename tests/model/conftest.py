@@ -36,7 +36,8 @@ def exported(trained_run, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def split_data(synthetic_data, tmp_path_factory):
-    """The synthetic images as ``python -m model dataset`` lays them out: 6 train, 3 val, 3 test per class."""
+    """The synthetic images as ``python -m model dataset`` lays them out: 6 train, 4 val, 2 test per class (val and
+    test of different sizes, so a test can tell which one a figure came from)."""
     import shutil
 
     root = tmp_path_factory.mktemp("split") / "data"
@@ -45,5 +46,5 @@ def split_data(synthetic_data, tmp_path_factory):
             (root / split / cls).mkdir(parents=True)
     for cls in CLASSES:
         for i, f in enumerate(sorted((synthetic_data / cls).glob("*.jpg"))):
-            shutil.copy(f, root / ("train" if i < 6 else "val" if i < 9 else "test") / cls / f.name)
+            shutil.copy(f, root / ("train" if i < 6 else "val" if i < 10 else "test") / cls / f.name)
     return root

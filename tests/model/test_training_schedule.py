@@ -74,7 +74,7 @@ def test_a_split_dataset_trains_on_train_validates_on_val_and_reports_test(split
         train.train(root, tmp_path / "run", CLASSES, epochs=1, batch_size=8, seed=0, pretrained=False,
                     progress=False, min_val_acc=1.01)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert (metrics["train_images"], metrics["val_images"], metrics["test_images"]) == (12, 6, 6)
+    assert (metrics["train_images"], metrics["val_images"], metrics["test_images"]) == (12, 8, 4)
     assert metrics["split"].startswith("by identity") and 0.0 <= metrics["test_acc"] <= 1.0
 
 
@@ -107,12 +107,13 @@ def test_the_export_of_a_split_run_folds_the_val_offset_into_both_graphs(split_d
 
     def choose(logits, labels):
         chosen.append(len(labels))
-        return {"offset": 1.5, "recall_before": (0.5, 1.0), "recall_after": (1.0, 0.5), "images": len(labels)}
+        return {"offset": 1.5, "recall_before": (0.5, 1.0), "recall_after": (1.0, 0.5), "images": len(labels),
+                "dropped": 0, "at_limit": False}
     monkeypatch.setattr(calibration, "choose_offset", choose)
     manifest = export.export(tmp_path / "run", tmp_path / "export", version="1")
     decision = manifest["decision"]
-    assert chosen == [6] and decision["offset"] == 1.5 and decision["class"] == "mask"
-    assert decision["chosen_on"] == "val (6 images)" and set(decision["test_recall_after"]) == set(CLASSES)
+    assert chosen == [8] and decision["offset"] == 1.5 and decision["class"] == "mask"
+    assert decision["chosen_on"] == "val (8 images)" and set(decision["test_recall_after"]) == set(CLASSES)
 
     logits_net, _, _ = train.load_checkpoint(tmp_path / "run")
     x, _ = next(dataset.batches(dataset.list_splits(split_data, CLASSES)["test"], 6))
@@ -127,3 +128,11 @@ def test_the_export_of_a_split_run_folds_the_val_offset_into_both_graphs(split_d
     symbol = json.loads((tmp_path / "export" / files["symbol"]).read_text())
     assert [n["name"] for n in symbol["nodes"] if n["op"] == "FullyConnected"] == ["fc0"]
     assert contract.optimizer_problems(symbol) == []
+
+    moved = split_data.with_name("moved")
+    split_data.rename(moved)
+    try:   # without the run's dataset there is no val split to choose the offset on: an error, not a silent 0
+        with pytest.raises(contract.ExportError, match="not there any more"):
+            export.export(tmp_path / "run", tmp_path / "export2", version="1")
+    finally:
+        moved.rename(split_data)

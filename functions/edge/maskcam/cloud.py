@@ -531,16 +531,28 @@ def handler(event, context, environ=None):
 _LOGGER = []
 
 
+class _JsonLines:
+    """Where Powertools is missing (a device; a layer without it): the same JSON line on stdout, as print did."""
+
+    def _line(self, level, message, extra):
+        print(json.dumps(dict(extra or {}, level=level, message=message, service="cloud-classifier")))
+
+    def info(self, message, extra=None):
+        self._line("INFO", message, extra)
+
+    def error(self, message, extra=None):
+        self._line("ERROR", message, extra)
+
+
 def _logger():
     """Powertools' Logger where it is installed (the function's layer: one JSON line per record with service, level,
-    timestamp and the keys given), else the standard library's (a device has no Powertools; Python 3.7)."""
+    timestamp and the keys given), else ``_JsonLines``."""
     if not _LOGGER:
         try:
             from aws_lambda_powertools import Logger
             _LOGGER.append(Logger(service="cloud-classifier"))
-        except ImportError:
-            import logging
-            _LOGGER.append(logging.getLogger("maskcam.cloud"))
+        except Exception:  # noqa: BLE001 - ImportError, or a SyntaxError of Powertools 3 on Python 3.7
+            _LOGGER.append(_JsonLines())
     return _LOGGER[0]
 
 
