@@ -28,7 +28,9 @@ SETUP_STAMPS := $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.inst
 setup: $(SETUP_STAMPS)
 model-setup: $(MODEL_VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# Both venvs install the device package editable (`maskcam`, functions/edge/pyproject.toml): a change of its packaging
+# reinstalls it; its code needs no reinstall.
+$(VENV)/.installed: requirements.txt requirements-dev.txt functions/edge/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is required (found %s); set PYTHON=python3.1x" % sys.version.split()[0])'
 	@command -v jq >/dev/null || { echo "setup: jq not found; the tests run the Firehose partition query with jq 1.6 (Debian/Ubuntu: sudo apt-get install jq)" >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,7 +38,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
-$(MODEL_VENV)/.installed: requirements-model.txt
+$(MODEL_VENV)/.installed: requirements-model.txt functions/edge/pyproject.toml
 	@test -x $(PYM) || $(PYTHON) -m venv $(MODEL_VENV)
 	@echo "setup: installing the model tooling (mxnet, onnx, onnxruntime) into $(MODEL_VENV) (first run only)"
 	@$(PYM) -m pip install --quiet --disable-pip-version-check -r requirements-model.txt
