@@ -4,6 +4,10 @@
     python scripts/offline_diff.py --base HEAD~1 [--fail]
 
 With --fail the exit code is 1 when any stack differs (for PR checks).
+
+Each side imports its own checkout's device package: the venv's ``maskcam`` is installed editable from this working
+tree (requirements-dev.txt), so each synth gets its checkout's functions/edge first on PYTHONPATH; otherwise the base
+would be synthesized with the working tree's ``maskcam``.
 """
 from __future__ import annotations
 
@@ -31,6 +35,8 @@ def synth(source: Path, out: Path) -> None:
     context = json.loads((source / "cdk.json").read_text())["context"]
     context["aws:cdk:bundling-stacks"] = []
     env = {**os.environ, "CDK_OUTDIR": str(out), "CDK_CONTEXT_JSON": json.dumps(context)}
+    env["PYTHONPATH"] = os.pathsep.join([str(source / "functions" / "edge")] +
+                                        ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.pop("CDK_DEFAULT_ACCOUNT", None)
     result = subprocess.run([sys.executable, "app.py"], cwd=source, env=env, capture_output=True, text=True)
     if result.returncode != 0:

@@ -25,7 +25,7 @@ import pytest
 from functions.analytics import generator, layout, queries
 from functions.demo import __main__ as demo_cli
 from functions.demo import samples, steps
-from functions.edge.maskcam import schema
+from maskcam import schema
 from functions.wifi_ingest import layout as wifi_layout
 
 FRAMES = 8                 # two of each sample scene

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from functions.edge.maskcam import faces
-from functions.edge.maskcam.adapters import models
-from functions.edge.maskcam.adapters.models import (HaarFaceDetector, MtcnnDetector, YuNetDetector,
+from maskcam import faces
+from maskcam.adapters import models
+from maskcam.adapters.models import (HaarFaceDetector, MtcnnDetector, YuNetDetector,
                                                     default_detector_spec, load_detector)
 from tests.edge_support import STREAM_FACES, astronaut_bgr, overlaps, stream_frame
 

@@ -91,8 +91,8 @@ def build_model(export_dir: Path = MODEL_EXPORT) -> dict:
 
 
 def load_manifest(export_dir: Path) -> dict:
-    from functions.edge.maskcam.manifest import ManifestError
-    from functions.edge.maskcam.manifest import load_manifest as load
+    from maskcam.manifest import ManifestError
+    from maskcam.manifest import load_manifest as load
 
     try:
         return load(str(export_dir)).data
@@ -141,7 +141,7 @@ def model_caveat(manifest: dict) -> str | None:
 
 def detector_name() -> str:
     """The face detector the edge app picks here (``auto``)."""
-    from functions.edge.maskcam.adapters.models import default_detector_spec
+    from maskcam.adapters.models import default_detector_spec
 
     return {"yunet": "YuNet", "mtcnn": "MTCNN (ONNX Runtime)", "haar": "OpenCV Haar"}[default_detector_spec()]
 
@@ -164,7 +164,7 @@ class EdgeRun:
 def classify(source: str, export_dir: Path, work: Path, *, max_frames: int | None = None,
              detector: str = "auto", heartbeat_s: float = 5.0) -> EdgeRun:
     """Runs the device application (the same runner as ``python -m maskcam``) with the JSON-lines publisher."""
-    from functions.edge.maskcam.app import ConfigError, build_runner, summary
+    from maskcam.app import ConfigError, build_runner, summary
 
     work.mkdir(parents=True, exist_ok=True)
     events_file, spool, annotated = work / "events.jsonl", work / "spool", work / "annotated-latest.jpg"
