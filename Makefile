@@ -62,7 +62,7 @@ demo: setup model-setup
 
 synth: setup
 	@$(CDK) synth --quiet --app "$(PY) app.py" --output $(OUT) $(CONTEXT)
-	@$(PY) scripts/synth_summary.py $(OUT)
+	@$(PY) -m scripts.synth_summary $(OUT)
 
 # Two runs, both must execute tests (pytest exits 5 when it collected none, which fails here too): the main suite
 # without the model tooling, then the `mxnet` tests (tests/model/) in the model venv, away from tests/conftest.py
@@ -77,15 +77,15 @@ lint: setup
 	@rc=0; $(PY) -m ruff check . || rc=1; $(PY) -m mypy infra || rc=1; exit $$rc
 
 diff: setup
-	@$(PY) scripts/offline_diff.py --base $(BASE) $(if $(filter 1,$(FAIL)),--fail)
+	@$(PY) -m scripts.offline_diff --base $(BASE) $(if $(filter 1,$(FAIL)),--fail)
 
 # The property-based tests again and again with new random seeds (issue 14: 10 minutes without a new failure).
 MINUTES ?= 10
 fuzz: setup
-	@$(PY) scripts/fuzz.py --minutes $(MINUTES)
+	@$(PY) -m scripts.fuzz --minutes $(MINUTES)
 
 bench: setup
-	@$(PY) scripts/bench_foundation.py
+	@$(PY) -m scripts.bench_foundation
 
 bench-model: model-setup
 	@$(PYM) -m model.bench

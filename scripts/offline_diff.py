@@ -1,7 +1,7 @@
 """Offline review diff: synthesizes BASE (a git ref, via `git worktree`) and the working tree, then runs
 `cdk diff --template` per stack. No AWS credentials are needed.
 
-    python scripts/offline_diff.py --base HEAD~1 [--fail]
+    python -m scripts.offline_diff --base HEAD~1 [--fail]      (from the repository root; or `make diff`)
 
 With --fail the exit code is 1 when any stack differs (for PR checks).
 
@@ -20,9 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from infra.assembly import stack_templates
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-from synth_summary import stack_templates  # noqa: E402
 
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
 EMPTY_TEMPLATE = {"Resources": {}}

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+from infra.assembly import summarize
+
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_PYTHON = ROOT / ".venv-model" / "bin" / "python"
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
@@ -51,11 +53,6 @@ def synthesize(cdk_out: Path, export_dir: Path) -> str:
                           cwd=ROOT, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise DemoError(f"cdk synth failed (exit {proc.returncode}):\n{_tail(proc.stderr + proc.stdout)}")
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        from synth_summary import summarize
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
     return summarize(Path(cdk_out))
 
 
