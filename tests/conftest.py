@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,16 @@ from tests.model_export_fixture import model_export  # noqa: E402,F401  (fixture
 hypothesis_settings.register_profile("repeatable", derandomize=True)
 hypothesis_settings.register_profile("fuzz", derandomize=False)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_device_package():
+    """After the whole session (each xdist worker's): the device package was only ever loaded as ``maskcam``, never
+    again under its folder's dotted name, which would be a second copy of every module (tests/test_import_name.py)."""
+    yield
+    folder_name = ".".join(("functions", "edge"))
+    twins = sorted(name for name in sys.modules if name == folder_name or name.startswith(folder_name + "."))
+    assert not twins, f"the device package was imported under its folder's name, not as maskcam: {twins}"
 
 
 def cdk_json_context() -> dict:
