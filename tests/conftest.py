@@ -76,6 +76,7 @@ def templates(project) -> dict:
 
 
 QUICKSIGHT_PRINCIPAL = "arn:aws:quicksight:us-east-1:123456789012:user/default/ops"
+FULL_THING_GROUP = "lobby-cameras"   # full_project's Greengrass deployment target
 
 
 def write_placeholder_export(directory: Path, name: str = "mask-classifier", version: str = "1",
@@ -100,7 +101,7 @@ def full_project(tmp_path_factory, placeholder_export):
     """The app with every optional part on (Greengrass component and deployment, dashboard stack), synthesized once:
     ``full_project.stacks``, ``full_project.assembly``, ``full_project.templates``."""
     stacks, assembly = synth_project(tmp_path_factory.mktemp("cdk.out-full"), model_export=str(placeholder_export),
-                                     greengrass_thing_group="lobby-cameras",
+                                     greengrass_thing_group=FULL_THING_GROUP,
                                      quicksight_principal_arn=QUICKSIGHT_PRINCIPAL)
 
     class Project:
