@@ -64,11 +64,17 @@ synth: setup
 	@$(CDK) synth --quiet --app "$(PY) app.py" --output $(OUT) $(CONTEXT)
 	@$(PY) -m scripts.synth_summary $(OUT)
 
+# The main suite runs in TEST_WORKERS processes (pytest-xdist; auto: one per core), each test file whole in one of
+# them (--dist loadfile: a module's fixtures, such as the bundled synth or a moto server, are built once); session
+# fixtures are built per worker, except the model export, which the workers share. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= auto
+XDIST := -n $(TEST_WORKERS) --dist loadfile
+
 # Two runs, both must execute tests (pytest exits 5 when it collected none, which fails here too): the main suite
 # without the model tooling, then the `mxnet` tests (tests/model/) in the model venv, away from tests/conftest.py
 # (which imports aws_cdk, not installed there).
 test: setup model-setup
-	@$(PY) -m pytest -m "not mxnet" --ignore=tests/model || { rc=$$?; [ $$rc -ne 5 ] || echo "make test: the main suite collected no tests" >&2; exit $$rc; }
+	@$(PY) -m pytest -m "not mxnet" --ignore=tests/model $(XDIST) || { rc=$$?; [ $$rc -ne 5 ] || echo "make test: the main suite collected no tests" >&2; exit $$rc; }
 	@$(PYM) -m pytest -m mxnet --confcutdir=tests/model tests/model || { rc=$$?; [ $$rc -ne 5 ] || echo "make test: no tests marked mxnet were collected" >&2; exit $$rc; }
 
 # ruff over the whole repo (pyproject.toml; functions/edge/ruff.toml keeps the device code on Python 3.7 rules) and
