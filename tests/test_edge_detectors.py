@@ -113,7 +113,8 @@ HOSTILE = {
 
 
 @pytest.mark.parametrize("spec", SPECS)
-@pytest.mark.parametrize("name", sorted(HOSTILE))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "huge 4000x3000" else n
+                                  for n in sorted(HOSTILE)])   # Haar over 12 megapixels: about 9 s
 def test_hostile_frames_give_a_list_of_boxes_inside_the_frame_never_an_exception(detectors, spec, name):
     frame = HOSTILE[name]
     boxes = detectors[spec].detect(frame)
