@@ -12,6 +12,7 @@ would be synthesized with the working tree's ``maskcam``.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import os
 import shutil
@@ -79,12 +80,13 @@ def main(argv: list | None = None) -> int:
         subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(worktree), rev.stdout.strip()],
                        cwd=ROOT, check=True)
         print(f"diff: synthesizing base {args.base} ({rev.stdout.strip()[:10]}) and the working tree", flush=True)
-        synth(worktree, work / "base.out")
         head_out = work / "base.out" if working_tree_is(rev.stdout.strip()) else work / "head.out"
-        if head_out.name == "head.out":
-            synth(ROOT, head_out)
-        else:
+        sides = [(worktree, work / "base.out")] + ([(ROOT, head_out)] if head_out.name == "head.out" else [])
+        if len(sides) == 1:
             print(f"diff: the working tree is {args.base}: one synth serves both sides", flush=True)
+        with concurrent.futures.ThreadPoolExecutor(len(sides)) as pool:   # two processes of their own: both at once
+            for done in [pool.submit(synth, source, out) for source, out in sides]:
+                done.result()   # re-raises a failed synth's SystemExit here
         base = stack_templates(work / "base.out")
         head = stack_templates(head_out)
 
