@@ -71,11 +71,18 @@ TEST_WORKERS ?= auto
 XDIST := -n $(TEST_WORKERS) --dist loadfile
 
 # Two runs, both must execute tests (pytest exits 5 when it collected none, which fails here too): the main suite
-# without the model tooling, then the `mxnet` tests (tests/model/) in the model venv, away from tests/conftest.py
-# (which imports aws_cdk, not installed there).
+# without the model tooling, and the `mxnet` tests (tests/model/) in the model venv, away from tests/conftest.py
+# (which imports aws_cdk, not installed there). The model suite runs alongside the main one (it fills the cores the
+# main suite's last files leave idle); its output is printed after the main suite's.
 test: setup model-setup
-	@$(PY) -m pytest -m "not mxnet" --ignore=tests/model $(XDIST) || { rc=$$?; [ $$rc -ne 5 ] || echo "make test: the main suite collected no tests" >&2; exit $$rc; }
-	@$(PYM) -m pytest -m mxnet --confcutdir=tests/model tests/model || { rc=$$?; [ $$rc -ne 5 ] || echo "make test: no tests marked mxnet were collected" >&2; exit $$rc; }
+	@model_log=$$(mktemp); \
+	$(PYM) -m pytest -m mxnet --confcutdir=tests/model tests/model >"$$model_log" 2>&1 & model_pid=$$!; \
+	$(PY) -m pytest -m "not mxnet" --ignore=tests/model $(XDIST); main_rc=$$?; \
+	wait $$model_pid; model_rc=$$?; \
+	echo "make test: the model suite (tests/model/ in $(MODEL_VENV)), run alongside:"; cat "$$model_log"; rm -f "$$model_log"; \
+	[ $$main_rc -ne 5 ] || echo "make test: the main suite collected no tests" >&2; \
+	[ $$model_rc -ne 5 ] || echo "make test: no tests marked mxnet were collected" >&2; \
+	exit $$(( main_rc ? main_rc : model_rc ))
 
 # For the edit loop: the main suite without the tests marked `slow` (pytest.ini) and without the model venv's; not a
 # gate: `make test` (and CI) run everything.
