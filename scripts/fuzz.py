@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""The longer fuzz run (``make fuzz MINUTES=10``): the property-based tests (marker ``property``) again and again, each
-round with a new random Hypothesis seed, until the time is up; a failure stops the run and Hypothesis keeps the
-failing example in ``.hypothesis/`` so the next ``make test`` replays it. Prints rounds, examples and failures."""
+"""The longer fuzz run (``make fuzz MINUTES=10``, or ``python -m scripts.fuzz --minutes 10`` from the repository
+root): the property-based tests (marker ``property``) again and again, each round with a new random Hypothesis seed,
+until the time is up; a failure stops the run and Hypothesis keeps the failing example in ``.hypothesis/`` so the next
+``make test`` replays it. Prints rounds, examples and failures."""
 from __future__ import annotations
 
 import argparse

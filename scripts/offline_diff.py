@@ -1,13 +1,18 @@
 """Offline review diff: synthesizes BASE (a git ref, via `git worktree`) and the working tree, then runs
 `cdk diff --template` per stack. No AWS credentials are needed.
 
-    python scripts/offline_diff.py --base HEAD~1 [--fail]
+    python -m scripts.offline_diff --base HEAD~1 [--fail]      (from the repository root; or `make diff`)
 
 With --fail the exit code is 1 when any stack differs (for PR checks).
+
+Each side imports its own checkout's device package: the venv's ``maskcam`` is installed editable from this working
+tree (requirements-dev.txt), so each synth gets its checkout's functions/edge first on PYTHONPATH; otherwise the base
+would be synthesized with the working tree's ``maskcam``.
 """
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import os
 import shutil
@@ -16,9 +21,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from infra.assembly import stack_templates
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-from synth_summary import stack_templates  # noqa: E402
 
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
 EMPTY_TEMPLATE = {"Resources": {}}
@@ -31,6 +36,8 @@ def synth(source: Path, out: Path) -> None:
     context = json.loads((source / "cdk.json").read_text())["context"]
     context["aws:cdk:bundling-stacks"] = []
     env = {**os.environ, "CDK_OUTDIR": str(out), "CDK_CONTEXT_JSON": json.dumps(context)}
+    env["PYTHONPATH"] = os.pathsep.join([str(source / "functions" / "edge")] +
+                                        ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.pop("CDK_DEFAULT_ACCOUNT", None)
     result = subprocess.run([sys.executable, "app.py"], cwd=source, env=env, capture_output=True, text=True)
     if result.returncode != 0:
@@ -73,12 +80,13 @@ def main(argv: list | None = None) -> int:
         subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(worktree), rev.stdout.strip()],
                        cwd=ROOT, check=True)
         print(f"diff: synthesizing base {args.base} ({rev.stdout.strip()[:10]}) and the working tree", flush=True)
-        synth(worktree, work / "base.out")
         head_out = work / "base.out" if working_tree_is(rev.stdout.strip()) else work / "head.out"
-        if head_out.name == "head.out":
-            synth(ROOT, head_out)
-        else:
+        sides = [(worktree, work / "base.out")] + ([(ROOT, head_out)] if head_out.name == "head.out" else [])
+        if len(sides) == 1:
             print(f"diff: the working tree is {args.base}: one synth serves both sides", flush=True)
+        with concurrent.futures.ThreadPoolExecutor(len(sides)) as pool:   # two processes of their own: both at once
+            for done in [pool.submit(synth, source, out) for source, out in sides]:
+                done.result()   # re-raises a failed synth's SystemExit here
         base = stack_templates(work / "base.out")
         head = stack_templates(head_out)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,24 @@ from tests.model_export_fixture import model_export  # noqa: E402,F401  (fixture
 hypothesis_settings.register_profile("repeatable", derandomize=True)
 hypothesis_settings.register_profile("fuzz", derandomize=False)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that needs the real model export is ``slow`` (``make test-fast`` leaves it out): the first one in a
+    session trains it in the model venv (tests/model_export_fixture.py, about 10 s)."""
+    for item in items:
+        if "model_export" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_device_package():
+    """After the whole session (each xdist worker's): the device package was only ever loaded as ``maskcam``, never
+    again under its folder's dotted name, which would be a second copy of every module (tests/test_import_name.py)."""
+    yield
+    folder_name = ".".join(("functions", "edge"))
+    twins = sorted(name for name in sys.modules if name == folder_name or name.startswith(folder_name + "."))
+    assert not twins, f"the device package was imported under its folder's name, not as maskcam: {twins}"
 
 
 def cdk_json_context() -> dict:
@@ -65,6 +84,7 @@ def templates(project) -> dict:
 
 
 QUICKSIGHT_PRINCIPAL = "arn:aws:quicksight:us-east-1:123456789012:user/default/ops"
+FULL_THING_GROUP = "lobby-cameras"   # full_project's Greengrass deployment target
 
 
 def write_placeholder_export(directory: Path, name: str = "mask-classifier", version: str = "1",
@@ -89,7 +109,7 @@ def full_project(tmp_path_factory, placeholder_export):
     """The app with every optional part on (Greengrass component and deployment, dashboard stack), synthesized once:
     ``full_project.stacks``, ``full_project.assembly``, ``full_project.templates``."""
     stacks, assembly = synth_project(tmp_path_factory.mktemp("cdk.out-full"), model_export=str(placeholder_export),
-                                     greengrass_thing_group="lobby-cameras",
+                                     greengrass_thing_group=FULL_THING_GROUP,
                                      quicksight_principal_arn=QUICKSIGHT_PRINCIPAL)
 
     class Project:

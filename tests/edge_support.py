@@ -1,18 +1,13 @@
 """Shared helpers of the edge tests: real photos from scikit-image's bundled data, the 640x480 test stream frame,
-and path setup so ``maskcam`` also imports as a top-level package (as on a device)."""
+fault-injection doubles. The device package imports as ``maskcam`` (installed editable from functions/edge by
+requirements-dev.txt), its name on a device too."""
 import os
-import sys
 
 import numpy as np
 
 from tests.conftest import ROOT
 
 EDGE_DIR = ROOT / "functions" / "edge"
-
-
-def edge_on_path():
-    if str(EDGE_DIR) not in sys.path:
-        sys.path.insert(0, str(EDGE_DIR))
 
 
 def astronaut_bgr():
@@ -47,7 +42,7 @@ def overlaps(box, expected, min_iou=0.5):
 # -- test doubles of the pipeline: one face per frame, always 80% mask ------------------------------------------------
 class OneFaceDetector:
     def detect(self, frame):
-        from functions.edge.maskcam.faces import Box
+        from maskcam.faces import Box
         return [Box(10, 10, 30, 30, 0.9)]
 
 
@@ -62,7 +57,7 @@ class FixedClassifier:
 
 
 def fake_pipeline():
-    from functions.edge.maskcam.pipeline import FramePipeline
+    from maskcam.pipeline import FramePipeline
     return FramePipeline(OneFaceDetector(), FixedClassifier())
 
 
@@ -81,7 +76,7 @@ T0_MS = 1767225600000  # 2026-01-01T00:00:00Z
 
 def inference(i, ts_ms=None, device_id=DEVICE):
     """A valid inference event; ``i`` makes its ts unique (T0 + i ms) unless ``ts_ms`` is given."""
-    from functions.edge.maskcam import schema
+    from maskcam import schema
     return schema.inference_event(device_id, T0_MS + i if ts_ms is None else ts_ms, "fake", "1",
                                   [{"label": "mask", "probability": 0.9, "box": [1, 2, 30, 40]}], 5.0)
 
@@ -288,7 +283,7 @@ def summary_balance(counts):
                                                            counts["dropped"] + counts["rejected"])
 
 
-def load_runner_copy(name="functions.edge.maskcam._runner_under_fake_time"):
+def load_runner_copy(name="maskcam._runner_under_fake_time"):
     """A fresh copy of ``functions/edge/maskcam/runner.py``, executed now (so its default arguments bind to
     whatever ``time.time`` / ``time.monotonic`` are at this moment: patch them first). Other modules keep theirs."""
     path = ROOT / "functions" / "edge" / "maskcam" / "runner.py"

@@ -13,6 +13,9 @@ Tests that need to break an export copy it first (shutil.copytree). The weights 
 """
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -36,5 +39,18 @@ def build_model_export(out_dir, seed: int = 0, timeout: float = 300) -> Path:
 
 @pytest.fixture(scope="session")
 def model_export(tmp_path_factory) -> Path:
-    """Directory of a genuine export (mask-classifier, version test-seed0), built once per test session."""
-    return build_model_export(tmp_path_factory.mktemp("model-export") / "export")
+    """Directory of a genuine export (mask-classifier, version test-seed0), built once per test session: with
+    pytest-xdist (`make test` runs ``-n 2``) once for all workers, by whichever asks first, under a file lock in the
+    run's own temporary root (the workers' base directories are inside it), so no worker trains it again."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return build_model_export(tmp_path_factory.mktemp("model-export") / "export")
+    shared = tmp_path_factory.getbasetemp().parent / "model-export"   # this run's, beside popen-gw0, popen-gw1, ...
+    shared.mkdir(exist_ok=True)
+    export, done = shared / "export", shared / "built"
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file closes, also when a build fails
+        if not done.exists():
+            shutil.rmtree(export, ignore_errors=True)   # a failed build's leftovers; the next worker builds afresh
+            build_model_export(export)
+            done.write_text("model.testing seed 0\n")
+    return export

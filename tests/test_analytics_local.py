@@ -12,6 +12,8 @@ from functions.analytics import layout, queries, runner
 from functions.analytics.generator import MALFORMED_KINDS, GeneratorConfig, device_events, generate_day, json_lines
 from functions.analytics.writer import ingest_lines
 
+pytestmark = pytest.mark.slow   # a 3-day, 4-device lake written and queried: about 6 s
+
 CFG = GeneratorConfig(devices=4, days=3, interval_s=30, heartbeat_s=60, silent_devices=2, malformed=18, seed=11)
 AS_OF = datetime.fromtimestamp(CFG.end_ms / 1000 - 1, timezone.utc)   # 23:59:59 on the last day
 DAY_MS = 86_400_000

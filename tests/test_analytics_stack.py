@@ -6,7 +6,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from functions.analytics import datasets, layout, queries
-from functions.edge.maskcam import schema
+from maskcam import schema
 from infra.constructs.inference_delivery import PARTITION_JQ
 from infra.constructs.inference_rules import rule_sql
 

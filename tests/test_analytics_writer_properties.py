@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from functions.analytics import layout, writer
 from functions.analytics.arrow_schema import EVENT_SCHEMA
-from functions.edge.maskcam import schema
+from maskcam import schema
 
 NOW_MS = 1_795_773_600_000            # 2026-11-27T10:00:00Z
 TS = NOW_MS - 60_000

@@ -14,6 +14,8 @@ from aws_cdk import aws_sqs as sqs
 
 from infra.acknowledge import skip_checkov
 
+pytestmark = pytest.mark.slow   # checkov over every template in a process of its own: about 6 s
+
 ROOT = Path(__file__).resolve().parent.parent
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 MIN_REASON = 40

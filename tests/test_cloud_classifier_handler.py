@@ -12,9 +12,9 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.iotdata.models import iotdata_backends
 
-from functions.edge.maskcam import schema
+from maskcam import schema
 from model.publish import publish
-from tests.edge_support import astronaut_bgr, edge_on_path, stream_frame
+from tests.edge_support import astronaut_bgr, stream_frame
 
 REGION = "us-east-1"
 MODEL_BUCKET = f"deeplens-maskcam-models-{DEFAULT_ACCOUNT_ID}-{REGION}"
@@ -62,7 +62,6 @@ def cloud(monkeypatch, tmp_path, model_export):
                "MASKCAM_CLOUD_TOPIC": "maskcam/+/infer", "MASKCAM_CLOUD_MODEL_DIR": str(tmp_path / "model")}
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        edge_on_path()
         monkeypatch.delitem(sys.modules, "greengrassHelloWorld", raising=False)
         module = importlib.import_module("greengrassHelloWorld")
         cloud_module = importlib.import_module("maskcam.cloud")
@@ -187,7 +186,7 @@ def test_not_a_frames_event_keeps_the_device_answer(cloud):
 
 
 def test_pure_helpers_key_layout_topic_and_times():
-    from functions.edge.maskcam import cloud as c
+    from maskcam import cloud as c
     assert c.device_id_of("frames/cam-1/2026/x.jpg") == "cam-1"
     for bad in ("raw/cam-1/x.jpg", "frames/cam-1/", "frames/cam+1/x.jpg", "frames/x.jpg"):
         with pytest.raises(c.FrameRejected):
@@ -206,14 +205,14 @@ def test_pure_helpers_key_layout_topic_and_times():
 
 def test_an_eventbridge_key_is_url_decoded_like_a_notification_key():
     """S3 URL-encodes keys in its events; both forms decode to the same object (as Powertools' event classes do)."""
-    from functions.edge.maskcam.cloud import frame_objects
+    from maskcam.cloud import frame_objects
     (obj,) = frame_objects(eventbridge_event("frames/cam-1/front+door%2B1.jpg"))
     assert obj.key == "frames/cam-1/front door+1.jpg"
     assert frame_objects(eventbridge_event("frames/cam-1/a.jpg"))[0].key == "frames/cam-1/a.jpg"
 
 
 def test_a_min_confidence_of_zero_is_kept_not_replaced_by_the_default():
-    from functions.edge.maskcam import cloud as c
-    from functions.edge.maskcam.schema import DEFAULT_MIN_CONFIDENCE
+    from maskcam import cloud as c
+    from maskcam.schema import DEFAULT_MIN_CONFIDENCE
     assert c._min_confidence("0") == 0.0 and c._min_confidence(0) == 0.0
     assert c._min_confidence(None) == c._min_confidence(" ") == DEFAULT_MIN_CONFIDENCE

@@ -25,9 +25,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from functions.edge.maskcam import cloud
-from functions.edge.maskcam.adapters.aws import decode_image
-from functions.edge.maskcam.pipeline import FramePipeline
+from maskcam import cloud
+from maskcam.adapters.aws import decode_image
+from maskcam.pipeline import FramePipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 BUCKET = "data"
@@ -307,10 +307,9 @@ def test_opencv_s_own_size_assertion_on_a_real_header_is_rejected_not_retried():
 
 
 BOMB_UNDER_LAMBDA_MEMORY = textwrap.dedent("""
-    import json, resource, sys
-    sys.path.insert(0, %(root)r)
+    import json, resource
     from tests.test_cloud_classifier_hostile import classifier, handle, notification, png_bomb
-    from functions.edge.maskcam.adapters.aws import decode_image
+    from maskcam.adapters.aws import decode_image
     c = classifier({"frames/cam-1/bomb.png": (png_bomb(), {})}, decode=decode_image)
     limit = 1536 * 2 ** 20                        # the function's memory
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -325,7 +324,8 @@ def test_the_bomb_under_lambda_s_memory_is_rejected_not_an_oom_or_a_retry():
     """A separate process limited to 1.5 GB of address space, the real OpenCV decoder. Before: OpenCV's 2.7 GB
     allocation failed (cv2.error: Insufficient memory; on Lambda the process is killed), the frame was 'failed'
     and the event retried."""
-    proc = subprocess.run([sys.executable, "-c", BOMB_UNDER_LAMBDA_MEMORY % {"root": str(ROOT)}], cwd=ROOT,
+    # `python -c` puts its working directory first on sys.path: ROOT, so `tests` imports there; `maskcam` is installed
+    proc = subprocess.run([sys.executable, "-c", BOMB_UNDER_LAMBDA_MEMORY], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -473,7 +473,7 @@ def test_a_classifier_result_that_is_not_a_valid_event_is_rejected_not_retried()
     labels such a face ``unknown``, see test_unknown_label.py.)"""
     class OneFace(NoFaces):
         def detect(self, frame):
-            from functions.edge.maskcam.faces import Box
+            from maskcam.faces import Box
             return [Box(0, 0, 4, 4, 1.0)]
 
     class BrokenEvents(FramePipeline):

@@ -21,6 +21,8 @@ from functions.wifi_ingest import layout as wifi_layout
 from functions.wifi_ingest import sample
 from functions.wifi_ingest.__main__ import main as wifi_main
 
+pytestmark = pytest.mark.slow   # matplotlib renders every chart to PNG, twice
+
 CFG = GeneratorConfig(devices=3, days=1, interval_s=60, heartbeat_s=300, seed=5, silent_devices=1)
 AS_OF = datetime.fromtimestamp(CFG.end_ms / 1000 - 1, timezone.utc)
 NAMES = [f"{c.id}.png" for c in chart_spec.charts()]

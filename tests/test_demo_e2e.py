@@ -25,8 +25,10 @@ import pytest
 from functions.analytics import generator, layout, queries
 from functions.demo import __main__ as demo_cli
 from functions.demo import samples, steps
-from functions.edge.maskcam import schema
+from maskcam import schema
 from functions.wifi_ingest import layout as wifi_layout
+
+pytestmark = pytest.mark.slow   # the demo's steps on real frames, the lake and every query
 
 FRAMES = 8                 # two of each sample scene
 HISTORY_DAYS, HISTORY_DEVICES = 2, 2

@@ -1,11 +1,14 @@
 """CDK assertions on <project>-device: the deeplens_lambda role, the Lambda (handler, name, runtime, version, alias),
 the Greengrass V2 component recipe, device identity, and the deployment with and without a thing group."""
 import json
+import shutil
 from pathlib import Path
 
+import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from infra.constructs.edge_code import EDGE_DIR, EDGE_EXCLUDES
 from infra.settings import Settings, SettingsError
 from infra.stacks.device_stack import component_skip_message
 from tests.cfn_lint import lint_errors
@@ -107,6 +110,49 @@ def test_the_model_artifact_holds_only_what_the_device_loads(full_project, place
     model_hash = full_project.stacks.device.component.model_asset.asset_hash
     asset_dir = Path(full_project.assembly.directory) / f"asset.{model_hash}"
     assert sorted(p.name for p in asset_dir.iterdir()) == ["manifest.json", "mask-classifier.onnx"]
+
+
+def device_code_files(directory: Path) -> list:
+    """What of the device application is deployed: its Python files and the core's requirements.txt."""
+    candidates = [*directory.glob("*.py"), *(directory / "maskcam").rglob("*.py"), directory / "requirements.txt"]
+    files = [p for p in candidates if "__pycache__" not in p.parts]
+    return sorted(p.relative_to(directory).as_posix() for p in files)
+
+
+def test_the_code_artifact_and_the_lambda_hold_only_the_device_code(full_project):
+    """Not the packaging (pyproject.toml, maskcam.egg-info that `pip install -e` leaves), ruff.toml or caches: the
+    Greengrass component's code artifact and the DeepLens Lambda's code are the same asset of the same files."""
+    code_hash = full_project.stacks.device.component.code_asset.asset_hash
+    asset_dir = Path(full_project.assembly.directory) / f"asset.{code_hash}"
+    deployed = sorted(p.relative_to(asset_dir).as_posix() for p in asset_dir.rglob("*") if p.is_file())
+    assert deployed == device_code_files(EDGE_DIR)
+    assert "maskcam/faces.py" in deployed and "greengrassHelloWorld.py" in deployed
+    function, = resources(full_project.templates["maskcam-device"], "AWS::Lambda::Function")
+    assert function["Properties"]["Code"]["S3Key"] == f"{code_hash}.zip"
+
+
+def test_build_and_lint_leftovers_do_not_change_the_code_asset_hash(tmp_path):
+    """The asset hash (and so the component's content-derived version) depends on the code only: what `pip install
+    -e` / a wheel build, the linters and a test run leave in functions/edge are excluded; a code change is not."""
+    copy = tmp_path / "edge"
+    shutil.copytree(EDGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build", "dist"))
+
+    def fingerprint():
+        return cdk.FileSystem.fingerprint(str(copy), exclude=EDGE_EXCLUDES)
+
+    before = fingerprint()
+    leftovers = ["maskcam.egg-info/PKG-INFO", "build/lib/maskcam/schema.py", "dist/maskcam-0.1.0-py3-none-any.whl",
+                 ".ruff_cache/0.17.6/123", "maskcam/.ruff_cache/x", ".mypy_cache/3.11/x.json", ".pytest_cache/v/x",
+                 "maskcam/__pycache__/faces.cpython-311.pyc", "maskcam/adapters/__pycache__/aws.cpython-37.pyc"]
+    for name in leftovers:
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        (copy / name).write_bytes(b"left over")
+    (copy / "pyproject.toml").write_text((copy / "pyproject.toml").read_text() + "\n# edited\n")
+    (copy / "ruff.toml").write_text((copy / "ruff.toml").read_text() + "\n# edited\n")
+    assert fingerprint() == before
+    schema = copy / "maskcam" / "schema.py"
+    schema.write_text(schema.read_text() + "\n# a code change\n")
+    assert fingerprint() != before
 
 
 def test_no_component_without_a_model_export(device, templates):

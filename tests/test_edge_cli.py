@@ -7,7 +7,7 @@ import sys
 import cv2
 import pytest
 
-from functions.edge.maskcam import schema
+from maskcam import schema
 from tests.edge_support import EDGE_DIR, stream_frame
 
 

@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from functions.edge.maskcam import faces, schema
-from functions.edge.maskcam.adapters.models import HaarFaceDetector, OnnxClassifier, load_classifier
-from functions.edge.maskcam.manifest import ManifestError, load_manifest
-from functions.edge.maskcam.pipeline import FramePipeline, check_classes
-from functions.edge.maskcam.preprocess import make_batch, resize_bilinear, to_tensor
+from maskcam import faces, schema
+from maskcam.adapters.models import HaarFaceDetector, OnnxClassifier, load_classifier
+from maskcam.manifest import ManifestError, load_manifest
+from maskcam.pipeline import FramePipeline, check_classes
+from maskcam.preprocess import make_batch, resize_bilinear, to_tensor
 from tests.edge_support import EDGE_DIR, STREAM_FACES, astronaut_bgr, overlaps, stream_frame
 
 HEAVY = {"cv2", "awscam", "mo", "mxnet", "onnxruntime", "greengrasssdk", "awsiot", "boto3", "botocore"}
@@ -167,7 +167,7 @@ def test_broken_exports_are_refused_with_the_problem_named(tmp_path, export):
 
 
 def test_the_opencv_resize_adapters_use_gives_the_same_batch_as_the_numpy_core():
-    from functions.edge.maskcam.adapters.models import fastest_resize
+    from maskcam.adapters.models import fastest_resize
 
     crops = [astronaut_bgr()[66:161, 177:272], stream_frame()[186:281, 440:535]]
     fast, reference = make_batch(crops, resize=fastest_resize()), make_batch(crops)

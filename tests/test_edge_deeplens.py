@@ -10,8 +10,8 @@ import types
 
 import pytest
 
-from functions.edge.maskcam import schema
-from tests.edge_support import STREAM_FACES, edge_on_path, stream_frame
+from maskcam import schema
+from tests.edge_support import STREAM_FACES, stream_frame
 
 SSD_XML = "/opt/awscam/artifacts/mxnet_deploy_ssd_FP16_FUSED.xml"
 
@@ -92,7 +92,6 @@ def deeplens(tmp_path, monkeypatch):
            "MASKCAM_SPOOL": str(tmp_path / "spool"), "MASKCAM_HEARTBEAT": "3600"}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    edge_on_path()
     monkeypatch.delitem(sys.modules, "greengrassHelloWorld", raising=False)
     return types.SimpleNamespace(published=published, optimized=optimized, received=received, reader=reader,
                                  frames=frames)

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from functions.edge.maskcam import faces
-from functions.edge.maskcam.adapters import models
-from functions.edge.maskcam.adapters.models import (HaarFaceDetector, MtcnnDetector, YuNetDetector,
+from maskcam import faces
+from maskcam.adapters import models
+from maskcam.adapters.models import (HaarFaceDetector, MtcnnDetector, YuNetDetector,
                                                     default_detector_spec, load_detector)
 from tests.edge_support import STREAM_FACES, astronaut_bgr, overlaps, stream_frame
 
@@ -113,7 +113,8 @@ HOSTILE = {
 
 
 @pytest.mark.parametrize("spec", SPECS)
-@pytest.mark.parametrize("name", sorted(HOSTILE))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "huge 4000x3000" else n
+                                  for n in sorted(HOSTILE)])   # Haar over 12 megapixels: about 9 s
 def test_hostile_frames_give_a_list_of_boxes_inside_the_frame_never_an_exception(detectors, spec, name):
     frame = HOSTILE[name]
     boxes = detectors[spec].detect(frame)

@@ -32,11 +32,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from functions.edge.maskcam import app, schema
-from functions.edge.maskcam import runner as runner_mod
-from functions.edge.maskcam import spool as spool_mod
-from functions.edge.maskcam.runner import Backoff, Dispatcher, EndOfStream, Runner
-from functions.edge.maskcam.spool import Spool
+from maskcam import app, schema
+from maskcam import runner as runner_mod
+from maskcam import spool as spool_mod
+from maskcam.runner import Backoff, Dispatcher, EndOfStream, Runner
+from maskcam.spool import Spool
 from tests.edge_support import (T0_MS, FakeClock, FaultyFS, Publisher, fake_pipeline, inference,
                                 parse_summary, summary_balance)
 

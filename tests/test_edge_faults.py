@@ -18,12 +18,12 @@ import time
 import numpy as np
 import pytest
 
-from functions.edge.maskcam import app, schema
-from functions.edge.maskcam import runner as runner_mod
-from functions.edge.maskcam import spool as spool_mod
-from functions.edge.maskcam.adapters import publishers as publishers_mod
-from functions.edge.maskcam.runner import Backoff, Dispatcher, EndOfStream, Runner
-from functions.edge.maskcam.spool import Spool
+from maskcam import app, schema
+from maskcam import runner as runner_mod
+from maskcam import spool as spool_mod
+from maskcam.adapters import publishers as publishers_mod
+from maskcam.runner import Backoff, Dispatcher, EndOfStream, Runner
+from maskcam.spool import Spool
 from tests.conftest import ROOT
 from tests.edge_support import (T0_MS, FakeClock, FaultyFS, Publisher, balance, fake_pipeline, inference,
                                 load_runner_copy, parse_summary, summary_balance, wait_until)
@@ -382,7 +382,7 @@ class HangingDetector:
         self.hang_at, self.seen, self.release, self.hung = hang_at, 0, threading.Event(), threading.Event()
 
     def detect(self, frame):
-        from functions.edge.maskcam.faces import Box
+        from maskcam.faces import Box
         self.seen += 1
         if self.seen > self.hang_at:
             self.hung.set()
@@ -391,7 +391,7 @@ class HangingDetector:
 
 
 def test_a_detector_that_never_returns_is_reported_and_shutdown_stays_bounded(tmp_path):
-    from functions.edge.maskcam.pipeline import FramePipeline
+    from maskcam.pipeline import FramePipeline
     from tests.edge_support import FixedClassifier
     detector = HangingDetector(hang_at=3)
     publisher = Publisher()
@@ -419,7 +419,7 @@ def test_a_detector_that_never_returns_is_reported_and_shutdown_stays_bounded(tm
 
 def test_a_stop_is_noticed_at_once_while_waiting_for_a_hung_detector(tmp_path):
     """With the default 30 s between stall reports, a stop still ends the run within close_timeout."""
-    from functions.edge.maskcam.pipeline import FramePipeline
+    from maskcam.pipeline import FramePipeline
     from tests.edge_support import FixedClassifier
     detector = HangingDetector(hang_at=1)
     d = dispatcher(tmp_path, Publisher())
@@ -439,7 +439,7 @@ def test_a_stop_is_noticed_at_once_while_waiting_for_a_hung_detector(tmp_path):
 
 
 def test_a_detector_hung_for_too_long_stops_the_loop_for_a_restart(tmp_path):
-    from functions.edge.maskcam.pipeline import FramePipeline
+    from maskcam.pipeline import FramePipeline
     from tests.edge_support import FixedClassifier
     detector = HangingDetector(hang_at=2)
     publisher = Publisher()
@@ -461,7 +461,7 @@ def test_a_detector_hung_for_too_long_stops_the_loop_for_a_restart(tmp_path):
 def test_a_hung_detector_does_not_keep_the_process_from_exiting(tmp_path):
     script = (
         "import threading, time\n"
-        "from functions.edge.maskcam.runner import Runner, _Stage\n"
+        "from maskcam.runner import Runner, _Stage\n"
         "stage = _Stage()\n"
         "stage.submit(threading.Event().wait)\n"   # never returns
         "time.sleep(0.1)\n"

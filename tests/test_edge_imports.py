@@ -24,10 +24,10 @@ def _imports(path: Path, modules: set) -> set:
                 base = package.split(".")[:len(package.split(".")) - node.level + 1]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
-                target = (node.module or "").replace("functions.edge.", "")
+                target = node.module or ""
             candidates = [target] + [f"{target}.{alias.name}" for alias in node.names]
         elif isinstance(node, ast.Import):
-            candidates = [alias.name.replace("functions.edge.", "") for alias in node.names]
+            candidates = [alias.name for alias in node.names]
         else:
             continue
         found |= {c for c in candidates if c in modules and c != name}

@@ -10,10 +10,10 @@ import pytest
 from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
 from awsiot.greengrasscoreipc.model import QOS, InvalidArgumentsError
 
-from functions.edge.maskcam import schema
-from functions.edge.maskcam.adapters.publishers import IpcPublisher, make_publisher
-from functions.edge.maskcam.runner import Backoff, Dispatcher, PublishRefused
-from functions.edge.maskcam.spool import Spool
+from maskcam import schema
+from maskcam.adapters.publishers import IpcPublisher, make_publisher
+from maskcam.runner import Backoff, Dispatcher, PublishRefused
+from maskcam.spool import Spool
 
 REAL_PUBLISH = GreengrassCoreIPCClientV2.publish_to_iot_core_async
 

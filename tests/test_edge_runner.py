@@ -6,10 +6,10 @@ import threading
 import numpy as np
 import pytest
 
-from functions.edge.maskcam import schema
-from functions.edge.maskcam.pipeline import FramePipeline
-from functions.edge.maskcam.runner import Backoff, Dispatcher, EndOfStream, Runner
-from functions.edge.maskcam.spool import Spool
+from maskcam import schema
+from maskcam.pipeline import FramePipeline
+from maskcam.runner import Backoff, Dispatcher, EndOfStream, Runner
+from maskcam.spool import Spool
 from tests.edge_support import FixedClassifier, OneFaceDetector, fake_pipeline
 
 FRAME = np.zeros((48, 64, 3), np.uint8)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from functions.edge.maskcam import schema
+from maskcam import schema
 
 T0 = 1_764_000_000_000
 
@@ -55,7 +55,7 @@ def test_schema_module_parses_as_python_37():
 
 
 def test_an_event_type_that_is_not_a_string_is_a_problem_not_a_crash():
-    from functions.edge.maskcam import schema
+    from maskcam import schema
 
     for value in ({"a": 1}, ["inference"], 3):
         found = schema.problems({"schema_version": 1, "event_type": value, "device_id": "d", "ts": 1764547200000,

@@ -206,7 +206,7 @@ def test_the_same_seed_gives_the_same_images_another_seed_others(local_photos):
 
 # -- masks go on the lower face -----------------------------------------------------------------------------------
 def test_put_mask_covers_mouth_and_chin_not_the_eyes():
-    from functions.edge.maskcam.adapters.models import MtcnnDetector
+    from maskcam.adapters.models import MtcnnDetector
     from tests.edge_support import astronaut_bgr
 
     image = astronaut_bgr()

@@ -45,7 +45,7 @@ except ImportError as err:  # moto's server mode needs flask and flask-cors (mot
                       "(requirements-dev.txt)") from err
 
 import aws_cdk as cdk
-from functions.edge.maskcam import schema
+from maskcam import schema
 from functions.wifi_ingest import sample
 from infra.app_stacks import add_gates, build_stacks
 from infra.settings import Settings

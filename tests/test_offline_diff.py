@@ -31,7 +31,7 @@ def repo(tmp_path_factory):
 def run_diff(repo, *args):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["AWS_EC2_METADATA_DISABLED"] = "true"
-    return subprocess.run([sys.executable, "scripts/offline_diff.py", *args], cwd=repo, env=env,
+    return subprocess.run([sys.executable, "-m", "scripts.offline_diff", *args], cwd=repo, env=env,
                           capture_output=True, text=True, timeout=300)
 
 

@@ -669,11 +669,8 @@ def test_no_credentials_is_a_usage_error(assembly, monkeypatch, capsys):
 # --- the real app -------------------------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_real_app_assembly(session, tmp_path):
-    from tests.conftest import synth_project
-
-    _, cloud_assembly = synth_project(tmp_path)
-    app = Path(cloud_assembly.directory)
+def test_real_app_assembly(session, project):
+    app = Path(project.assembly.directory)   # the default app, synthesized once per session (read here, not changed)
     bootstrap(session)
     assert preflight.main(["--app", str(app)], session=session) == 0
 
@@ -686,13 +683,12 @@ def test_real_app_assembly(session, tmp_path):
 
 
 @pytest.mark.slow
-def test_real_app_with_thing_group_and_dashboard(session, tmp_path):
-    """The synthesized deployment and service-role policy are what the new checks read."""
-    from tests.conftest import QUICKSIGHT_PRINCIPAL, synth_project, write_placeholder_export
+def test_real_app_with_thing_group_and_dashboard(session, full_project):
+    """The synthesized deployment and service-role policy are what the new checks read (the session's app with every
+    optional part: a model export, a thing group, the dashboard)."""
+    from tests.conftest import FULL_THING_GROUP, QUICKSIGHT_PRINCIPAL
 
-    export = write_placeholder_export(tmp_path / "export")
-    _, cloud_assembly = synth_project(tmp_path / "cdk.out", model_export=str(export), greengrass_thing_group=GROUP,
-                                      quicksight_principal_arn=QUICKSIGHT_PRINCIPAL)
+    cloud_assembly = full_project.assembly
     bootstrap(session, encryption={"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": customer_key(session)})
     not_found = client_error("ResourceNotFoundException", 404)
     session.patched.update({
@@ -706,7 +702,8 @@ def test_real_app_with_thing_group_and_dashboard(session, tmp_path):
 
     blockers = {f.check: f.detail for f in findings if f.status == BLOCKER}
     assert blockers.keys() == {"greengrass target"}, findings
-    assert blockers["greengrass target"] == f"thing group {GROUP} does not exist; create it and add the core devices"
+    assert blockers["greengrass target"] == (f"thing group {FULL_THING_GROUP} does not exist; create it and add the "
+                                             "core devices")
     assert by_check(findings, "imported IAM role") == []   # the data source has a role of its own
     (enc,) = by_check(findings, "asset bucket encryption")
     assert enc.status == WARNING and "customer managed KMS key" in enc.detail

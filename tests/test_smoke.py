@@ -16,8 +16,8 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.iotdata.models import iotdata_backends
 
 from functions.analytics import layout
-from functions.edge.maskcam import schema
-from functions.edge.maskcam.cloud import DEVICE_ID_RE
+from maskcam import schema
+from maskcam.cloud import DEVICE_ID_RE
 from functions.wifi_ingest.handler import OutputKeys, RawObject, ingest
 from functions.wifi_ingest.layout import QUARANTINE_PREFIX, RAW_PREFIX, TABLE_PREFIX
 from infra.ops import smoke

@@ -11,9 +11,9 @@ import pytest
 
 from functions.analytics import layout, queries, runner
 from functions.analytics.writer import ingest_lines
-from functions.edge.maskcam import schema
-from functions.edge.maskcam.faces import Box
-from functions.edge.maskcam.pipeline import FramePipeline, check_classes
+from maskcam import schema
+from maskcam.faces import Box
+from maskcam.pipeline import FramePipeline, check_classes
 from infra.constructs.inference_rules import rule_sql
 
 T0 = 1_795_000_000_000          # 2026-11-18 08:26:40 UTC
@@ -62,7 +62,7 @@ def test_the_threshold_is_configurable_and_checked():
     assert event_for(rows, min_confidence=1.0)["unknown"] == 2
     with pytest.raises(ValueError, match="min_confidence"):
         FramePipeline(Faces(1), Probabilities(rows), min_confidence=1.5)
-    from functions.edge.maskcam.app import ConfigError, check
+    from maskcam.app import ConfigError, check
     with pytest.raises(ConfigError, match="min-confidence"):
         check({"model": "deeplens:x", "source": "0", "min_confidence": "2"})
 

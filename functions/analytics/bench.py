@@ -30,7 +30,7 @@ from tqdm import tqdm
 from functions.analytics import layout, queries, runner
 from functions.analytics.generator import GeneratorConfig, generate_day
 from functions.analytics.writer import write_table
-from functions.edge.maskcam import schema
+from maskcam import schema
 
 DASHBOARD = (("mask_compliance_by_device_hour", {"days": "1"}, "one day"),
              ("unmasked_by_day", {"days": "30"}, "full range"),

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from functions.analytics.arrow_schema import EVENT_SCHEMA
-from functions.edge.maskcam import schema
+from maskcam import schema
 
 PEAK_HOUR = 13
 MODEL_NAME, MODEL_VERSION = "squeezenet-mask", "1.0.0"

@@ -1,11 +1,11 @@
 """Where and how inference events are stored: the contract shared by the CDK stack (Glue table, Firehose prefixes,
 IoT rules) and the local lake writer/runner. Dependency-free so the CDK app can import it.
 
-Columns come from the event schema module (``functions.edge.maskcam.schema.COLUMNS``); the IoT rule adds
+Columns come from the event schema module (``maskcam.schema.COLUMNS``); the IoT rule adds
 ``INGEST_COLUMNS``. Events are partitioned by their own UTC day (``dt=yyyy-MM-dd``, derived from ``ts``), not by
 arrival time, so a day's dashboard query reads exactly that day's partition even when a device uploads late.
 """
-from functions.edge.maskcam import schema
+from maskcam import schema
 
 TABLE = "inference_results"
 DATA_PREFIX = "inference/"                 # s3://<data bucket>/inference/dt=2026-11-27/<file>.parquet

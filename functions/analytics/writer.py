@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from functions.analytics import layout
 from functions.analytics.arrow_schema import EVENT_SCHEMA
-from functions.edge.maskcam import schema
+from maskcam import schema
 
 _INGEST_NAMES = tuple(name for name, _, _ in layout.INGEST_COLUMNS)
 MAX_DEPTH = 16                  # a valid event nests 4 levels (event, detections, detection, box)

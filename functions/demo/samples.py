@@ -55,7 +55,7 @@ def _group() -> np.ndarray:
 
 def _masked() -> np.ndarray:
     """The astronaut wearing a light-blue surgical mask, put on from her MTCNN landmarks."""
-    from functions.edge.maskcam.adapters.models import MtcnnDetector
+    from maskcam.adapters.models import MtcnnDetector
     from model import faces as fs
 
     photo = _photo("astronaut")

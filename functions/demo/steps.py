@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+from infra.assembly import summarize
+
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_PYTHON = ROOT / ".venv-model" / "bin" / "python"
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
@@ -51,11 +53,6 @@ def synthesize(cdk_out: Path, export_dir: Path) -> str:
                           cwd=ROOT, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise DemoError(f"cdk synth failed (exit {proc.returncode}):\n{_tail(proc.stderr + proc.stdout)}")
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        from synth_summary import summarize
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
     return summarize(Path(cdk_out))
 
 
@@ -91,8 +88,8 @@ def build_model(export_dir: Path = MODEL_EXPORT) -> dict:
 
 
 def load_manifest(export_dir: Path) -> dict:
-    from functions.edge.maskcam.manifest import ManifestError
-    from functions.edge.maskcam.manifest import load_manifest as load
+    from maskcam.manifest import ManifestError
+    from maskcam.manifest import load_manifest as load
 
     try:
         return load(str(export_dir)).data
@@ -141,7 +138,7 @@ def model_caveat(manifest: dict) -> str | None:
 
 def detector_name() -> str:
     """The face detector the edge app picks here (``auto``)."""
-    from functions.edge.maskcam.adapters.models import default_detector_spec
+    from maskcam.adapters.models import default_detector_spec
 
     return {"yunet": "YuNet", "mtcnn": "MTCNN (ONNX Runtime)", "haar": "OpenCV Haar"}[default_detector_spec()]
 
@@ -164,7 +161,7 @@ class EdgeRun:
 def classify(source: str, export_dir: Path, work: Path, *, max_frames: int | None = None,
              detector: str = "auto", heartbeat_s: float = 5.0) -> EdgeRun:
     """Runs the device application (the same runner as ``python -m maskcam``) with the JSON-lines publisher."""
-    from functions.edge.maskcam.app import ConfigError, build_runner, summary
+    from maskcam.app import ConfigError, build_runner, summary
 
     work.mkdir(parents=True, exist_ok=True)
     events_file, spool, annotated = work / "events.jsonl", work / "spool", work / "annotated-latest.jpg"

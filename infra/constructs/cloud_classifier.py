@@ -14,7 +14,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from functions.edge.maskcam.cloud import ERRORS_PREFIX, FRAMES_PREFIX, OUTCOMES_DIR
+from maskcam.cloud import ERRORS_PREFIX, FRAMES_PREFIX, OUTCOMES_DIR
 from infra.acknowledge import acknowledge_resource_wildcards
 from infra.constructs.object_created_trigger import ObjectCreatedTrigger
 from infra.grants import grant_listing, grant_objects

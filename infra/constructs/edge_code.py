@@ -5,9 +5,12 @@ from pathlib import Path
 
 EDGE_DIR = Path(__file__).resolve().parents[2] / "functions" / "edge"
 # Development files stay out of the Lambda and Greengrass assets, so their hashes (and the component's version) depend
-# only on the code: linter caches appear wherever `make lint` ran.
+# only on the code: linter caches appear wherever `make lint` ran, and the packaging (pyproject.toml: `maskcam`,
+# installed editable by requirements-dev.txt) leaves maskcam.egg-info (and a build/ folder for a wheel) wherever
+# `make setup` ran.
 EDGE_EXCLUDES = ["tests", "**/tests", "**/__pycache__", "*.pyc", "**/*.pyc", ".pytest_cache", "*.egg-info",
-                 "maskcam-spool", "*.jsonl", ".ruff_cache", "**/.ruff_cache", ".mypy_cache", "ruff.toml"]
+                 "maskcam-spool", "*.jsonl", ".ruff_cache", "**/.ruff_cache", ".mypy_cache", "ruff.toml",
+                 "pyproject.toml", "build", "dist"]
 
 # The cloud Lambda's dependencies (maskcam.cloud; a layer) and the files of them it never loads, removed after pip
 # to stay under Lambda's 250 MB unzipped limit (everything installed is ~295 MB; see docs/cloud-classifier.md).

@@ -27,7 +27,7 @@ from aws_cdk import aws_iot as iot
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from functions.edge.maskcam.manifest import MANIFEST_FILE, load_manifest
+from maskcam.manifest import MANIFEST_FILE, load_manifest
 from infra.constructs.edge_code import EDGE_DIR, EDGE_EXCLUDES
 
 THING = "${iot:Connection.Thing.ThingName}"

@@ -11,7 +11,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from functions.analytics import layout
-from functions.edge.maskcam import schema
+from maskcam import schema
 from infra.grants import grant_objects
 
 

@@ -51,8 +51,8 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.analytics import datasets, layout, queries
-from functions.edge.maskcam import schema
-from functions.edge.maskcam.cloud import topic_for
+from maskcam import schema
+from maskcam.cloud import topic_for
 from functions.wifi_ingest import sample
 from functions.wifi_ingest.handler import OutputKeys, RawObject
 from functions.wifi_ingest.layout import RAW_PREFIX, TABLE_PREFIX

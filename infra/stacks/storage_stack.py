@@ -9,7 +9,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from functions.analytics.layout import DATA_PREFIX, ERRORS_PREFIX
-from functions.edge.maskcam.cloud import FRAMES_PREFIX
+from maskcam.cloud import FRAMES_PREFIX
 from functions.wifi_ingest.layout import QUARANTINE_PREFIX, TABLE_PREFIX
 from infra.constructs.athena_workgroup import AthenaWorkGroup
 from infra.constructs.secure_bucket import AccessLogsBucket, SecureBucket

@@ -4,7 +4,7 @@ Runs in .venv-model (mxnet 1.9.1); the edge package is pure Python plus numpy he
 import numpy as np
 import pytest
 
-from functions.edge.maskcam.adapters.models import MXNetClassifier, OnnxClassifier, load_classifier
+from maskcam.adapters.models import MXNetClassifier, OnnxClassifier, load_classifier
 
 pytestmark = pytest.mark.mxnet
 
