@@ -82,7 +82,7 @@ def build(home=HOME, recipe=RECIPE, model_python=MODEL_PYTHON, cache=None, log=p
         raise BuildError(f"the dataset's identity check did not run ({check.get('reason')}); install dlib-bin "
                          f"(requirements-dev.txt) and let the build fetch {check['descriptor']}")
     log(f"    dataset: {manifest['counts']} ({timings['dataset_s']} s)")
-    log(f"    model build 2/3: SqueezeNet 1.1 from scratch, {t['epochs']} epochs (about 15-25 min on 2 cores)")
+    log(f"    model build 2/3: SqueezeNet 1.1 from scratch, {t['epochs']} epochs (about 25-40 min on 2 cores)")
     t0 = time.perf_counter()
     shutil.rmtree(home / "run", ignore_errors=True)
     _run([model_python, "-m", "model", "train", home / "data", "--out", home / "run", "--epochs", t["epochs"],
