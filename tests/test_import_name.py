@@ -28,7 +28,9 @@ SYS_PATH_IN_TEXT = re.compile(r"\bsys\.path\s*(\[[^\]]*\]\s*=|=|\+=|\.\s*(insert
 def project_files():
     files = [ROOT / "app.py"]
     for top in SCANNED:
+        assert (ROOT / top).is_dir(), f"{top}/ is gone: update SCANNED, or the guard would pass without reading it"
         files.extend(p for p in (ROOT / top).rglob("*.py") if "__pycache__" not in p.parts)
+    assert ROOT / "infra" / "constructs" / "edge_code.py" in files
     return sorted(files)
 
 
