@@ -40,7 +40,7 @@ def build_model_export(out_dir, seed: int = 0, timeout: float = 300) -> Path:
 @pytest.fixture(scope="session")
 def model_export(tmp_path_factory) -> Path:
     """Directory of a genuine export (mask-classifier, version test-seed0), built once per test session: with
-    pytest-xdist (`make test` runs ``-n 2``) once for all workers, by whichever asks first, under a file lock in the
+    pytest-xdist (`make test` runs ``-n auto``) once for all workers, by whichever asks first, under a file lock in the
     run's own temporary root (the workers' base directories are inside it), so no worker trains it again."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return build_model_export(tmp_path_factory.mktemp("model-export") / "export")
