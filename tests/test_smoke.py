@@ -88,9 +88,11 @@ def published_now(at=None):
                            int(at.timestamp() * 1000))
 
 
-def put_incoming_records(count):
+def put_incoming_records(count, at=None):
+    """Firehose's count, stamped ``at`` (default: now). A test that publishes in the future stamps its records then:
+    a point stamped now falls in the minute before the publish when the two straddle a minute boundary."""
     boto3.client("cloudwatch").put_metric_data(Namespace="AWS/Firehose", MetricData=[{
-        "MetricName": "IncomingRecords", "Value": count,
+        "MetricName": "IncomingRecords", "Value": count, "Timestamp": at or datetime.now(timezone.utc),
         "Dimensions": [{"Name": "DeliveryStreamName", "Value": STREAM}]}])
 
 
@@ -162,7 +164,7 @@ def test_rules_ignore_error_objects_older_than_the_publish(deployment):
     key = f"{layout.IOT_ERRORS_PREFIX}maskcam_inference_deeplens/{today()}/old.json"
     boto3.client("s3").put_object(Bucket=deployment.bucket, Key=key, Body=b"{}")
     published = published_now(datetime.now(timezone.utc) + timedelta(seconds=2))
-    put_incoming_records(2)
+    put_incoming_records(2, at=published.at)
 
     result = smoke.rules_passed(boto3.client("s3"), boto3.client("cloudwatch"), deployment, published,
                                 timeout=300, clock=FakeClock().clock)
