@@ -33,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 from collections.abc import Callable, Iterator, Sequence
@@ -123,8 +124,13 @@ class _Utf8Source(io.RawIOBase):
 
     The reader fetches blocks (one ``read`` each) on a background thread, where the transcoding happens too, and
     would otherwise queue up to 32 of them ahead of the parser; ``read`` waits while ``window`` blocks are ahead of
-    the batches the consumer took (``taken``), which keeps memory flat. ``finish`` ends the stream early and
-    ``wait_idle`` waits until that thread is out of ``read`` for good (see ``_stop``)."""
+    the batches the consumer took (``taken``), which keeps memory flat. ``finish`` ends the stream early.
+
+    Every Python object Arrow holds (the file object it reads, ``for_arrow``; each block ``read`` returns; the
+    invalid-row handler, ``lend``) is released by Arrow with the GIL taken, on whichever of its threads drops the
+    last reference. Should that happen while Python shuts down, that thread is ended inside a C++ destructor and the
+    process aborts ("terminate called without an active exception", exit -6): ``wait_returned`` waits until Arrow
+    has released all of them (see ``_stop``)."""
 
     def __init__(self, transcoder, pending: bytes, stream: BinaryIO, consumed: int, window: int) -> None:
         self._transcoder = transcoder
@@ -134,9 +140,8 @@ class _Utf8Source(io.RawIOBase):
         self._reads = 0
         self._allowed = window
         self._turn = threading.Condition()
-        self._active = 0                 # reads in progress
-        self._ended = False              # a read returned b"": the reader asks no more
         self._tail: collections.deque[bytes] = collections.deque(maxlen=3)
+        self._lent: set[weakref.ref] = set()   # Python objects Arrow still holds
         self.bytes_read = consumed
         self.closed_early = False
         self.may_have_equals = False
@@ -157,25 +162,35 @@ class _Utf8Source(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int = -1) -> bytes:
-        """Up to ``size`` bytes (fewer is fine for pyarrow; ``b""`` only at the end)."""
+    def lend(self, obj):
+        """``obj``, counted as held by Arrow until the last reference to it goes (``wait_returned``)."""
+        with self._turn:
+            self._lent.add(weakref.ref(obj, self._returned))
+        return obj
+
+    def _returned(self, ref: weakref.ref) -> None:
+        with self._turn:   # (a reentrant lock: this may run in a thread that holds it)
+            self._lent.discard(ref)
+            self._turn.notify_all()
+
+    def for_arrow(self) -> io.RawIOBase:
+        """The file object to give Arrow: this source, behind an object only Arrow holds (so it can be seen to be
+        released)."""
+        return self.lend(_ArrowFile(self))
+
+    def read(self, size: int = -1) -> memoryview:
+        """Up to ``size`` bytes (fewer is fine for pyarrow; empty only at the end), as a view ``lend`` counts:
+        pyarrow wraps it without a copy, and the block lives as long as Arrow's buffers refer to it."""
         with self._turn:  # the timeout only guards against a parser that needs more than the window
             self._turn.wait_for(lambda: self._reads < self._allowed or self.closed_early, timeout=2.0)
             self._reads += 1
-            self._active += 1
         out = b""
-        try:
-            if not self.closed_early:
-                out = self._next(size)
-                if out:
-                    self._tail.append(out)
-                    self._look(out)
-            return out
-        finally:
-            with self._turn:
-                self._active -= 1
-                self._ended = self._ended or not out
-                self._turn.notify_all()
+        if not self.closed_early:
+            out = self._next(size)
+            if out:
+                self._tail.append(out)
+                self._look(out)
+        return self.lend(memoryview(out))
 
     def _next(self, size: int) -> bytes:
         while not self._pending and not self._eof:
@@ -225,18 +240,26 @@ class _Utf8Source(io.RawIOBase):
         self.closed_early = True
         self.taken(1 << 62)
 
-    def wait_idle(self, timeout: float = 10.0, grace: float = 0.05) -> None:
-        """Returns when no read is in progress and none will follow: one returned end-of-file, or none was under
-        way for ``grace`` seconds (a reader that failed before its thread asked again)."""
-        deadline = time.monotonic() + timeout
+    def wait_returned(self, timeout: float = 10.0) -> bool:
+        """Waits until Arrow holds none of the objects ``lend`` counted (the reader, with its queued blocks, must
+        be gone first); ``False`` if some are still held after ``timeout`` seconds. Waiting releases the GIL, which
+        Arrow's threads take to release them."""
         with self._turn:
-            while time.monotonic() < deadline:
-                if self._active == 0:
-                    if self._ended or not self._turn.wait(timeout=grace):
-                        if self._active == 0:
-                            return
-                else:
-                    self._turn.wait(timeout=0.1)
+            return self._turn.wait_for(lambda: not self._lent, timeout=timeout)
+
+
+class _ArrowFile(io.RawIOBase):
+    """What Arrow reads: ``source``'s ``read``, from an object of its own (see ``_Utf8Source.for_arrow``)."""
+
+    def __init__(self, source: _Utf8Source) -> None:
+        super().__init__()
+        self._source = source
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> memoryview:
+        return self._source.read(size)
 
 
 @dataclass
@@ -445,7 +468,7 @@ def _arrow_pass(stream, text: _Text, mapping: HeaderMapping, report: Report, dat
     quiet = _QuietTextErrors(invalid_row)
     quiet.__enter__()
     try:
-        reader = _open_arrow_reader(source_stream, names, block_bytes, invalid_row)
+        reader = _open_arrow_reader(source_stream.for_arrow(), names, block_bytes, source_stream.lend(invalid_row))
         # Three threads share the cores: Arrow's reader thread transcodes and parses, this one converts, and the
         # sink's thread encodes and writes the previous row group (the Arrow kernels and iconv release the GIL).
         # Blocks are converted in groups: the Python cost per kernel call is then paid once per group.
@@ -471,18 +494,20 @@ def _arrow_pass(stream, text: _Text, mapping: HeaderMapping, report: Report, dat
             raise _UseLineReader("the last line ends inside a quoted value")
         complete = True
     finally:
-        _stop(reader, source_stream)
+        _drain(reader, source_stream)
         quiet.__exit__()
+        reader = invalid_row = None   # the last references but Arrow's own: ``_stop`` waits for those
+        _stop(source_stream)
         out.close(complete)
     report.bytes_in = source_stream.bytes_read
     return out.rejects.written
 
 
-def _open_arrow_reader(source_stream: _Utf8Source, names: list[str], block_bytes: int, invalid_row):
-    """Arrow's streaming CSV reader over ``source_stream`` (every field a string), ``None`` for an empty file."""
+def _open_arrow_reader(source_file: io.RawIOBase, names: list[str], block_bytes: int, invalid_row):
+    """Arrow's streaming CSV reader over ``source_file`` (every field a string), ``None`` for an empty file."""
     try:
         return pacsv.open_csv(
-            source_stream,
+            source_file,
             # single-threaded: the invalid-row handler then knows row numbers (and the machine has few cores)
             read_options=pacsv.ReadOptions(column_names=names, block_size=block_bytes, use_threads=False),
             parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=invalid_row),
@@ -491,9 +516,12 @@ def _open_arrow_reader(source_stream: _Utf8Source, names: list[str], block_bytes
                                                  quoted_strings_can_be_null=True),
         )
     except pa.ArrowInvalid as err:
-        if "Empty CSV file" not in str(err):
-            raise _UseLineReader(f"Arrow's CSV reader stopped near row 2: {err}") from None
-        return None
+        message = str(err)
+    # raised here, without this frame's arguments: the error must not keep what Arrow was lent (``_stop`` waits)
+    del source_file, invalid_row
+    if "Empty CSV file" not in message:
+        raise _UseLineReader(f"Arrow's CSV reader stopped near row 2: {message}")
+    return None
 
 
 def _convert_group(batcher: _Batcher, group: list[pa.RecordBatch], source_stream: _Utf8Source) -> pa.Table:
@@ -526,12 +554,11 @@ class _QuietTextErrors:
     def __exit__(self, *exc) -> None:
         if self._previous is not None and sys.unraisablehook == self._hook:
             sys.unraisablehook = self._previous
+        self._handler = None   # (Arrow's threads must be left the last reference: see ``_stop``)
 
 
-def _stop(reader, source: _Utf8Source) -> None:
-    """Ends Arrow's reader thread before returning: on an error or interrupt it would otherwise still call into
-    ``source`` while Python shuts down (a crash). With the source at end-of-file the reader drains in a few blocks;
-    when there is no reader (``open_csv`` failed), its thread may still be reading ahead: wait for it too."""
+def _drain(reader, source: _Utf8Source) -> None:
+    """Ends the stream and reads what Arrow's reader still has (a few blocks with the source at end-of-file)."""
     source.finish()
     if reader is not None:
         try:
@@ -539,7 +566,13 @@ def _stop(reader, source: _Utf8Source) -> None:
                 pass
         except Exception:  # noqa: BLE001 - already ending (an error being handled, or a clean end)
             pass
-    source.wait_idle()
+
+
+def _stop(source: _Utf8Source) -> None:
+    """Waits, once ``_drain`` ran and the reader is dropped, until Arrow's threads have released every Python object
+    of ``source`` (the file, its blocks, the handler): one released while Python shuts down aborts the process (see
+    ``_Utf8Source``). That covers a thread still reading ahead when there is no reader (``open_csv`` failed)."""
+    source.wait_returned()
 
 
 def _line_pass(stream, text: _Text, mapping: HeaderMapping, report: Report, data_path: str, rejects_path: str,
