@@ -138,7 +138,7 @@ def face_images(face, n_each: int, seed: int, textures) -> list:
     out = []
     base, box, landmarks = region(face)
     grey = is_grey(base)
-    if min(base.shape[:2]) < 64:   # LFW: mask and crop at 4x, then back to the photo's own resolution
+    if fs.is_low_res(base):   # LFW: mask and crop at 4x, then back to the photo's own resolution
         k = 4
         base = cv2.resize(base, None, fx=k, fy=k, interpolation=cv2.INTER_CUBIC)
         box, landmarks = tuple(v * k for v in box), landmarks * k

