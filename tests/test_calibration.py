@@ -58,3 +58,66 @@ def test_a_balanced_model_keeps_offset_zero_and_one_class_alone_gives_zero():
     assert calibration.choose_offset(np.zeros((0, 2)), np.zeros(0, int))["offset"] == 0.0
     with pytest.raises(ValueError, match="N x 2"):
         calibration.choose_offset(np.zeros(4), np.zeros(4, int))
+
+
+# -- decide: the offset is kept only when the validation people agree on its side of 0 -----------------------------
+def _people(biases, n=6, seed=0):
+    """Logits of ``n`` masked and ``n`` bare variants per person; a person's ``bias`` lowers their mask logits."""
+    rng = np.random.RandomState(seed)
+    rows, labels, groups = [], [], []
+    for person, bias in enumerate(biases):
+        for label, centre in ((0, 1.5 - bias), (1, -1.5)):
+            rows += [[centre + rng.normal(0, 0.3), 0.0] for _ in range(n)]
+            labels += [label] * n
+            groups += [f"person-{person}"] * n
+    return np.array(rows), np.array(labels), np.array(groups)
+
+
+def test_an_offset_every_person_calls_for_is_kept():
+    logits, labels, groups = _people([2.0] * 12)   # every person's masks read low
+    plain = calibration.choose_offset(logits, labels)
+    decided = calibration.decide(logits, labels, groups)
+    assert plain["offset"] > 0 and decided["kept"] and decided["offset"] == plain["offset"]
+    assert decided["interval"][0] > 0 and decided["groups"] == 12 and decided["resamples"] == calibration.RESAMPLES
+
+
+def test_an_offset_that_one_person_calls_for_is_dropped():
+    logits, labels, groups = _people([0.0] * 11 + [2.0])   # one person's masks read bare; the others are fine
+    plain = calibration.choose_offset(logits, labels)
+    decided = calibration.decide(logits, labels, groups)
+    assert plain["offset"] > 0 and not decided["kept"]
+    assert decided["offset"] == 0.0 and decided["offset_found"] == plain["offset"]
+    assert decided["interval"][0] <= 0 <= decided["interval"][1]
+    assert decided["recall_after"] == decided["recall_before"]
+
+
+def test_the_same_images_called_one_group_each_would_keep_it():
+    # the images of that one person, counted as independent, look like evidence: why groups are resampled
+    logits, labels, groups = _people([0.0] * 11 + [2.0])
+    assert calibration.decide(logits, labels, np.arange(len(labels)))["kept"]
+
+
+@pytest.mark.property
+@settings(max_examples=150, deadline=None)
+@given(data=scored(), n_groups=st.integers(1, 8), seed=st.integers(0, 2**16))
+def test_decide_keeps_or_drops_the_plain_offset_and_never_fails(data, n_groups, seed):
+    logits, labels = data
+    groups = np.random.RandomState(seed).randint(n_groups, size=len(labels))
+    before = logits.copy()
+    plain = calibration.choose_offset(logits, labels)
+    decided = calibration.decide(logits, labels, groups, resamples=40, seed=seed)
+    assert np.array_equal(before, logits, equal_nan=True)
+    assert decided["offset_found"] == plain["offset"]
+    assert decided["offset"] == (plain["offset"] if decided["kept"] else 0.0)
+    if decided["kept"]:
+        lo, hi = decided["interval"]
+        assert (lo > 0) if decided["offset"] > 0 else (hi < 0)
+    if plain["recall_before"][0] is not None:
+        finite = np.isfinite(logits).all(axis=1)
+        assert decided["recall_after"] == calibration.recalls(logits[finite], labels[finite], decided["offset"])
+    assert decided == calibration.decide(logits, labels, groups, resamples=40, seed=seed)   # seeded
+
+
+def test_decide_refuses_groups_that_do_not_match_the_labels():
+    with pytest.raises(ValueError, match="3 groups for 2 labels"):
+        calibration.decide(np.zeros((2, 2)), np.array([0, 1]), ["a", "b", "c"])
