@@ -131,7 +131,7 @@ def classifier_figures(export, data_dir, min_confidence):
 
     from maskcam.adapters.models import load_classifier
     from maskcam.schema import label_for
-    from model import faceset
+    from model import evaluate, faceset
 
     clf = load_classifier(str(export), "onnx", threads=1)
     manifest = faceset.load_manifest(data_dir)
@@ -151,6 +151,8 @@ def classifier_figures(export, data_dir, min_confidence):
            "identity_check": {"status": check["status"], "reason": check.get("reason"),
                               "merged_groups": len(check.get("merged_groups", []))}}
     out["accuracy"] = sum(top == im["class"] for im, top, _ in preds) / len(preds)
+    out["accuracy_interval"] = evaluate.group_interval([top == im["class"] for im, top, _ in preds],
+                                                       [im.get("group", im["identity"]) for im, _, _ in preds])
     sure = [(im, label) for im, _, label in preds if label != "unknown"]
     out["unknown_share"] = 1 - len(sure) / len(preds)
     out["accuracy_when_sure"] = sum(label == im["class"] for im, label in sure) / len(sure) if sure else None
@@ -325,6 +327,10 @@ def main(argv=None) -> int:
     print(f"\nclassifier on held-out identities (test split: {c['images']} images of {c['groups']} identity groups,"
           f" ONNX Runtime): accuracy {_pct(c['accuracy'])}; with the threshold {_pct(c['unknown_share'])} unknown,"
           f" the rest {_pct(c['accuracy_when_sure'])} right")
+    ci = c["accuracy_interval"]
+    if ci["low"] is not None:
+        print(f"  resampling the {ci['groups']} identity groups ({ci['resamples']} times): {ci['level']:.0%} of the "
+              f"accuracies within {_pct(ci['low'])}-{_pct(ci['high'])}, {_pct(ci['below_0.95'])} of them under 95%")
     ic = c["identity_check"]
     print(f"  identity check (face descriptor): {ic['status']}"
           + (f", {ic['merged_groups']} merged group(s)" if ic["status"] == "ran" else f" ({ic['reason']})")

@@ -81,6 +81,10 @@ def build(home=HOME, recipe=RECIPE, model_python=MODEL_PYTHON, cache=None, log=p
     if check["status"] != "ran":   # without it one person may be trained on and tested on: the figures would lie
         raise BuildError(f"the dataset's identity check did not run ({check.get('reason')}); install dlib-bin "
                          f"(requirements-dev.txt) and let the build fetch {check['descriptor']}")
+    if manifest["missing_sources"]:   # the recipe names its dataset: one with sources left out is another dataset
+        raise BuildError("face source(s) could not be fetched, so the dataset is not the recipe's: " + "; ".join(
+            f"{name}: {reason}" for name, reason in sorted(manifest["missing_sources"].items())) +
+            " (the registries must be reachable on the first build; see docs/model.md)")
     log(f"    dataset: {manifest['counts']} ({timings['dataset_s']} s)")
     log(f"    model build 2/3: SqueezeNet 1.1 from scratch, {t['epochs']} epochs (about 25-40 min on 2 cores)")
     t0 = time.perf_counter()

@@ -4,6 +4,8 @@ numpy + Pillow only. Preprocessing is the contract's: RGB, 224x224, ``(pixel / 2
 """
 from __future__ import annotations
 
+import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +63,29 @@ def list_splits(root, classes) -> dict:
     out = {name: list_images(root / name, classes) for name in ("train", "val")}
     out["test"] = list_images(root / "test", classes) if (root / "test").is_dir() else []
     return out
+
+
+def identity_groups(data_dir, samples) -> tuple:
+    """([identity group of each sample], what a group is) from the dataset's ``manifest.json`` (``python -m model
+    dataset``). Without a manifest (a dataset arranged by hand) every image is its own group, which makes a decision
+    offset easier to keep (the caller records what a group was); a manifest that does not name every sample is
+    refused."""
+    data_dir = Path(data_dir)
+    path = data_dir / "manifest.json"
+    if not path.exists():
+        warnings.warn(f"{path}: no dataset manifest, so no identity groups: each image counts as its own group",
+                      stacklevel=2)
+        return [str(s.path) for s in samples], "groups of one image (no dataset manifest)"
+    try:
+        images = json.loads(path.read_text())["images"]
+        group = {str(data_dir / im["path"]): im.get("group", im["identity"]) for im in images}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DatasetError(f"{path}: cannot read the identity groups of the images ({e!r})") from None
+    missing = [str(s.path) for s in samples if str(s.path) not in group]
+    if missing:
+        raise DatasetError(f"{path} names no identity group for {len(missing)} image(s), e.g. {missing[0]}: the "
+                           f"manifest is not this dataset's (rebuild it)")
+    return [group[str(s.path)] for s in samples], "identity groups"
 
 
 def balanced_order(samples, rng: np.random.RandomState) -> np.ndarray:

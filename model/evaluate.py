@@ -9,6 +9,26 @@ import numpy as np
 from model import contract, dataset, plots
 
 
+def group_interval(correct, groups, resamples: int = 1000, level: float = 0.9, seed: int = 0) -> dict:
+    """How sure an accuracy is when images come in groups (one person's variants are not independent): whole groups
+    resampled with replacement; the central ``level`` interval of the resampled accuracies and the share of them
+    below each of ``0.95`` (the issue's target)."""
+    correct, groups = np.asarray(correct, dtype=bool), np.asarray(groups)
+    if len(correct) != len(groups):
+        raise ValueError(f"{len(groups)} groups for {len(correct)} results")
+    if not len(correct):
+        return {"low": None, "high": None, "below_0.95": None, "groups": 0, "resamples": 0}
+    names, index = np.unique(groups, return_inverse=True)
+    right = np.bincount(index, weights=correct.astype(float), minlength=len(names))
+    total = np.bincount(index, minlength=len(names)).astype(float)
+    picks = np.random.RandomState(seed).randint(len(names), size=(resamples, len(names)))
+    accuracy = right[picks].sum(axis=1) / total[picks].sum(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(accuracy, [tail, 100 - tail])
+    return {"low": float(low), "high": float(high), "below_0.95": float((accuracy < 0.95).mean()),
+            "groups": int(len(names)), "resamples": resamples, "level": level}
+
+
 def confusion(labels, predictions, num_classes: int) -> list:
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
     for true, pred in zip(labels, predictions, strict=True):

