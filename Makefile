@@ -109,7 +109,7 @@ bench-model: model-setup
 	@$(PYM) -m model.bench
 
 # The project's own mask classifier (docs/model.md): face dataset, SqueezeNet 1.1 from scratch, export, into
-# $(MODEL_HOME)/ (built once; `make demo` builds it too on first use). About 15-25 minutes on 2 cores.
+# $(MODEL_HOME)/ (built once; `make demo` builds it too on first use). About 30-60 minutes on 2 cores.
 MODEL_HOME ?= .cache/model
 model: setup model-setup
 	@$(PY) -m model.build --home $(MODEL_HOME)

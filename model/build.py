@@ -5,7 +5,8 @@ reused while ``<home>/export/manifest.json`` exists and ``<home>/build.json`` ha
 
 No weights are committed to the repository: LFW (most of the training identities) and the face-api / insightface
 photos state no licence of their own (docs/model.md), so the weights are built where they are used, from the pinned
-packages, in about 25-40 minutes on 2 cores (dataset 40-90 s, 80 epochs of 15-30 s each depending on load).
+packages, in about 30-60 minutes on 2 cores (recipe 5: dataset 1-6 min with the downloads, 50 epochs of 25-75 s
+each depending on load, export under a minute; 29 min on the development machine with a benchmark beside it).
 """
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ def build(home=HOME, recipe=RECIPE, model_python=MODEL_PYTHON, cache=None, log=p
             f"{name}: {reason}" for name, reason in sorted(manifest["missing_sources"].items())) +
             " (the registries must be reachable on the first build; see docs/model.md)")
     log(f"    dataset: {manifest['counts']} ({timings['dataset_s']} s)")
-    log(f"    model build 2/3: SqueezeNet 1.1 from scratch, {t['epochs']} epochs (about 25-40 min on 2 cores)")
+    log(f"    model build 2/3: SqueezeNet 1.1 from scratch, {t['epochs']} epochs (about 25-60 min on 2 cores)")
     t0 = time.perf_counter()
     shutil.rmtree(home / "run", ignore_errors=True)
     _run([model_python, "-m", "model", "train", home / "data", "--out", home / "run", "--epochs", t["epochs"],

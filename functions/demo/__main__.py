@@ -108,7 +108,7 @@ def run(opts: Options, echo=print) -> Demo:
     t = progress.start(f"model: SqueezeNet 1.1 export in {export_dir}/" +
                        ("" if opts.model or steps.model_is_built(export_dir)
                         else " (first run: the model pipeline builds it: real faces with masks put on, training "
-                             "from scratch in .venv-model, export; about 25-40 min on 2 cores, progress below)"))
+                             "from scratch in .venv-model, export; about 30-60 min on 2 cores, progress below)"))
     demo.manifest = steps.build_model(export_dir) if opts.model is None else steps.load_manifest(opts.model)
     m = demo.manifest
     echo(f"    {steps.model_summary(m)}")
