@@ -109,13 +109,15 @@ def test_the_export_of_a_split_run_folds_the_val_offset_into_both_graphs(split_d
         chosen.append((len(labels), len(groups)))
         return {"offset": 1.5, "recall_before": (0.5, 1.0), "recall_after": (1.0, 0.5), "images": len(labels),
                 "dropped": 0, "at_limit": False, "offset_found": 1.5, "kept": True, "interval": [1.0, 2.0],
-                "resamples": 300, "groups": len(set(groups))}
+                "resamples": 300, "groups": len(set(groups)), "reason": "the val groups agree (test)"}
     monkeypatch.setattr(calibration, "decide", decide)
-    manifest = export.export(tmp_path / "run", tmp_path / "export", version="1")
+    with pytest.warns(UserWarning, match="no dataset manifest"):   # a folder arranged by hand: images as groups
+        manifest = export.export(tmp_path / "run", tmp_path / "export", version="1")
     decision = manifest["decision"]
     assert chosen == [(8, 8)] and decision["offset"] == 1.5 and decision["class"] == "mask"
     assert decision["chosen_on"].startswith("val (8 images, ") and set(decision["test_recall_after"]) == set(CLASSES)
     assert decision["kept"] and decision["interval"] == [1.0, 2.0]
+    assert decision["reason"] == "the val groups agree (test)"
 
     logits_net, _, _ = train.load_checkpoint(tmp_path / "run")
     x, _ = next(dataset.batches(dataset.list_splits(split_data, CLASSES)["test"], 6))
