@@ -30,3 +30,41 @@ def test_an_error_mid_file_ends_the_process_cleanly(tmp_path):
                                str(tmp_path / "rejects.csv")], cwd=ROOT, capture_output=True, timeout=120)
         assert proc.returncode == 1, (attempt, proc.returncode, proc.stderr[-1500:])
         assert b"RuntimeError: stopped by the test" in proc.stderr
+
+
+def test_two_lent_blocks_of_the_same_bytes_are_both_waited_for():
+    import io
+
+    from functions.wifi_ingest.normalize import _Utf8Source
+
+    source = _Utf8Source(None, b"", io.BytesIO(b""), 0, 4)
+    first, second = source.lend(memoryview(b"same row\n" * 4)), source.lend(memoryview(b"same row\n" * 4))
+    del first   # Arrow let go of one; the other, with the same bytes, is still held
+    assert source.wait_returned(timeout=0) is False
+    del second
+    assert source.wait_returned(timeout=0) is True
+
+
+def test_an_input_error_mid_file_is_raised_once_arrow_has_let_go_of_everything(tmp_path, monkeypatch):
+    """The error's traceback must not keep a lent object alive: the wait would run out (10 s) and protect nothing."""
+    import io
+
+    import pytest
+
+    from functions.wifi_ingest import normalize as n
+
+    data = sample.file_bytes(sample.records(20000), encoding="utf-8")
+
+    class Failing(io.BytesIO):
+        def read(self, size=-1):
+            if self.tell() > len(data) // 2:
+                raise OSError("network went away")
+            return super().read(size)
+    waits = []
+    real = n._Utf8Source.wait_returned
+    monkeypatch.setattr(n._Utf8Source, "wait_returned", lambda self, timeout=10.0: waits.append(real(self, timeout))
+                        or waits[-1])
+    with pytest.raises(OSError, match="network went away"):
+        n.normalize(Failing(data), str(tmp_path / "t.parquet"), str(tmp_path / "r.csv"), source="x",
+                    block_bytes=1 << 20)
+    assert waits == [True]

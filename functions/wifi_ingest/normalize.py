@@ -141,7 +141,9 @@ class _Utf8Source(io.RawIOBase):
         self._allowed = window
         self._turn = threading.Condition()
         self._tail: collections.deque[bytes] = collections.deque(maxlen=3)
-        self._lent: set[weakref.ref] = set()   # Python objects Arrow still holds
+        # Python objects Arrow still holds, by the identity of their weak reference: a set would hash the referents
+        # (a memoryview hashes its whole block) and take two blocks of the same bytes for one
+        self._lent: dict[int, weakref.ref] = {}
         self.bytes_read = consumed
         self.closed_early = False
         self.may_have_equals = False
@@ -165,12 +167,13 @@ class _Utf8Source(io.RawIOBase):
     def lend(self, obj):
         """``obj``, counted as held by Arrow until the last reference to it goes (``wait_returned``)."""
         with self._turn:
-            self._lent.add(weakref.ref(obj, self._returned))
+            ref = weakref.ref(obj, self._returned)
+            self._lent[id(ref)] = ref
         return obj
 
     def _returned(self, ref: weakref.ref) -> None:
         with self._turn:   # (a reentrant lock: this may run in a thread that holds it)
-            self._lent.discard(ref)
+            self._lent.pop(id(ref), None)
             self._turn.notify_all()
 
     def for_arrow(self) -> io.RawIOBase:
@@ -182,7 +185,10 @@ class _Utf8Source(io.RawIOBase):
         """Up to ``size`` bytes (fewer is fine for pyarrow; empty only at the end), as a view ``lend`` counts:
         pyarrow wraps it without a copy, and the block lives as long as Arrow's buffers refer to it."""
         with self._turn:  # the timeout only guards against a parser that needs more than the window
-            self._turn.wait_for(lambda: self._reads < self._allowed or self.closed_early, timeout=2.0)
+            if not self._turn.wait_for(lambda: self._reads < self._allowed or self.closed_early, timeout=2.0):
+                # no batch came out of the last window (a file whose rows all fail, lined up with the blocks): from
+                # now on Arrow's own read-ahead bounds memory; throttling on would wait 2 s per block
+                self._allowed = 1 << 62
             self._reads += 1
         out = b""
         if not self.closed_early:
@@ -249,17 +255,17 @@ class _Utf8Source(io.RawIOBase):
 
 
 class _ArrowFile(io.RawIOBase):
-    """What Arrow reads: ``source``'s ``read``, from an object of its own (see ``_Utf8Source.for_arrow``)."""
+    """What Arrow reads: ``source``'s ``read``, from an object of its own (see ``_Utf8Source.for_arrow``). ``read`` is
+    the source's bound method, not a method of this class: an error raised in a read carries a traceback, which would
+    hold a frame of this object's own (its ``self``) until the error is handled, and ``wait_returned`` would wait in
+    vain for Arrow to let go of it."""
 
     def __init__(self, source: _Utf8Source) -> None:
         super().__init__()
-        self._source = source
+        self.read = source.read   # type: ignore[method-assign]
 
     def readable(self) -> bool:
         return True
-
-    def read(self, size: int = -1) -> memoryview:
-        return self._source.read(size)
 
 
 @dataclass
@@ -572,7 +578,8 @@ def _stop(source: _Utf8Source) -> None:
     """Waits, once ``_drain`` ran and the reader is dropped, until Arrow's threads have released every Python object
     of ``source`` (the file, its blocks, the handler): one released while Python shuts down aborts the process (see
     ``_Utf8Source``). That covers a thread still reading ahead when there is no reader (``open_csv`` failed)."""
-    source.wait_returned()
+    if not source.wait_returned():
+        print("normalize: Arrow still holds some of the reader's objects after 10 s; going on", file=sys.stderr)
 
 
 def _line_pass(stream, text: _Text, mapping: HeaderMapping, report: Report, data_path: str, rejects_path: str,
