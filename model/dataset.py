@@ -81,6 +81,9 @@ def identity_groups(data_dir, samples) -> tuple:
         group = {str(data_dir / im["path"]): im.get("group", im["identity"]) for im in images}
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise DatasetError(f"{path}: cannot read the identity groups of the images ({e!r})") from None
+    odd = sorted({repr(g) for g in group.values() if not (isinstance(g, str) and g)})
+    if odd:
+        raise DatasetError(f"{path}: identity groups must be non-empty strings, found {', '.join(odd[:3])}")
     missing = [str(s.path) for s in samples if str(s.path) not in group]
     if missing:
         raise DatasetError(f"{path} names no identity group for {len(missing)} image(s), e.g. {missing[0]}: the "

@@ -51,9 +51,10 @@ PACKAGES = {
     "ultralytics": ("ultralytics", "8.4.190", "AGPL-3.0"),
 }
 
-# sha256 of every archive fetched, by the spec it is fetched with: pip verifies it before it unpacks or builds
-# anything (--require-hashes), and every use checks the cached file again (a registry file changing under a pinned
-# version would change the dataset silently). A spec without a pin is refused.
+# sha256 of every archive fetched, by the spec it is fetched with: pip checks it before it prepares the archive
+# (--require-hashes), and every use checks the cached file again (a registry file changing under a pinned version
+# would change the dataset silently). A spec without a pin is refused. What the pin does not cover: to read an sdist's
+# metadata pip runs its (pinned) build code, in a build environment whose own packages it installs without hashes.
 ARCHIVE_SHA256 = {
     "face_recognition==1.3.0": "5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec",   # sdist
     "face_recognition_models==0.3.0": "b79bd200a88c87c9a9d446c990ae71c5a626d1f3730174e6d570157ff1d896cf",   # sdist
@@ -134,7 +135,11 @@ def pinned(spec: str) -> str:
 def check_sha256(archive: Path, want: str) -> Path:
     """``archive`` if its sha256 is ``want``; else it is removed (the next build fetches it again) and refused."""
     try:
-        got = hashlib.sha256(archive.read_bytes()).hexdigest()
+        digest = hashlib.sha256()
+        with archive.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        got = digest.hexdigest()
     except OSError as e:
         raise SourceUnavailable(f"{archive}: cannot read it ({e})") from None
     if got != want:
@@ -174,8 +179,8 @@ def _npm_pack(spec: str, cache: Path) -> Path:
     name, version = spec.rsplit("@", 1)
     target = cache / (name.lstrip("@").replace("/", "-") + f"-{version}.tgz")
     if not target.exists():
-        proc = subprocess.run(["npm", "pack", spec, "--silent", "--pack-destination", str(cache)], capture_output=True,
-                              text=True)
+        proc = subprocess.run(["npm", "pack", spec, "--silent", "--ignore-scripts", "--pack-destination", str(cache)],
+                              capture_output=True, text=True)
         if proc.returncode != 0 or not target.exists():
             raise SourceUnavailable(f"npm pack {spec} failed: {(proc.stderr or proc.stdout).strip()[-300:]}")
     return check_sha256(target, want)

@@ -317,6 +317,10 @@ def test_the_val_images_get_the_identity_groups_of_the_manifest(small_dataset, t
     (copy / "manifest.json").write_text(json.dumps(partial))
     with pytest.raises(dataset.DatasetError, match="names no identity group for 1 image"):
         dataset.identity_groups(copy, dataset.list_splits(copy, faceset.CLASSES)["val"])
+    odd = dict(manifest, images=[dict(im, group=["a", "list"]) for im in manifest["images"]])
+    (copy / "manifest.json").write_text(json.dumps(odd))
+    with pytest.raises(dataset.DatasetError, match="must be non-empty strings"):
+        dataset.identity_groups(copy, dataset.list_splits(copy, faceset.CLASSES)["val"])
     (copy / "manifest.json").write_text("{not json")
     with pytest.raises(dataset.DatasetError, match="cannot read the identity groups"):
         dataset.identity_groups(copy, dataset.list_splits(copy, faceset.CLASSES)["val"])
