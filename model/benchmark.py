@@ -150,9 +150,9 @@ def classifier_figures(export, data_dir, min_confidence):
            "groups": len({im.get("group", im["identity"]) for im, _, _ in preds}),
            "identity_check": {"status": check["status"], "reason": check.get("reason"),
                               "merged_groups": len(check.get("merged_groups", []))}}
-    out["accuracy"] = sum(top == im["class"] for im, top, _ in preds) / len(preds)
-    out["accuracy_interval"] = evaluate.group_interval([top == im["class"] for im, top, _ in preds],
-                                                       [im.get("group", im["identity"]) for im, _, _ in preds])
+    correct = [top == im["class"] for im, top, _ in preds]
+    out["accuracy"] = sum(correct) / len(preds)
+    out["accuracy_interval"] = evaluate.group_interval(correct, [im.get("group", im["identity"]) for im, _, _ in preds])
     sure = [(im, label) for im, _, label in preds if label != "unknown"]
     out["unknown_share"] = 1 - len(sure) / len(preds)
     out["accuracy_when_sure"] = sum(label == im["class"] for im, label in sure) / len(sure) if sure else None

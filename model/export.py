@@ -190,25 +190,24 @@ def decision_offset(logits_net, config):
                                    f"there any more; the decision offset is chosen on its val split (rebuild it "
                                    f"with the same recipe, or export from the folder the run used)")
     parts = dataset.list_splits(data_dir, classes)
+    try:   # before the forward pass: a manifest that is not this dataset's fails at once
+        groups, grouped_by = dataset.identity_groups(data_dir, parts["val"])
+    except dataset.DatasetError as e:
+        raise contract.ExportError(str(e)) from None
 
     def logits_of(samples):
         rows = [logits_net(mx.nd.array(x)).asnumpy() for x, _ in dataset.batches(samples, 64)]
         return np.concatenate(rows), np.array([s.label for s in samples])
 
-    val_logits, val_labels = logits_of(parts["val"])
-    try:
-        groups, grouped_by = dataset.identity_groups(data_dir, parts["val"])
-    except dataset.DatasetError as e:
-        raise contract.ExportError(str(e)) from None
-    val = calibration.decide(val_logits, val_labels, groups)
+    val = calibration.decide(*logits_of(parts["val"]), groups)
     result = {"offset": val["offset"], "class": classes[0],
               "chosen_on": f"val ({val['images']} images, {val['groups']} {grouped_by})",
               "at_limit": val["at_limit"], "offset_found": val["offset_found"], "kept": val["kept"],
               "interval": val["interval"], "resamples": val["resamples"], "reason": val["reason"],
               "rule": "minimizes the worse of the two classes' miss rates on val (ties: fewest misses, then the "
-                      "middle of the tied offsets), kept only when the central 90% of the offsets found on "
-                      f"{val['resamples']} bootstrap resamples of the val groups is on its side of 0; val also "
-                      "chose the checkpoint, so only the test recalls are unbiased",
+                      f"middle of the tied offsets), kept only when the central {calibration.AGREEMENT:.0%} of the "
+                      f"offsets found on {val['resamples']} bootstrap resamples of the val groups is on its side of 0; "
+                      "val also chose the checkpoint, so only the test recalls are unbiased",
               "val_recall_before": dict(zip(classes, val["recall_before"], strict=True)),
               "val_recall_after": dict(zip(classes, val["recall_after"], strict=True))}
     if parts["test"]:

