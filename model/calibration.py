@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from model import bootstrap
+
 LIMIT = 2.0       # at most this much either way: a larger shift says the validation split is too small to trust
 STEP = 0.05
 RESAMPLES = 300   # bootstrap resamples of the validation groups
@@ -82,20 +84,17 @@ def choose_offset(logits, labels) -> dict:
 def group_interval(logits, labels, groups, resamples: int = RESAMPLES, seed: int = 0) -> tuple:
     """The central ``AGREEMENT`` interval of the best offsets over bootstrap resamples of the groups (whole groups
     drawn with replacement; a resample without both classes is skipped), and the number of resamples used."""
-    logits, labels, groups = np.asarray(logits, dtype=np.float64), np.asarray(labels), np.asarray(groups)
-    rows = {g: np.flatnonzero(groups == g) for g in np.unique(groups)}
-    names = sorted(rows)
-    rng = np.random.RandomState(seed)
+    logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels)
+    index, picks = bootstrap.group_picks(groups, resamples, seed)
+    rows = [np.flatnonzero(index == g) for g in range(picks.shape[1])]
     best = []
-    for _ in range(resamples):
-        idx = np.concatenate([rows[names[i]] for i in rng.randint(len(names), size=len(names))])
+    for pick in picks:
+        idx = np.concatenate([rows[g] for g in pick])
         if (labels[idx] == 0).any() and (labels[idx] == 1).any():
             best.append(choose_offset(logits[idx], labels[idx])["offset"])
     if not best:
         return (0.0, 0.0), 0
-    tail = (1 - AGREEMENT) / 2 * 100
-    lo, hi = np.percentile(best, [tail, 100 - tail])
-    return (float(lo), float(hi)), len(best)
+    return bootstrap.central(best, AGREEMENT), len(best)
 
 
 def decide(logits, labels, groups, resamples: int = RESAMPLES, seed: int = 0) -> dict:

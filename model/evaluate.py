@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model import contract, dataset, plots
+from model import bootstrap, contract, dataset, plots
 
 
 def group_interval(correct, groups, resamples: int = 1000, level: float = 0.9, seed: int = 0) -> dict:
@@ -18,15 +18,14 @@ def group_interval(correct, groups, resamples: int = 1000, level: float = 0.9, s
         raise ValueError(f"{len(groups)} groups for {len(correct)} results")
     if not len(correct):
         return {"low": None, "high": None, "below_0.95": None, "groups": 0, "resamples": 0}
-    names, index = np.unique(groups, return_inverse=True)
-    right = np.bincount(index, weights=correct.astype(float), minlength=len(names))
-    total = np.bincount(index, minlength=len(names)).astype(float)
-    picks = np.random.RandomState(seed).randint(len(names), size=(resamples, len(names)))
+    index, picks = bootstrap.group_picks(groups, resamples, seed)
+    n_groups = picks.shape[1]
+    right = np.bincount(index, weights=correct.astype(float), minlength=n_groups)
+    total = np.bincount(index, minlength=n_groups).astype(float)
     accuracy = right[picks].sum(axis=1) / total[picks].sum(axis=1)
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(accuracy, [tail, 100 - tail])
-    return {"low": float(low), "high": float(high), "below_0.95": float((accuracy < 0.95).mean()),
-            "groups": int(len(names)), "resamples": resamples, "level": level}
+    low, high = bootstrap.central(accuracy, level)
+    return {"low": low, "high": high, "below_0.95": float((accuracy < 0.95).mean()),
+            "groups": int(n_groups), "resamples": resamples, "level": level}
 
 
 def confusion(labels, predictions, num_classes: int) -> list:
