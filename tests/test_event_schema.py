@@ -36,6 +36,19 @@ def test_every_problem_is_named():
     assert err.value.problems == schema.problems(bad)
 
 
+@pytest.mark.parametrize("prob, valid", [
+    (0.0, True), (1.0, True), (0, True), (1, True), (0.5, True),
+    (None, False), (True, False), (False, False), ("0.5", False), ([0.5], False), (-0.01, False), (1.01, False),
+    (float("nan"), False), (float("inf"), False)])
+def test_a_probability_is_a_number_in_0_1_and_anything_else_is_a_problem_not_a_crash(prob, valid):
+    event = schema.inference_event("cam-1", T0, "m", "1", [face()], 1.0)
+    event["detections"][0]["probability"] = prob
+    assert (schema.problems(event) == []) is valid
+    assert any("probability" in p for p in schema.problems(event)) is not valid
+    del event["detections"][0]["probability"]  # absent: a problem too
+    assert any("probability" in p for p in schema.problems(event))
+
+
 def test_counts_must_match_detections():
     event = schema.inference_event("cam-1", T0, "m", "1", [face()], 1.0)
     event["masked"] = 0

@@ -36,6 +36,7 @@ import sys
 import time
 from calendar import timegm
 from collections import namedtuple
+from typing import Any, Dict, List, Tuple
 
 from urllib.parse import quote, unquote_plus
 
@@ -476,8 +477,8 @@ class CloudClassifier:
 
 
 # Warm invocations reuse the model (downloaded to /tmp once per execution environment) and the detector.
-_PIPELINES = {}
-_ADAPTERS = {}
+_PIPELINES: Dict[Tuple[Any, ...], Any] = {}  # (bucket, prefix, detector, min_confidence) -> FramePipeline
+_ADAPTERS: Dict[str, Any] = {}               # "store": S3Frames, "publisher": IotDataPublisher
 
 
 def _min_confidence(value):
@@ -528,7 +529,7 @@ def handler(event, context, environ=None):
     return result
 
 
-_LOGGER = []
+_LOGGER: List[Any] = []  # the one logger, made on first use: Powertools' Logger or _JsonLines
 
 
 class _JsonLines:

@@ -32,6 +32,7 @@ import queue
 import threading
 import time
 from reprlib import repr as _short_repr
+from typing import Any, Callable, Optional, Tuple
 
 from . import schema
 
@@ -51,13 +52,16 @@ class _Stage:
     process free to exit."""
 
     def __init__(self):
+        # (future, fn, args) per call; None stops the thread. (Annotations in a function body are never evaluated:
+        # Queue[...] and Future[...], not subscriptable at run time before Python 3.9, are safe here on 3.7.)
+        self._calls: queue.Queue[Optional[Tuple[concurrent.futures.Future[Any], Callable[..., Any], Tuple[Any, ...]]]]
         self._calls = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="maskcam-stage")
         self._thread.daemon = True
         self._thread.start()
 
     def submit(self, fn, *args):
-        future = concurrent.futures.Future()
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._calls.put((future, fn, args))
         return future
 
@@ -234,7 +238,7 @@ class Dispatcher:
         self.rejected_path = rejected_path
         self.rejected = RejectedLog(rejected_path, rejected_max_bytes) if rejected_path else None
         self.max_attempts = max(1, int(max_attempts))
-        self.queue = queue.Queue(maxsize=queue_size)
+        self.queue: queue.Queue[str] = queue.Queue(maxsize=queue_size)  # the events' JSON payloads
         self._stats = {"submitted": 0, "published": 0, "replayed": 0, "spooled": 0, "dropped": 0,
                        "publish_errors": 0, "rejected": 0, "carried_over": len(spool),
                        "lost": 0, "dead_lettered": 0, "clock_rejected": 0, "rejected_write_errors": 0,
@@ -252,7 +256,8 @@ class Dispatcher:
         self._inflight = None              # [payload] taken from the queue and not accounted for yet
         self._abandoned = False            # close() gave up on the thread: it must not account anything more
         self._closed = False
-        self._clock_streak = None          # (first bad ts, count) while events are rejected for their ts
+        # (first bad ts, count) while events are rejected for their ts
+        self._clock_streak: Optional[Tuple[Any, int]] = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="maskcam-publish")
@@ -323,8 +328,9 @@ class Dispatcher:
         except Exception as err:  # SchemaError, or an event json cannot even serialize
             self._reject(event, err)
             return
-        if self._clock_streak is not None:
-            self._clock_fixed(event)
+        streak = self._clock_streak
+        if streak is not None:
+            self._clock_fixed(event, streak)
         if self._closed:  # no thread takes from the queue any more
             self._to_spool(payload)
             return
@@ -352,9 +358,9 @@ class Dispatcher:
             self._log.log("rejected", logging.ERROR, "event rejected (kept in %s): %s", where, err)
         self._count("rejected")
 
-    def _clock_fixed(self, event):
+    def _clock_fixed(self, event, streak):
         """The first valid event after events were rejected for their ts: an error event says so first."""
-        (first, count), self._clock_streak = self._clock_streak, None
+        (first, count), self._clock_streak = streak, None
         message = ("device clock was wrong (read %s): %d event(s) rejected for their timestamp, kept in %s"
                    % (_utc(first), count, self.rejected_path or "no rejected file"))
         LOG.warning(message)
@@ -649,9 +655,9 @@ class DisplayWorker:
             with self._cond:
                 while self._item is None and not self._stop:
                     self._cond.wait(0.5)
-                if self._item is None and self._stop:
-                    return
                 item, self._item = self._item, None
+                if item is None:  # woken by the stop, nothing left to show
+                    return
             try:
                 self.display.show(item[0], item[1])
             except Exception as err:  # a display fault must not reach the loop
@@ -705,6 +711,9 @@ class Runner:
         self._hb_time = None
         self._hb_frames = 0
         self._hb_prev = None
+        # Set anew by run(): the next frame's preparation on the stage thread, and how long a stop waits for it.
+        self._preparing: Optional[concurrent.futures.Future[Any]] = None
+        self._stop_deadline: Optional[float] = None
 
     # -- events -------------------------------------------------------------------------------------------------
     def _model(self):
@@ -774,6 +783,7 @@ class Runner:
 
     def _read(self):
         try:
+            assert self.source is not None, "_ready() opens the source before a read"
             ok, frame = self.source.read()
         except EndOfStream:
             raise
@@ -817,6 +827,7 @@ class Runner:
         """The model on a frame whose preparation ran on the stage thread; then its event and display."""
         try:
             prepared = self._prepared(preparing, shutting_down)
+            assert self.pipeline is not None, "a frame was prepared, so the pipeline was loaded"
             result = self.pipeline.finish(prepared)
             event = self.pipeline.event(self.device_id, result, self._now_ms())
         except Exception as err:
@@ -840,6 +851,7 @@ class Runner:
             self._read_failed(tries, problem)
             return True
         tries["read"] = 0
+        assert self.pipeline is not None, "_ready() loads the pipeline before a read"
         previous, self._preparing = self._preparing, stage.submit(self.pipeline.prepare, frame)
         if previous is not None:
             self._finish(previous)

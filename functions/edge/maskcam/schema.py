@@ -141,7 +141,8 @@ def _detection_problems(event):
         if det.get("label") not in LABELS:
             found.append("detections[%d].label %r is not one of %s" % (i, det.get("label"), ", ".join(LABELS)))
         prob = det.get("probability")
-        if not _is_number(prob) or not 0.0 <= prob <= 1.0:
+        # _is_number spelt out: a None (or any non-number) stops at the isinstance checks, never reaches the range.
+        if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0.0 <= prob <= 1.0:
             found.append("detections[%d].probability %r is not in [0, 1]" % (i, prob))
         box = det.get("box")
         if not (isinstance(box, list) and len(box) == 4 and all(_is_int(v) for v in box)):

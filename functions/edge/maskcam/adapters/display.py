@@ -59,11 +59,13 @@ class FifoDisplay:
     def show(self, frame, detections):
         if self.fd is None and not self._open():
             return
+        fd = self.fd  # open now: _open() set it or returned False
+        assert fd is not None
         data = encode_jpeg(annotate(frame, detections), self.size)
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(self.fd, view):]
+                view = view[os.write(fd, view):]
             self.written += 1
         except OSError as err:
             if err.errno != errno.EPIPE:

@@ -187,7 +187,10 @@ class HaarFaceDetector:
         self._cv2 = cv2
         if threads:  # process-wide: OpenCV's worker threads would otherwise compete with the model for every core
             cv2.setNumThreads(threads)
-        path = cascade if os.path.isfile(cascade) else os.path.join(cv2.data.haarcascades, cascade)
+        if os.path.isfile(cascade):
+            path = cascade
+        else:  # cv2.data is a subpackage that cv2/__init__.py loads at run time; OpenCV's stubs do not declare it
+            path = os.path.join(cv2.data.haarcascades, cascade)  # type: ignore[attr-defined]
         self.cascade = cv2.CascadeClassifier(path)
         if self.cascade.empty():
             raise ValueError("cannot load face cascade %s" % path)
