@@ -781,10 +781,21 @@ class Runner:
                 pass
             self.source = None
 
+    def _opened(self):
+        """The frame source; ``_ready()`` opens it before any read."""
+        if self.source is None:
+            raise RuntimeError("no frame source: _ready() opens it before a read")
+        return self.source
+
+    def _loaded(self):
+        """The pipeline; ``_ready()`` loads it before any frame is read."""
+        if self.pipeline is None:
+            raise RuntimeError("no pipeline: _ready() loads it before a frame is read")
+        return self.pipeline
+
     def _read(self):
         try:
-            assert self.source is not None, "_ready() opens the source before a read"
-            ok, frame = self.source.read()
+            ok, frame = self._opened().read()
         except EndOfStream:
             raise
         except Exception as err:
@@ -827,9 +838,9 @@ class Runner:
         """The model on a frame whose preparation ran on the stage thread; then its event and display."""
         try:
             prepared = self._prepared(preparing, shutting_down)
-            assert self.pipeline is not None, "a frame was prepared, so the pipeline was loaded"
-            result = self.pipeline.finish(prepared)
-            event = self.pipeline.event(self.device_id, result, self._now_ms())
+            pipeline = self._loaded()
+            result = pipeline.finish(prepared)
+            event = pipeline.event(self.device_id, result, self._now_ms())
         except Exception as err:
             self.error("inference failed: %s: %s" % (type(err).__name__, err))
             return
@@ -851,8 +862,7 @@ class Runner:
             self._read_failed(tries, problem)
             return True
         tries["read"] = 0
-        assert self.pipeline is not None, "_ready() loads the pipeline before a read"
-        previous, self._preparing = self._preparing, stage.submit(self.pipeline.prepare, frame)
+        previous, self._preparing = self._preparing, stage.submit(self._loaded().prepare, frame)
         if previous is not None:
             self._finish(previous)
         self.heartbeat()

@@ -57,10 +57,11 @@ class FifoDisplay:
         return True
 
     def show(self, frame, detections):
-        if self.fd is None and not self._open():
+        if self.fd is None:
+            self._open()
+        fd = self.fd
+        if fd is None:   # the display could not be opened: this frame is not shown
             return
-        fd = self.fd  # open now: _open() set it or returned False
-        assert fd is not None
         data = encode_jpeg(annotate(frame, detections), self.size)
         try:
             view = memoryview(data)
