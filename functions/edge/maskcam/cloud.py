@@ -128,9 +128,9 @@ def _iso_ms(text):
 
 
 def frame_objects(event):
-    """The objects an event names. S3 URL-encodes the keys of its events; both forms are decoded, as Powertools'
-    S3Event and S3EventBridgeNotificationEvent do (the Wi-Fi ingest uses those; this module stays standard
-    library for the devices' Python 3.7)."""
+    """The objects an event names. S3 URL-encodes the keys of its events; both forms are decoded, as the Wi-Fi
+    ingest does with Powertools' classes (whose S3Event record key is the raw value: that handler decodes it itself,
+    so Powertools would save nothing here; this module stays standard library for the devices' Python 3.7)."""
     if event.get("source") == "aws.s3":
         detail = event["detail"]
         obj = detail["object"]
