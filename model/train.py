@@ -41,7 +41,10 @@ def _evaluate(net, samples, batch_size, loss_fn, with_spread=False):
         low = values.min(axis=0) if low is None else np.minimum(low, values.min(axis=0))
         high = values.max(axis=0) if high is None else np.maximum(high, values.max(axis=0))
     result = total_loss / len(samples), correct / len(samples)
-    return result + (float((high - low).max()),) if with_spread else result
+    if not with_spread:
+        return result
+    assert low is not None and high is not None   # samples is not empty: the division above would have failed
+    return result + (float((high - low).max()),)
 
 
 # Without BatchNorm, SqueezeNet can die: its head is conv -> ReLU -> average pool, and its features a stack of ReLUs.
@@ -131,6 +134,7 @@ class _Bar:
         return self.tqdm
 
     def postfix(self, loss, acc):
+        assert self.tqdm is not None, "postfix() is called from inside the loop over bar(batches)"
         self.tqdm.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.3f}")
 
 
@@ -202,6 +206,8 @@ def train(data_dir, out_dir, classes, epochs=10, batch_size=32, lr=0.0003, val_f
                            f"{val_loss:.4f} acc {val_acc:.3f}{'  (best so far, saved)' if improved else ''}")
         if not collapsed:
             break
+    # The last attempt never starts over (attempt < MAX_RESTARTS), so its first epoch, at least, was kept.
+    assert best is not None
 
     metrics = {"best_epoch": best["epoch"], "best_val_acc": best["val_acc"], "best_val_loss": best["val_loss"],
                "train_images": len(train_set), "val_images": len(val_set), "pretrained": bool(pretrained),
