@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     from model.contract import ExportError
     from model.publish import PublishError
 
-    user_errors = (ExportError, PublishError)
+    user_errors: tuple[type[Exception], ...] = (ExportError, PublishError)
     if args.command == "dataset":
         try:
             import cv2  # noqa: F401

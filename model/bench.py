@@ -37,8 +37,8 @@ def main(argv=None) -> int:
 
     from model import contract, dataset, export, synthetic, train
 
-    with tempfile.TemporaryDirectory(prefix="model-bench-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="model-bench-") as tmp_name:
+        tmp = Path(tmp_name)
         data = synthetic.make_dataset(tmp / "data", per_class=args.images // 2, seed=0, size=96)
         # Two epochs: the first includes graph building and allocation, the second is the steady state.
         metrics = train.train(data, tmp / "run", ["mask", "no_mask"], epochs=2, batch_size=args.batch_size,

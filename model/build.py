@@ -18,12 +18,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 HOME = ROOT / ".cache" / "model"
 MODEL_PYTHON = ROOT / ".venv-model" / "bin" / "python"
 # Everything that decides the weights; a change rebuilds.
-RECIPE = {
+RECIPE: dict[str, Any] = {
     "recipe": 5,
     "dataset": {"seed": 0, "variants": 6, "lfw_variants": 6, "val_fraction": 0.25},
     "train": {"epochs": 50, "batch_size": 32, "lr": 0.0005, "warmup_epochs": 1.0, "seed": 0, "pretrained": False,

@@ -17,16 +17,18 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import cast
 
 from maskcam.manifest import DEFAULT_INPUT, MANIFEST_FILE, sha256_file
 
 MANIFEST = MANIFEST_FILE
 INPUT_NAME = "data"
 OUTPUT_NAME = "probabilities"
-WIDTH, HEIGHT = DEFAULT_INPUT["width"], DEFAULT_INPUT["height"]
-SCALE = DEFAULT_INPUT["scale"]
-MEAN = tuple(DEFAULT_INPUT["mean"])
-STD = tuple(DEFAULT_INPUT["std"])
+# DEFAULT_INPUT is an untyped dict of mixed values (the device code runs on Python 3.7): the casts only name the types.
+WIDTH, HEIGHT = cast(int, DEFAULT_INPUT["width"]), cast(int, DEFAULT_INPUT["height"])
+SCALE = cast(float, DEFAULT_INPUT["scale"])
+MEAN = tuple(cast("list[float]", DEFAULT_INPUT["mean"]))
+STD = tuple(cast("list[float]", DEFAULT_INPUT["std"]))
 DEFAULT_CLASSES = ("mask", "no_mask")
 
 INPUT_SPEC = dict(DEFAULT_INPUT, name=INPUT_NAME)

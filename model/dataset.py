@@ -39,7 +39,7 @@ def list_images(root, classes) -> list:
         found = sorted(p.name for p in root.iterdir() if p.is_dir())
         raise DatasetError(f"{root}: no folder for class(es) {missing}; found folders {found}. "
                            f"Arrange images as {root}/<class>/*.jpg or pass --classes")
-    samples = []
+    samples: list[Sample] = []
     for label, cls in enumerate(classes):
         files = sorted(p for p in (root / cls).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not files:
@@ -94,7 +94,7 @@ def identity_groups(data_dir, samples) -> tuple:
 def balanced_order(samples, rng: np.random.RandomState) -> np.ndarray:
     """A shuffled epoch in which every class appears as often as the largest one (smaller classes are drawn again
     at random), so an imbalanced folder cannot teach the model to answer the majority class."""
-    by_label = {}
+    by_label: dict[int, list[int]] = {}
     for i, s in enumerate(samples):
         by_label.setdefault(s.label, []).append(i)
     most = max(len(v) for v in by_label.values())
@@ -111,7 +111,8 @@ def split(samples, val_fraction: float, seed: int):
     if not 0.0 < val_fraction < 1.0:
         raise DatasetError(f"validation fraction must be between 0 and 1, got {val_fraction}")
     rng = np.random.RandomState(seed)
-    train, val = [], []
+    train: list[Sample] = []
+    val: list[Sample] = []
     for label in sorted({s.label for s in samples}):
         group = [s for s in samples if s.label == label]
         if len(group) < 2:
@@ -123,7 +124,7 @@ def split(samples, val_fraction: float, seed: int):
     return train, val
 
 
-_CACHE = {}
+_CACHE: dict[Path, Image.Image] = {}
 
 
 def load_rgb(path: Path, cache: bool = False) -> Image.Image:
@@ -143,7 +144,7 @@ def load_rgb(path: Path, cache: bool = False) -> Image.Image:
 def to_tensor(img: Image.Image) -> np.ndarray:
     """RGB PIL image -> normalized CHW float32 at the model's input size."""
     if img.size != (WIDTH, HEIGHT):
-        img = img.resize((WIDTH, HEIGHT), Image.BILINEAR)
+        img = img.resize((WIDTH, HEIGHT), Image.Resampling.BILINEAR)
     arr = np.asarray(img, dtype=np.float32).transpose(2, 0, 1) * SCALE
     return (arr - _MEAN) / _STD
 
@@ -158,9 +159,9 @@ def augment(img: Image.Image, rng: np.random.RandomState) -> Image.Image:
     side = rng.uniform(0.8, 1.0)
     cw, ch = max(1, int(w * side)), max(1, int(h * side))
     x0, y0 = rng.randint(0, w - cw + 1), rng.randint(0, h - ch + 1)
-    img = img.crop((x0, y0, x0 + cw, y0 + ch)).resize((WIDTH, HEIGHT), Image.BILINEAR)
+    img = img.crop((x0, y0, x0 + cw, y0 + ch)).resize((WIDTH, HEIGHT), Image.Resampling.BILINEAR)
     if rng.rand() < 0.5:
-        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     arr = np.asarray(img, dtype=np.float32)
     if rng.rand() < GREY_SHARE:   # most training faces are grey LFW crops: colour must not be what decides
         arr = np.repeat((arr @ np.array([0.299, 0.587, 0.114], np.float32))[:, :, None], 3, axis=2)

@@ -82,7 +82,8 @@ def evaluate(export_dir, data_dir, out_dir, runtime="mxnet", batch_size=32, prog
         run = lambda x: net(mx.nd.array(x)).asnumpy()  # noqa: E731
     else:
         raise ValueError(f"runtime must be mxnet or onnx, got {runtime!r}")
-    labels, predictions = [], []
+    labels: list[int] = []
+    predictions: list[int] = []
     for x, y in tqdm(dataset.batches(samples, batch_size), total=-(-len(samples) // batch_size), desc="evaluate",
                      unit="batch", disable=not progress):
         predictions.extend(int(p) for p in run(x).argmax(axis=1))

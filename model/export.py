@@ -33,7 +33,8 @@ def deeplens_symbol(symbol: dict):
     """Renames nodes to optimizer-friendly names and makes pooling strides explicit. Returns (symbol, renames)."""
     nodes = symbol["nodes"]
     head = symbol["heads"][0][0]
-    counts, renames = Counter(), {}
+    counts: Counter[str] = Counter()
+    renames: dict[str, str] = {}
     for index, node in enumerate(nodes):
         if node["op"] == "null":
             continue
@@ -195,7 +196,7 @@ def decision_offset(logits_net, config):
     except dataset.DatasetError as e:
         raise contract.ExportError(str(e)) from None
 
-    def logits_of(samples):
+    def logits_of(samples) -> tuple[np.ndarray, np.ndarray]:
         rows = [logits_net(mx.nd.array(x)).asnumpy() for x, _ in dataset.batches(samples, 64)]
         return np.concatenate(rows), np.array([s.label for s in samples])
 

@@ -26,6 +26,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,9 +88,11 @@ class Photo:
     identity: str             # identity group of every face in the photo unless ``face_identities`` says otherwise
     eval_only: bool
     faces: int | None = None   # faces a person sees in the photo (None: whatever the reference detector finds)
-    loader: object = None         # () -> BGR uint8 image
+    loader: Callable[[], np.ndarray] | None = None   # () -> BGR uint8 image
 
     def load(self) -> np.ndarray:
+        if self.loader is None:
+            raise SourceUnavailable(f"{self.source} {self.file}: photo without a loader")
         return self.loader()
 
 
@@ -99,7 +102,7 @@ class Face:
     index: int                # face number in the photo, left to right
     box: tuple                # (xmin, ymin, xmax, ymax) in photo pixels
     landmarks: np.ndarray     # 5 x 2: left eye, right eye, nose, mouth left, mouth right (as seen in the image)
-    image: np.ndarray = field(repr=False, default=None)   # the photo (BGR), shared by the faces of one photo
+    image: np.ndarray = field(repr=False)   # the photo (BGR), shared by the faces of one photo
 
     @property
     def identity(self) -> str:
@@ -202,7 +205,10 @@ def _member(archive: Path, member: str):
             with zipfile.ZipFile(archive) as z:
                 return _decode(z.read(member))
         with tarfile.open(archive) as t:
-            return _decode(t.extractfile(member).read())
+            handle = t.extractfile(member)
+            if handle is None:
+                raise SourceUnavailable(f"{archive.name}: {member} is not a regular file")
+            return _decode(handle.read())
     return load
 
 
@@ -456,8 +462,8 @@ def _texture_layer(texture, polygon, shape):
     th, tw = texture.shape[:2]
     crop = texture[int(th * 0.05):int(th * 0.95), int(tw * 0.03):int(tw * 0.97)]
     th, tw = crop.shape[:2]
-    src = np.float32([[0, 0], [tw, 0], [tw, th], [0, th]])
-    dst = np.float32([polygon[0], polygon[4], polygon[6], polygon[10]])
+    src = np.array([[0, 0], [tw, 0], [tw, th], [0, th]], dtype=np.float32)
+    dst = np.array([polygon[0], polygon[4], polygon[6], polygon[10]], dtype=np.float32)
     matrix = cv2.getPerspectiveTransform(src, dst)
     return cv2.warpPerspective(crop, matrix, (shape[1], shape[0]), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
@@ -472,7 +478,7 @@ def put_mask(image: np.ndarray, landmarks, rng: np.random.RandomState, style: st
     eyes, hx, hy, d, em, _ = face_frame(landmarks)
     polygon = mask_polygon(landmarks, style, width=rng.uniform(0.95, 1.15), drop=rng.uniform(0.85, 1.15))
     height, width = image.shape[:2]
-    alpha = np.zeros((height, width), np.float32)
+    alpha: np.ndarray = np.zeros((height, width), np.float32)
     cv2.fillPoly(alpha, [np.round(polygon * 4).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=2)
     feather = max(1, int(d * 0.04)) * 2 + 1
     alpha = cv2.GaussianBlur(alpha, (feather, feather), 0)

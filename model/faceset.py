@@ -32,7 +32,7 @@ CROP_SIDE = 160   # images are stored at most this many pixels a side; training 
 def assign_splits(groups_by_family: dict, eval_only: set, val_fraction: float, seed: int) -> dict:
     """identity group -> split. Evaluation-only groups go to test; of the others, per source family, a seeded
     ``val_fraction`` (at least one group when the family has two or more) goes to val, the rest to train."""
-    owner = {}
+    owner: dict[str, str] = {}
     for family, groups in groups_by_family.items():
         for g in set(groups):
             if owner.setdefault(g, family) != family:
@@ -60,16 +60,17 @@ def family(photo) -> str:
     return "lfw" if photo.source == "lfw" else "photos"
 
 
-def group_families(found, group_of) -> tuple:
+def group_families(found, group_of) -> tuple[dict, set]:
     """({family: [group, ...]}, evaluation-only groups) of the merged identity groups: a group is ``lfw`` when all
     its faces are, else ``photos``; it is evaluation-only when any of its faces is."""
-    families, eval_only = {}, set()
+    families: dict[str, set[str]] = {}
+    eval_only: set[str] = set()
     for f in found:
         g = group_of[f.identity]
         families.setdefault(g, set()).add(family(f.photo))
         if f.photo.eval_only:
             eval_only.add(g)
-    by_family = {}
+    by_family: dict[str, list[str]] = {}
     for g, fams in families.items():
         by_family.setdefault("lfw" if fams == {"lfw"} else "photos", []).append(g)
     return by_family, eval_only

