@@ -136,7 +136,7 @@ class _Bar:
 
     def postfix(self, loss, acc):
         if self.tqdm is None:
-            raise RuntimeError("postfix() is called from inside the loop over bar(batches)")
+            raise RuntimeError("postfix() called before bar(batches)")
         self.tqdm.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.3f}")
 
 

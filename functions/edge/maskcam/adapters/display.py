@@ -57,15 +57,15 @@ class FifoDisplay:
         return True
 
     def show(self, frame, detections):
-        if self.fd is None:
-            self._open()
-        fd = self.fd
-        if fd is None:   # the display could not be opened: this frame is not shown
+        if self.fd is None and not self._open():
             return
         data = encode_jpeg(annotate(frame, detections), self.size)
         try:
             view = memoryview(data)
             while view:
+                fd = self.fd   # read for every write: close() from another thread may have closed it meanwhile
+                if fd is None:
+                    return
                 view = view[os.write(fd, view):]
             self.written += 1
         except OSError as err:
