@@ -99,8 +99,8 @@ test-fast: setup model-setup
 	@$(PY) -m pytest -m "not mxnet and not slow" --ignore=tests/model $(XDIST) -q
 
 # ruff over the whole repo (pyproject.toml; functions/edge/ruff.toml keeps the device code on Python 3.7 rules) and
-# mypy on infra/, model/ and the device package functions/edge/maskcam (the files of pyproject.toml [tool.mypy]; the
-# rest of functions/ joins it later). Both run; either failing fails.
+# mypy on infra/, model/ and every Python package of functions/ (the device package and its Lambda entry, analytics,
+# wifi_ingest, alerts, demo, athena_views: the files of pyproject.toml [tool.mypy]). Both run; either failing fails.
 lint: setup
 	@rc=0; $(PY) -m ruff check . || rc=1; $(PY) -m mypy || rc=1; exit $$rc
 

@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import shutil
+import sys
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -253,6 +254,15 @@ def test_cli_refuses_unusable_input(model_export, tmp_path, capsys):
     assert demo_cli.main(["--no-synth", "--out", str(tmp_path / "out"), "--model", str(model_export),
                           "--source", str(missing)]) == 1
     assert f"source {missing} does not exist" in capsys.readouterr().err
+
+
+def test_cli_runs_with_stdout_redirected_to_a_string(monkeypatch):
+    """``main`` made stdout line-buffered assuming a file (mypy: a TextIO has no ``reconfigure``); redirected to a
+    StringIO (``contextlib.redirect_stdout``, a notebook) it failed with AttributeError before checking anything."""
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    with pytest.raises(SystemExit) as err:
+        demo_cli.main(["--frames", "0", "--no-synth"])
+    assert err.value.code == 2
 
 
 def test_the_demo_prints_the_alerts_the_evaluator_would_send(demo):

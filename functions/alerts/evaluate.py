@@ -237,12 +237,12 @@ def evaluate(rows: Rows, state: State, now_ms: int, thresholds: Thresholds) -> O
     for name, last in sorted(heartbeats.items()):
         silent_ms = max(0, now_ms - last)
         previous = episodes.get((SILENT, name))
-        is_open = previous is not None and previous.open
-        if silent_ms > thresholds.silent_minutes * MINUTE_MS and not is_open:
+        current = _if_open(previous)
+        if silent_ms > thresholds.silent_minutes * MINUTE_MS and current is None:
             _open(episodes, alerts, previous, now_ms, Episode(SILENT, name, True, last, silent_ms / MINUTE_MS, None,
                                                              now_ms))
-        elif is_open and silent_ms <= thresholds.silent_minutes * MINUTE_MS and last > previous.since_ms:
-            _close(episodes, alerts, previous, now_ms, silent_ms / MINUTE_MS, None, thresholds.send_recovery)
+        elif current is not None and silent_ms <= thresholds.silent_minutes * MINUTE_MS and last > current.since_ms:
+            _close(episodes, alerts, current, now_ms, silent_ms / MINUTE_MS, None, thresholds.send_recovery)
 
     start = window_start_ms(now_ms, thresholds.window_hours)
     for name, (faces, masked) in sorted(counts.items()):
@@ -250,11 +250,11 @@ def evaluate(rows: Rows, state: State, now_ms: int, thresholds: Thresholds) -> O
             continue
         rate = masked / faces
         previous = episodes.get((LOW_COMPLIANCE, name))
-        is_open = previous is not None and previous.open
-        if rate < thresholds.compliance_min and not is_open:
+        current = _if_open(previous)
+        if rate < thresholds.compliance_min and current is None:
             _open(episodes, alerts, previous, now_ms, Episode(LOW_COMPLIANCE, name, True, start, rate, faces, now_ms))
-        elif rate >= thresholds.compliance_min + thresholds.compliance_margin and is_open:
-            _close(episodes, alerts, previous, now_ms, rate, faces, thresholds.send_recovery)
+        elif rate >= thresholds.compliance_min + thresholds.compliance_margin and current is not None:
+            _close(episodes, alerts, current, now_ms, rate, faces, thresholds.send_recovery)
 
     known = set(heartbeats) | {name for (kind, name) in episodes if kind == SILENT}
     return Outcome(alerts, State(now_ms, episodes), ignored=bad_heartbeats + bad_counts, known_devices=len(known))
@@ -276,6 +276,11 @@ def messages(outcome: Outcome, thresholds: Thresholds) -> list[list[Alert]]:
             grouped.append(silent)
     in_groups = {id(a) for group in grouped for a in group}
     return grouped + [[a] for a in sent if id(a) not in in_groups]
+
+
+def _if_open(episode: Episode | None) -> Episode | None:
+    """``episode`` if it is open, None if there is none or it is closed."""
+    return episode if episode is not None and episode.open else None
 
 
 def _open(episodes: dict, alerts: list, previous: Episode | None, now_ms: int, episode: Episode) -> None:

@@ -23,6 +23,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from collections.abc import Callable
+from typing import Any
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -186,6 +187,7 @@ class EpisodeTable:
                 raise
 
     def _put(self, item: dict, version: int | None) -> bool:
+        condition: dict[str, Any]
         if version is None:
             condition = {"ConditionExpression": "attribute_not_exists(pk)"}
         else:

@@ -180,6 +180,9 @@ def _draw_bar(ax, chart: Chart, rows: list[dict]) -> None:
 
 
 def _draw_colored_bars(ax, chart: Chart, rows: list[dict]) -> None:
+    color = chart.color
+    if color is None:                          # Chart refuses a clustered or stacked bar chart without one
+        raise chart_spec.ChartSpecError(f"chart {chart.id!r}: coloured bars need a colour field, it has none")
     value = chart.values[0]
     totals: dict[str, float] = {}
     for r in rows:
@@ -207,7 +210,7 @@ def _draw_colored_bars(ax, chart: Chart, rows: list[dict]) -> None:
     ax.set_xticks(positions, categories, rotation=30, ha="right")
     ax.set_ylabel(_value_label(value))
     ax.set_xlabel(chart.category.title)
-    ax.legend(title=chart.color.title, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.legend(title=color.title, loc="upper left", bbox_to_anchor=(1.01, 1))
 
 
 def _draw_line(ax, fig, chart: Chart, rows: list[dict]) -> None:

@@ -129,12 +129,15 @@ def output_types(sql: str, database: str, *, over_views: bool = False) -> tuple[
 
     table = {name: kind for name, kind, _ in layout.COLUMNS if not kind.startswith(("array", "struct", "map"))}
     table[layout.PARTITION_KEY[0]] = layout.PARTITION_KEY[1]
-    schema = {database: {layout.TABLE: table}}
+    tables: dict[str, dict[str, str]] = {layout.TABLE: table}
     if over_views:
         for view in view_queries():
-            schema[database][view_name(view)] = dict(output_types(view_select(view, database), database))
+            tables[view_name(view)] = dict(output_types(view_select(view, database), database))
+    schema: dict[str, object] = {database: tables}
     tree = annotate_types(qualify(sqlglot.parse_one(sql, read="trino"), schema=schema, dialect="trino"),
                           schema=schema, dialect="trino", expression_metadata=_trino_types())
+    if not isinstance(tree, exp.Selectable):
+        raise DatasetError(f"not a query, it has no output columns:\n{sql}")
     out = []
     for column in tree.selects:
         kind = column.type

@@ -88,7 +88,7 @@ def generate_day(cfg: GeneratorConfig, day_index: int) -> pa.Table:
     lam = 0.15 + 2.5 * np.exp(-((hour - PEAK_HOUR) / 3.0) ** 2)
     faces = np.minimum(rng.poisson(lam), schema.MAX_DETECTIONS).astype(np.int32)
     total = int(faces.sum())
-    ratio = cfg.masked_ratio
+    ratio: float | np.ndarray = cfg.masked_ratio
     if cfg.low_compliance_devices:
         ratio = np.where(np.repeat(dev, faces) < cfg.low_compliance_devices, cfg.low_masked_ratio, cfg.masked_ratio)
     is_mask = rng.random(total) < ratio

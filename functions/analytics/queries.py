@@ -40,7 +40,7 @@ class NamedQuery:
     description: str
     template: str
     params: dict[str, str] = field(default_factory=dict)
-    path: Path = None
+    path: Path | None = None
 
     @property
     def is_view(self) -> bool:

@@ -22,6 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Iterable, Iterator
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -281,7 +282,6 @@ class _Line:
     source: str
     number: int
     text: str
-    event: dict | None = None
 
 
 def _raw(text: str) -> str:
@@ -295,7 +295,8 @@ class _Rejects:
     escapes U+DC80-U+DCFF, so ``raw.encode("utf-8", "surrogateescape")`` gives the original bytes back)."""
 
     def __init__(self, directory: Path, now_ms: int, report: IngestReport) -> None:
-        self.directory, self.now_ms, self.report, self.out = directory, now_ms, report, None
+        self.directory, self.now_ms, self.report = directory, now_ms, report
+        self.out: BinaryIO | None = None
 
     def add(self, line: _Line, problems: list[str]) -> None:
         if self.out is None:
@@ -316,24 +317,24 @@ class _Rejects:
             self.out.close()
 
 
-def _flush(pending: list[_Line], lake: Path, now_ms: int, report: IngestReport, rejects: _Rejects) -> None:
+def _flush(pending: list[tuple[_Line, dict]], lake: Path, now_ms: int, report: IngestReport, rejects: _Rejects) -> None:
     """Writes the accepted lines of one batch. Should the batch not convert to the table as a whole (a value
     ``check_event`` let through that Arrow refuses), each line is converted alone: the ones that fail are rejected
     with Arrow's reason, the others are written. Errors writing the lake (disk, permissions) propagate."""
     if not pending:
         return
     try:
-        table = _rows_to_table([line.event for line in pending], now_ms)
+        table = _rows_to_table([event for _, event in pending], now_ms)
     except Exception:
         good = []
-        for line in pending:
+        for line, event in pending:
             try:
-                _rows_to_table([line.event], now_ms)
-                good.append(line)
+                _rows_to_table([event], now_ms)
+                good.append((line, event))
             except Exception as err:
                 rejects.add(line, [f"cannot be stored in the table: {type(err).__name__}: {_clip(str(err), 200)}"])
         pending = good
-        table = _rows_to_table([line.event for line in pending], now_ms)
+        table = _rows_to_table([event for _, event in pending], now_ms)
     report.files.extend(write_table(table, lake))
     report.accepted += len(pending)
 
@@ -346,7 +347,7 @@ def ingest_lines(lines: Iterable[tuple[str, int, str]], lake: Path, *, batch_siz
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     report = IngestReport()
     rejects = _Rejects(lake / layout.LOCAL_ERRORS_PREFIX, now_ms, report)
-    batch: list[_Line] = []
+    batch: list[tuple[_Line, dict]] = []
     try:
         for source, number, text in lines:
             if not text.strip(_JSON_WHITESPACE):
@@ -354,11 +355,11 @@ def ingest_lines(lines: Iterable[tuple[str, int, str]], lake: Path, *, batch_siz
                 continue
             report.read += 1
             line = _Line(source, number, text)
-            line.event, found = check_event(text, now_ms)
-            if line.event is None:
+            event, found = check_event(text, now_ms)
+            if event is None:
                 rejects.add(line, found)
             else:
-                batch.append(line)
+                batch.append((line, event))
             if len(batch) >= batch_size:
                 _flush(batch, lake, now_ms, report, rejects)
                 batch = []

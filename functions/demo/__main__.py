@@ -7,6 +7,7 @@ locally, prints the results and writes the charts. ``make demo`` runs it after s
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 import time
 from collections import Counter
@@ -83,7 +84,7 @@ def _indent(text: str, prefix: str = "    ") -> str:
 def scene_table(edge: steps.EdgeRun, frame_files: list[Path]) -> list:
     """Per sample scene: frames, faces in the scene, faces detected, labels. Inference event i is frame i (the
     folder source reads in name order and every sample frame is readable)."""
-    per = {}
+    per: dict[str, Counter[str]] = {}
     for path, event in zip(frame_files, edge.of_type("inference"), strict=False):  # a frame that fails has no event
         scene = path.stem.split("-", 2)[2]
         row = per.setdefault(scene, Counter())
@@ -126,6 +127,7 @@ def run(opts: Options, echo=print) -> Demo:
         echo(_indent(demo.synth_summary))
         progress.done(t, f"synth: {stacks} stacks synthesized, no unacknowledged nag finding, validation passed")
 
+    source: Path | str
     if opts.source is None:
         source = out / "frames"
         demo.frame_files = samples.write_frames(source, opts.frames)
@@ -149,7 +151,7 @@ def run(opts: Options, echo=print) -> Demo:
                      f"{kinds['heartbeat']} heartbeats, {kinds['error']} errors (device id {steps.DEVICE_ID})")
 
     lake = out / "lake"
-    demo.as_of = steps.now_utc()
+    demo.as_of = as_of = steps.now_utc()
     t = progress.start(f"lake: generated history + the device's events into {lake}/ (Firehose layout, Parquet)")
     demo.lake = li = steps.ingest_events(lake, edge.events_file, history_days=opts.history_days,
                                          history_devices=opts.history_devices, as_of=demo.as_of)
@@ -178,7 +180,7 @@ def run(opts: Options, echo=print) -> Demo:
     progress.done(t, f"queries: {len(demo.results)} queries answered "
                      f"(device events are {steps.DEVICE_ID}, the rest is generated history)")
 
-    demo.alerts = show_alerts(lake, demo, progress, echo)
+    demo.alerts = show_alerts(lake, as_of, demo, progress, echo)
 
     t = progress.start(f"charts: the dashboard preview (every chart of functions/analytics/chart_spec.py, as the "
                        f"QuickSight dashboard shows it) into {out / 'charts'}/")
@@ -192,10 +194,10 @@ def run(opts: Options, echo=print) -> Demo:
     return demo
 
 
-def show_alerts(lake: Path, demo: Demo, progress: Progress, echo) -> steps.AlertsRun:
+def show_alerts(lake: Path, as_of: datetime, demo: Demo, progress: Progress, echo) -> steps.AlertsRun:
     """The business alerts the deployed evaluator would send on this lake (docs/operations.md)."""
     t = progress.start("alerts: the device alerts the deployed evaluator (functions/alerts) would send on this data")
-    run = steps.evaluate_alerts(lake, demo.as_of)
+    run = steps.evaluate_alerts(lake, as_of)
     th = run.thresholds
     echo(f"    rules (cdk.json): silent > {th.silent_minutes} min; compliance < {th.compliance_min:.0%} with "
          f">= {th.min_faces} classified faces over the last {th.window_hours} h (whole UTC hours)")
@@ -222,7 +224,8 @@ def main(argv=None) -> int:
     p.add_argument("--history-days", type=int, default=Options.history_days, dest="history_days")
     p.add_argument("--wifi-records", type=int, default=Options.wifi_records, dest="wifi_records")
     args = p.parse_args(argv)
-    sys.stdout.reconfigure(line_buffering=True)
+    if isinstance(sys.stdout, io.TextIOWrapper):   # not when redirected to a StringIO, which has no reconfigure
+        sys.stdout.reconfigure(line_buffering=True)
     if args.frames < 1 or args.history_days < 0 or args.wifi_records < 0:
         p.error("--frames must be at least 1, --history-days and --wifi-records not negative")
     try:

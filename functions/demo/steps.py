@@ -20,8 +20,13 @@ import sys
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from infra.assembly import summarize
+
+if TYPE_CHECKING:                              # imported where it is used: the demo's steps load what they need
+    from functions.alerts.evaluate import Alert, Thresholds
+    from functions.wifi_ingest.normalize import Report as WifiReport
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_PYTHON = ROOT / ".venv-model" / "bin" / "python"
@@ -255,7 +260,7 @@ def ingest_events(lake: Path, events_file: Path, *, history_days: int, history_d
 
 
 # -- 5. Wi-Fi CSV -> lake -----------------------------------------------------------------------------------------
-def ingest_wifi(lake: Path, records: int) -> functions.wifi_ingest.normalize.Report:  # noqa: F821
+def ingest_wifi(lake: Path, records: int) -> WifiReport:
     """Writes a generated portal file to ``<lake>/raw/`` and normalizes it where the Lambda would put it: table
     data under ``tables/free_wifi_standard_data/``, rejects and report under ``quarantine/<path>/local/``."""
     from functions.demo.samples import write_wifi_csv
@@ -288,8 +293,8 @@ def run_queries(lake: Path, as_of: datetime, database: str = "awskrug") -> list:
 # -- 6b. device alerts ----------------------------------------------------------------------------------------------
 @dataclass
 class AlertsRun:
-    thresholds: object          # functions.alerts.evaluate.Thresholds, from cdk.json's settings
-    alerts: list                # functions.alerts.evaluate.Alert, those that would be sent
+    thresholds: Thresholds      # from cdk.json's settings
+    alerts: list[Alert]         # those that would be sent
     ignored_rows: int
 
 

@@ -8,6 +8,7 @@ on a device, ``maskcam.cloud.ENV`` in the cloud."""
 import logging
 import os
 import threading
+from typing import Any, Dict
 
 from maskcam.app import build_runner, summary
 from maskcam.cloud import is_frames_event
@@ -15,7 +16,7 @@ from maskcam.deeplens import autostart, options_from_env
 
 LOG = logging.getLogger("maskcam")
 _lock = threading.Lock()
-_state = {"runner": None, "thread": None, "error": None}
+_state: Dict[str, Any] = {"runner": None, "thread": None, "error": None}
 
 
 def start(environ=None):

@@ -30,7 +30,9 @@ def _lean_process() -> None:
         ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
     except (OSError, AttributeError):  # not glibc
         pass
-    sys.modules.setdefault("numpy", None)  # pyarrow then runs without it, as it does in the Lambda
+    # pyarrow then runs without it, as it does in the Lambda. A None entry makes ``import numpy`` raise ImportError
+    # (the import system's documented way to block a module); typeshed types sys.modules' values as modules only.
+    sys.modules.setdefault("numpy", None)  # type: ignore[arg-type]
     import pyarrow
     pyarrow.set_cpu_count(1)
 

@@ -34,6 +34,7 @@ import re
 import sys
 import tempfile
 import time
+from typing import Any
 from collections.abc import Sequence
 
 import pyarrow.parquet as pq
@@ -103,7 +104,10 @@ def portal_files(draw, max_records: int = 24) -> Case:
     count = draw(st.integers(0, max_records))
     recs = sample.records(count, seed=draw(st.integers(0, 10_000)))
     parts: list[bytes] = [_encode(sample.csv_text([sample.header(layout)], newline), encoding)]
-    markers, expected, must_reject, loose = [], {}, set(), set()
+    markers: list[str] = []
+    expected: dict[str, dict[str, object]] = {}
+    must_reject: set[str] = set()
+    loose: set[str] = set()
     previous = None             # the previous record's structural damage, if any
     for i, rec in enumerate(recs):
         marker = f"M{i:04d}Z"
@@ -122,6 +126,7 @@ def portal_files(draw, max_records: int = 24) -> Case:
         elif rejected or defect == "bytes":
             must_reject.add(marker)
         else:
+            assert want is not None, f"record {marker} ({defect}): neither damaged nor rejected, but no table row"
             expected[marker] = want
         previous = damage
     data = b"".join(parts)
@@ -247,7 +252,7 @@ def normalized(data: bytes, work: str, *, parser: str = "auto", block_bytes: int
     for stale in (data_path, rejects_path):
         if os.path.exists(stale):
             os.remove(stale)
-    options = {"block_bytes": block_bytes, **({"parser": parser} if parser != "auto" else {})}
+    options: dict[str, Any] = {"block_bytes": block_bytes, **({"parser": parser} if parser != "auto" else {})}
     try:
         with open(src, "rb") as f:
             report = normalize(f, data_path, rejects_path, source=src, **options)
@@ -276,8 +281,8 @@ def check_counts(outcome: Outcome) -> None:
     assert len(outcome.rejects) == report["rows_rejected"], (len(outcome.rejects), report)
     assert sum(report["rejected_by_column"].values()) == report["rows_rejected"], report
     assert report.get("parser", "arrow") in ("arrow", "lines"), report
-    for row in outcome.rejects:
-        for cell in row:
+    for reject in outcome.rejects:
+        for cell in reject:
             assert not cell.startswith(FORMULA_START), f"formula cell in the rejects file: {cell[:80]!r}"
     for row in outcome.rows:
         for name in COLUMN_NAMES:
@@ -302,7 +307,7 @@ def _first_difference(a: list, b: list) -> str:
 
 def _same(a: Outcome, b: Outcome) -> None:
     assert (a.report is None) == (b.report is None), (a.error, b.error)
-    if a.report is None:
+    if a.report is None or b.report is None:
         return
     assert a.rows == b.rows, "the two readers disagree on the table: " + _first_difference(a.rows, b.rows)
     assert sorted(a.rejects) == sorted(b.rejects), \
@@ -331,8 +336,8 @@ def check_case(case: Case, work: str) -> Outcome:
         assert found[0] not in in_table, f"record {found[0]} is in the table twice"
         in_table[found[0]] = row
     in_rejects: set[str] = set()
-    for row in auto.rejects:
-        for cell in row[2:]:
+    for reject in auto.rejects:
+        for cell in reject[2:]:
             in_rejects.update(MARKER.findall(cell))
     for marker in case.markers:
         assert (marker in in_table) != (marker in in_rejects), \
@@ -342,11 +347,12 @@ def check_case(case: Case, work: str) -> Outcome:
             str([r[:2] for r in auto.rejects if any(marker in c for c in r)])
         got = in_table[marker]
         for name in COLUMN_NAMES:
-            if isinstance(want[name], float):
-                assert got[name] is not None and math.isclose(got[name], want[name], rel_tol=1e-6), \
-                    (marker, name, got[name], want[name])
+            wanted = want[name]
+            if isinstance(wanted, float):
+                assert got[name] is not None and math.isclose(got[name], wanted, rel_tol=1e-6), \
+                    (marker, name, got[name], wanted)
             else:
-                assert got[name] == want[name], (marker, name, got[name], want[name])
+                assert got[name] == wanted, (marker, name, got[name], wanted)
     for marker in case.must_reject:
         assert marker in in_rejects, f"record {marker} must be rejected; it is in the table: {in_table[marker]}"
     return auto
@@ -463,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="where a failing input is written (default ./wifi-fuzz-failure.csv)")
     args = parser.parse_args(argv)
     deadline = time.monotonic() + args.minutes * 60
-    totals = {}
+    totals: dict[str, int] = {}
     rounds = 0
     while time.monotonic() < deadline:
         rounds += 1

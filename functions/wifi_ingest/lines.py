@@ -46,7 +46,15 @@ csv.field_size_limit(max(csv.field_size_limit(), 1 << 26))   # records are bound
 
 def open_quote(content: str) -> bool:
     """Whether a line (without its line ending) read from a record's start ends inside a quoted value."""
-    return _OUT.match(content).end() != len(content)
+    return _closed_end(content) != len(content)
+
+
+def _closed_end(content: str) -> int:
+    """Where the fields that close on ``content`` (from a record's start) end: where a quote stays open, or its end."""
+    match = _OUT.match(content)
+    if match is None:                          # every field may be empty, so the pattern matches at least ""
+        raise RuntimeError("the closed-fields pattern did not match %r; it matches the empty string" % content[:80])
+    return match.end()
 
 
 @lru_cache(maxsize=8)
@@ -219,7 +227,7 @@ def _damaged_region(source: _LineSource, width: int, max_chars: int, long_reason
             continue                           # blank line
         if '"' not in content:
             return [_checked(content.split(","), width)]
-        if _OUT.match(content).end() == len(content):
+        if _closed_end(content) == len(content):
             return [_checked(_fields(content), width)]
         return [_open_record(source, line, width, max_chars, long_reason)]
 

@@ -21,6 +21,8 @@ def measure(command: Sequence[str], env=None) -> Run:
     """Runs ``command`` to completion; its own rusage (os.wait4), not that of other children."""
     started = time.perf_counter()
     proc = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    if proc.stdout is None:                    # stdout=PIPE always gives one
+        raise RuntimeError("Popen(stdout=PIPE) gave no stdout pipe for %r" % (list(command),))
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - started

@@ -26,6 +26,7 @@ import collections
 import concurrent.futures
 import contextlib
 import csv
+import datetime as dt
 import io
 import os
 import shutil
@@ -35,7 +36,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 from collections.abc import Callable, Iterator, Sequence
 
 import pyarrow as pa
@@ -45,7 +46,10 @@ import pyarrow.parquet as pq
 
 from functions.wifi_ingest import columns, lines, values
 from functions.wifi_ingest.layout import COLUMNS, HeaderMapping, UnknownLayout, column_label, map_header
-from functions.wifi_ingest.transcode import CodecTranscoder, open_transcoder
+from functions.wifi_ingest.transcode import CodecTranscoder, Transcoder, open_transcoder
+
+if TYPE_CHECKING:
+    from _csv import Writer as CsvWriter
 
 SAMPLE_BYTES = 1 << 16          # encoding, line ending and header are decided on the first 64 KiB
 BLOCK_BYTES = 3 << 18           # CSV parse block (768 KiB, about 3k records)
@@ -90,7 +94,7 @@ def detect_encoding(head: bytes) -> str:
     # nearly every Hangul character. A few bad bytes in the right encoding only reject their records (also in a
     # small file, where one bad sequence is a large share); binary data fails both codecs on most of its bytes.
     errors = {encoding: _count_undecodable(head, encoding) for encoding in ("utf-8", "cp949")}
-    encoding = min(errors, key=errors.get)
+    encoding = min(errors, key=errors.__getitem__)
     wide = sum(1 for b in head if b >= 0x80)
     if errors[encoding] > max(wide * BAD_BYTES_TOLERATED, min(BAD_SEQUENCES_TOLERATED, wide / 2)):
         raise UnusableFile(f"not a CSV text file: neither UTF-8 nor CP949/EUC-KR ({errors['utf-8']} invalid "
@@ -317,15 +321,16 @@ class _Rejects:
     def __init__(self, path: str, header: Sequence[str]) -> None:
         self.path = path
         self._header = header
-        self._file = None
-        self._writer = None
+        self._file: TextIO | None = None
+        self._writer: CsvWriter | None = None
 
     def add(self, row: int, reason: str, record: Sequence[str]) -> None:
-        if self._writer is None:
-            self._file = open(self.path, "w", encoding="utf-8-sig", newline="")
-            self._writer = csv.writer(self._file, lineterminator="\r\n")
-            self._writer.writerow([spreadsheet_cell(c) for c in (*REJECTS_PREFIX, *self._header)])
-        self._writer.writerow([row, *(spreadsheet_cell(c) for c in (reason, *record))])
+        writer = self._writer
+        if writer is None:
+            self._file = file = open(self.path, "w", encoding="utf-8-sig", newline="")
+            self._writer = writer = csv.writer(file, lineterminator="\r\n")
+            writer.writerow([spreadsheet_cell(c) for c in (*REJECTS_PREFIX, *self._header)])
+        writer.writerow([row, *(spreadsheet_cell(c) for c in (reason, *record))])
 
     @property
     def written(self) -> bool:
@@ -370,7 +375,7 @@ def _seekable(stream: BinaryIO):
 class _Text:
     """The start of a file: its header and the UTF-8 text after it, with the transcoder to continue."""
 
-    transcoder: object
+    transcoder: Transcoder
     header: list[str]
     rest: bytes          # UTF-8 after the header (from the sample)
     consumed: int        # source bytes read for the sample
@@ -502,7 +507,8 @@ def _arrow_pass(stream, text: _Text, mapping: HeaderMapping, report: Report, dat
     finally:
         _drain(reader, source_stream)
         quiet.__exit__()
-        reader = invalid_row = None   # the last references but Arrow's own: ``_stop`` waits for those
+        reader = None                 # the last references but Arrow's own: ``_stop`` waits for those
+        del invalid_row
         _stop(source_stream)
         out.close(complete)
     report.bytes_in = source_stream.bytes_read
@@ -546,9 +552,9 @@ class _QuietTextErrors:
 
     def __init__(self, handler) -> None:
         self._handler = handler
-        self._previous = None
+        self._previous: Callable[[sys.UnraisableHookArgs], Any] = sys.unraisablehook
 
-    def _hook(self, unraisable) -> None:
+    def _hook(self, unraisable: sys.UnraisableHookArgs) -> None:
         if unraisable.object is self._handler and issubclass(unraisable.exc_type, UnicodeDecodeError):
             return
         self._previous(unraisable)
@@ -558,7 +564,7 @@ class _QuietTextErrors:
         sys.unraisablehook = self._hook
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None and sys.unraisablehook == self._hook:
+        if sys.unraisablehook == self._hook:
             sys.unraisablehook = self._previous
         self._handler = None   # (Arrow's threads must be left the last reference: see ``_stop``)
 
@@ -739,7 +745,8 @@ class _Batcher:
 
     def _row_numbers(self, count: int) -> list[int]:
         """Row numbers of the next ``count`` good records: consecutive, skipping rows the parser rejected."""
-        numbers, row, invalid = [], self.next_row, self._invalid
+        numbers: list[int] = []
+        row, invalid = self.next_row, self._invalid
         while len(numbers) < count:
             while invalid and invalid[0] < row:
                 invalid.popleft()
@@ -801,7 +808,7 @@ class _Batcher:
         if column.glue_type == "date":
             dates_of = self._dates[ci]
             dates, bad = dates_of(strings)
-            _note(problems, key, label, bad, strings, lambda v: values.date_problem(v, dates_of.accepted))
+            _note(problems, key, label, bad, strings, lambda v: _date_reason(v, dates_of.accepted))
             return dates
         if column.glue_type == "float":
             low, high = _COORD_RANGES[column.name]
@@ -830,6 +837,16 @@ class _Batcher:
     def _undecodable_reason(self, value: str) -> str:
         return (f"bytes not valid {self._report.encoding} (shown as U+FFFD, or text an earlier conversion already "
                 f"lost) in {_shown(value)}")
+
+
+def _date_reason(value: str, accepted: tuple[dt.date, dt.date]) -> str:
+    """Why a date ``columns.DateColumn`` rejected is not acceptable (it rejects what ``values.date_problem`` finds
+    a problem with)."""
+    problem = values.date_problem(value, accepted)
+    if problem is None:
+        raise RuntimeError(f"DateColumn rejected the date {value!r}, which values.date_problem accepts within "
+                           f"{accepted[0]} .. {accepted[1]}")
+    return problem
 
 
 def _note(problems: _Problems, key: str, label: str, bad: list[int], source, why: Callable[[Any], str]) -> None:

@@ -41,8 +41,8 @@ def _iconv_library() -> ctypes.CDLL | None:
         lib.iconv_open.restype = ctypes.c_void_p
         lib.iconv_open.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
         lib.iconv.restype = ctypes.c_size_t
-        buffer_args = [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_size_t)]
-        lib.iconv.argtypes = [ctypes.c_void_p, *buffer_args, *buffer_args]
+        pointer, size = ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_size_t)
+        lib.iconv.argtypes = [ctypes.c_void_p, pointer, size, pointer, size]
         lib.iconv_close.argtypes = [ctypes.c_void_p]
     except (OSError, AttributeError):
         return None
@@ -93,7 +93,7 @@ class IconvTranscoder:
                 raise OSError(error, f"iconv failed: {errno.errorcode.get(error, error)}")
             parts.append(REPLACEMENT)                         # invalid (or truncated at the end): skip one byte
             self.invalid += 1
-            in_ptr.value += 1
+            in_ptr.value = _next_byte(in_ptr)
             in_left.value -= 1
         return b"".join(parts)
 
@@ -104,6 +104,13 @@ class IconvTranscoder:
 
     def __del__(self) -> None:
         self.close()
+
+
+def _next_byte(pointer: ctypes.c_void_p) -> int:
+    """The address after the one ``pointer`` holds (iconv advances it within the input, which is never empty)."""
+    if pointer.value is None:
+        raise OSError("iconv left a null input pointer")
+    return pointer.value + 1
 
 
 class _CountedReplace:
@@ -117,7 +124,9 @@ class _CountedReplace:
         return getattr(cls._counts, "n", 0)
 
     @classmethod
-    def handle(cls, err: UnicodeDecodeError):
+    def handle(cls, err: UnicodeError) -> tuple[str, int]:
+        if not isinstance(err, UnicodeDecodeError):    # as codecs' own handlers say for what they cannot handle
+            raise TypeError(f"don't know how to handle {type(err).__name__} in error callback")
         cls._counts.n = cls.count() + 1
         return "\ufffd", err.end
 
@@ -171,7 +180,10 @@ class CodecTranscoder:
         pass
 
 
-def open_transcoder(encoding: str, prefer_iconv: bool = True):
+Transcoder = IconvTranscoder | CodecTranscoder
+
+
+def open_transcoder(encoding: str, prefer_iconv: bool = True) -> Transcoder:
     """The fastest correct transcoder for ``encoding`` this machine has (``prefer_iconv=False`` forces Python's
     codecs; UTF-8 always uses them, see above)."""
     if prefer_iconv and codecs.lookup(encoding).name != "utf-8":
