@@ -7,7 +7,6 @@ locally, prints the results and writes the charts. ``make demo`` runs it after s
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 import time
 from collections import Counter
@@ -224,8 +223,9 @@ def main(argv=None) -> int:
     p.add_argument("--history-days", type=int, default=Options.history_days, dest="history_days")
     p.add_argument("--wifi-records", type=int, default=Options.wifi_records, dest="wifi_records")
     args = p.parse_args(argv)
-    if isinstance(sys.stdout, io.TextIOWrapper):   # not when redirected to a StringIO, which has no reconfigure
-        sys.stdout.reconfigure(line_buffering=True)
+    reconfigure = getattr(sys.stdout, "reconfigure", None)   # a StringIO it is redirected to has none
+    if reconfigure is not None:
+        reconfigure(line_buffering=True)
     if args.frames < 1 or args.history_days < 0 or args.wifi_records < 0:
         p.error("--frames must be at least 1, --history-days and --wifi-records not negative")
     try:

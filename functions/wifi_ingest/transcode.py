@@ -109,7 +109,7 @@ class IconvTranscoder:
 def _next_byte(pointer: ctypes.c_void_p) -> int:
     """The address after the one ``pointer`` holds (iconv advances it within the input, which is never empty)."""
     if pointer.value is None:
-        raise OSError("iconv left a null input pointer")
+        raise RuntimeError("iconv left a null input pointer")   # a defect, not an I/O fault the Lambda should retry
     return pointer.value + 1
 
 
