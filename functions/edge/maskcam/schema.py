@@ -77,6 +77,11 @@ def _is_number(value):
     return (isinstance(value, (int, float))) and not isinstance(value, bool)
 
 
+def is_probability(value):
+    """A number (not a bool) in [0, 1]; NaN is not."""
+    return _is_number(value) and 0.0 <= value <= 1.0
+
+
 def problems(event):
     """Returns the list of schema violations of ``event`` (empty when valid)."""
     if not isinstance(event, dict):
@@ -141,8 +146,7 @@ def _detection_problems(event):
         if det.get("label") not in LABELS:
             found.append("detections[%d].label %r is not one of %s" % (i, det.get("label"), ", ".join(LABELS)))
         prob = det.get("probability")
-        # _is_number spelt out: a None (or any non-number) stops at the isinstance checks, never reaches the range.
-        if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0.0 <= prob <= 1.0:
+        if not is_probability(prob):
             found.append("detections[%d].probability %r is not in [0, 1]" % (i, prob))
         box = det.get("box")
         if not (isinstance(box, list) and len(box) == 4 and all(_is_int(v) for v in box)):
